@@ -1,0 +1,53 @@
+"""Postgres adapter plumbing: the connection pool and migrations applied at start."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger("imagegen.catalog.db")
+MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same for every catalog that migrates this database.
+MIGRATION_LOCK = 0x1A6E6E
+
+
+async def open_pool(database_url: str, min_size: int, max_size: int) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        open=False,
+        name="catalog",
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+async def migrate(database_url: str) -> list[str]:
+    """Applies every migration not yet applied, under an advisory lock so concurrent starts are safe."""
+    applied_now: list[str] = []
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT version FROM schema_migrations")
+            done = {row[0] for row in await cur.fetchall()}
+            for path in sorted(MIGRATIONS.glob("*.sql")):
+                if path.stem in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
+                applied_now.append(path.stem)
+                log.info("migration applied", extra={"fields": {"version": path.stem}})
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    return applied_now

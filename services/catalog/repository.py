@@ -1,0 +1,238 @@
+"""SQL for the catalog's records. Every statement is scoped by project; callers pass plain values."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from services.common.ids import new_id
+
+Row = dict[str, Any]
+
+_GENERATION_COLUMNS = (
+    "id, project_id, model_id, model_name, server_id, status, end_user, reason, prompt, negative_prompt,"
+    " n, width, height, seed, created_at, updated_at"
+)
+_IMAGE_COLUMNS = "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height"
+
+BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
+
+
+class Repository:
+    def __init__(self, pool: AsyncConnectionPool):
+        self.pool = pool
+
+    # -- projects and keys -------------------------------------------------------------------------
+
+    async def create_project(self, conn: AsyncConnection, name: str) -> str:
+        project_id = new_id("project")
+        await conn.execute("INSERT INTO projects (id, name) VALUES (%s, %s)", (project_id, name))
+        for model in BUILTIN_MODELS:
+            model_id = new_id("model")
+            await conn.execute(
+                "INSERT INTO models (id, project_id, name, provider) VALUES (%s, %s, %s, %s)",
+                (model_id, project_id, model["name"], model["provider"]),
+            )
+            await conn.execute(
+                "INSERT INTO model_servers (id, model_id, position, url, max_concurrency)"
+                " VALUES (%s, %s, 0, %s, 64)",
+                (new_id("server"), model_id, model["url"]),
+            )
+        return project_id
+
+    async def create_key(
+        self, conn: AsyncConnection, project_id: str, key_hash: bytes, name: str, admin: bool
+    ) -> str:
+        key_id = new_id("key")
+        await conn.execute(
+            "INSERT INTO api_keys (id, project_id, name, key_hash, admin) VALUES (%s, %s, %s, %s, %s)",
+            (key_id, project_id, name, key_hash, admin),
+        )
+        return key_id
+
+    async def find_key(self, key_hash: bytes) -> Row | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, project_id, admin, revoked_at FROM api_keys WHERE key_hash = %s", (key_hash,)
+            )
+            return await cur.fetchone()
+
+    # -- models ------------------------------------------------------------------------------------
+
+    async def list_models(self, project_id: str, name: str | None = None) -> list[Row]:
+        async with self.pool.connection() as conn:
+            return await self._models(conn, project_id, name)
+
+    async def _models(self, conn: AsyncConnection, project_id: str, name: str | None) -> list[Row]:
+        cur = await conn.execute(
+            "SELECT m.id, m.project_id, m.name, m.provider, m.upstream_model, m.created_at,"
+            " coalesce(json_agg(json_build_object('id', s.id, 'url', s.url,"
+            "   'max_concurrency', s.max_concurrency) ORDER BY s.position)"
+            "   FILTER (WHERE s.id IS NOT NULL), '[]') AS servers"
+            " FROM models m LEFT JOIN model_servers s ON s.model_id = m.id"
+            " WHERE m.project_id = %s AND (%s::text IS NULL OR m.name = %s)"
+            " GROUP BY m.id ORDER BY m.name",
+            (project_id, name, name),
+        )
+        return await cur.fetchall()
+
+    # -- generations -------------------------------------------------------------------------------
+
+    async def create_generation(self, fields: Row) -> tuple[Row, Row] | None:
+        """Inserts a `processing` generation for the named model; None when the model doesn't exist."""
+        async with self.pool.connection() as conn, conn.transaction():
+            models = await self._models(conn, fields["project_id"], fields["model"])
+            if not models:
+                return None
+            model = models[0]
+            cur = await conn.execute(
+                "INSERT INTO generations (id, project_id, model_id, model_name, status, end_user, prompt,"
+                " negative_prompt, n, width, height, seed)"
+                " VALUES (%s, %s, %s, %s, 'processing', %s, %s, %s, %s, %s, %s, %s)"
+                f" RETURNING {_GENERATION_COLUMNS}",
+                (
+                    new_id("generation"),
+                    fields["project_id"],
+                    model["id"],
+                    model["name"],
+                    fields["user"],
+                    fields["prompt"],
+                    fields["negative_prompt"],
+                    fields["n"],
+                    fields["width"],
+                    fields["height"],
+                    fields["seed"],
+                ),
+            )
+            return await cur.fetchone(), model
+
+    async def finish_generation(
+        self, project_id: str, generation_id: str, status: str, server_id: str, reason: str, images: list[Row]
+    ) -> Row | None:
+        """Moves a non-terminal generation to `status` and records its images in the same transaction.
+
+        None when there is no such generation in this project, or when it was already finished: a
+        generation gets exactly one set of images.
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE generations SET status = %s, server_id = %s, reason = %s, updated_at = clock_timestamp()"
+                " WHERE project_id = %s AND id = %s AND status IN ('pending', 'processing')"
+                f" RETURNING {_GENERATION_COLUMNS}",
+                (status, server_id, reason, project_id, generation_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            rows = [
+                (
+                    image["id"] or new_id("image"),
+                    generation_id,
+                    project_id,
+                    image["index"],
+                    image["storage_key"],
+                    image["sha256"],
+                    image["content_type"],
+                    image["size_bytes"],
+                    image["width"],
+                    image["height"],
+                )
+                for image in images
+            ]
+            if rows:
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(
+                        f"INSERT INTO output_images ({_IMAGE_COLUMNS})"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        rows,
+                    )
+            row["images"] = [dict(zip(_IMAGE_COLUMNS.split(", "), r, strict=True)) for r in rows]
+            return row
+
+    async def generation_exists(self, project_id: str, generation_id: str) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM generations WHERE project_id = %s AND id = %s", (project_id, generation_id)
+            )
+            return await cur.fetchone() is not None
+
+    async def list_generations(
+        self,
+        project_id: str,
+        filters: Row,
+        cursor: tuple[dt.datetime, str] | None,
+        newer: bool,
+        limit: int,
+    ) -> list[Row]:
+        """Up to `limit` generations after `cursor`: older ones, or with `newer` the ones just newer
+        (those come back oldest first)."""
+        where = ["project_id = %s"]
+        params: list[Any] = [project_id]
+        for column, key in (("end_user", "user"), ("model_name", "model"), ("status", "status"), ("id", "id")):
+            if filters.get(key):
+                where.append(f"{column} = %s")
+                params.append(filters[key])
+        if cursor is not None:
+            where.append("(created_at, id) > (%s, %s)" if newer else "(created_at, id) < (%s, %s)")
+            params.extend(cursor)
+        order = "ASC" if newer else "DESC"
+        params.append(limit)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE {' AND '.join(where)}"
+                f" ORDER BY created_at {order}, id {order} LIMIT %s",
+                params,
+            )
+            rows = await cur.fetchall()
+            await self._attach_images(conn, rows)
+            return rows
+
+    async def get_generation(self, project_id: str, generation_id: str) -> Row | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE project_id = %s AND id = %s",
+                (project_id, generation_id),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                await self._attach_images(conn, [row])
+            return row
+
+    async def _attach_images(self, conn: AsyncConnection, rows: list[Row]) -> None:
+        if not rows:
+            return
+        by_id = {row["id"]: row for row in rows}
+        for row in rows:
+            row["images"] = []
+        cur = await conn.execute(
+            f"SELECT {_IMAGE_COLUMNS} FROM output_images WHERE generation_id = ANY(%s) ORDER BY idx",
+            (list(by_id),),
+        )
+        for image in await cur.fetchall():
+            by_id[image["generation_id"]]["images"].append(image)
+
+    async def delete_generation(self, project_id: str, generation_id: str) -> list[str] | None:
+        """Deletes the generation; answers the storage keys nothing references any more, or None."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT id FROM generations WHERE project_id = %s AND id = %s FOR UPDATE",
+                (project_id, generation_id),
+            )
+            if await cur.fetchone() is None:
+                return None
+            cur = await conn.execute(
+                "DELETE FROM output_images WHERE generation_id = %s RETURNING storage_key", (generation_id,)
+            )
+            keys = sorted({row["storage_key"] for row in await cur.fetchall()})
+            await conn.execute("DELETE FROM generations WHERE id = %s", (generation_id,))
+            if not keys:
+                return []
+            cur = await conn.execute(
+                "SELECT k FROM unnest(%s::text[]) AS k"
+                " WHERE NOT EXISTS (SELECT 1 FROM output_images WHERE storage_key = k)",
+                (keys,),
+            )
+            return [row["k"] for row in await cur.fetchall()]

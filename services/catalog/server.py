@@ -1,0 +1,51 @@
+"""Catalog process: owns Postgres. `python -m services.catalog.server`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from services.common import logs
+from services.common import server as lifecycle
+
+from .config import CatalogConfig
+from .db import migrate, open_pool
+from .domain import Catalog
+from .repository import Repository
+from .servicer import CatalogInternalServicer, CatalogServicer
+
+SERVICE_NAMES = [
+    catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
+    catalog_pb2.DESCRIPTOR.services_by_name["CatalogInternalService"].full_name,
+]
+
+
+async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
+    await migrate(config.database_url)
+    pool = await open_pool(config.database_url, config.pool_min, config.pool_max)
+    catalog = Catalog(Repository(pool))
+    await catalog.bootstrap(config.bootstrap_api_key)
+
+    server = lifecycle.new_server()
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), server)
+    catalog_pb2_grpc.add_CatalogInternalServiceServicer_to_server(CatalogInternalServicer(catalog), server)
+    port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
+    lifecycle.on_stop(server, pool.close)
+    return server, port
+
+
+async def serve(config: CatalogConfig) -> None:
+    server, port = await create_server(config)
+    await lifecycle.serve_until_signal(server, port, "catalog", config.shutdown_grace_seconds)
+
+
+def main() -> None:
+    config = CatalogConfig.from_env()
+    logs.configure("catalog", config.log_level)
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Reading the caller's API key from gRPC metadata (`authorization: Bearer <key>`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .errors import Unauthenticated
+
+_MISSING = "missing API key; send `Authorization: Bearer <key>`"
+
+
+def bearer_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    for key, value in metadata or ():
+        if key == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                raise Unauthenticated("the Authorization header must be `Bearer <key>`")
+            return token
+    raise Unauthenticated(_MISSING)

@@ -1,0 +1,65 @@
+"""Environment configuration shared by every service: `IMAGEGEN_*` variables with working defaults."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Mapping
+
+PREFIX = "IMAGEGEN_"
+# Under `make run` everything lives in the checkout's `var/`.
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Env:
+    """Typed reads of `IMAGEGEN_<NAME>` from a mapping (os.environ unless a test passes its own)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        self._environ = os.environ if environ is None else environ
+
+    def str(self, name: str, default: str = "") -> str:
+        return self._environ.get(PREFIX + name, default)
+
+    def int(self, name: str, default: int) -> int:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}{name} must be an integer, got {raw!r}") from None
+
+    def float(self, name: str, default: float) -> float:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None or raw == "":
+            return default
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{PREFIX}{name} must be true or false, got {raw!r}")
+
+    def path(self, name: str, default: pathlib.Path) -> pathlib.Path:
+        raw = self._environ.get(PREFIX + name)
+        return pathlib.Path(raw) if raw else default
+
+
+def var_dir(env: Env) -> pathlib.Path:
+    return env.path("VAR_DIR", REPO_ROOT / "var")
+
+
+DEFAULT_PORTS = {"gateway": 8080, "generator": 50051, "catalog": 50052, "storage": 50053}

@@ -1,0 +1,114 @@
+"""Domain errors that know their gRPC code; one server interceptor turns them into statuses."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class DomainError(Exception):
+    code = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str, *, field: str | None = None, details: bytes | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        # A serialized google.rpc.Status received from another service, passed on unchanged.
+        self._details = details
+
+    def status_details(self) -> bytes:
+        if self._details is not None:
+            return self._details
+        status = status_pb2.Status(code=self.code.value[0], message=self.message)
+        if self.field and self.code == grpc.StatusCode.INVALID_ARGUMENT:
+            packed = any_pb2.Any()
+            packed.Pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=self.field, description=self.message)
+                    ]
+                )
+            )
+            status.details.append(packed)
+        return status.SerializeToString()
+
+
+class InvalidArgument(DomainError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(DomainError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(DomainError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class ResourceExhausted(DomainError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(DomainError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(DomainError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Internal(DomainError):
+    code = grpc.StatusCode.INTERNAL
+
+
+_BY_CODE = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        FailedPrecondition,
+        PermissionDenied,
+        Unauthenticated,
+        ResourceExhausted,
+        DeadlineExceeded,
+    )
+}
+
+
+class upstream:
+    """`async with upstream("catalog"):` turns a failed call to another service into a DomainError.
+
+    Answers about the request itself (bad input, not found, ...) pass through with their code and
+    details; anything else means the other service could not do its job, which is UNAVAILABLE here.
+    """
+
+    def __init__(self, service: str):
+        self.service = service
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or not isinstance(exc, grpc.aio.AioRpcError):
+            return False
+        cls = _BY_CODE.get(exc.code())
+        if cls is not None:
+            details = dict(exc.trailing_metadata() or ()).get(STATUS_DETAILS_KEY)
+            raise cls(exc.details() or "", details=details) from exc
+        raise Unavailable(f"the {self.service} service is unavailable ({exc.code().name}); try again") from exc

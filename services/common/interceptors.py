@@ -1,0 +1,108 @@
+"""The one server interceptor every service installs: request ids, error translation, access logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import grpc
+
+from .errors import STATUS_DETAILS_KEY, DomainError
+from .logs import REQUEST_ID_HEADER, new_request_id, request_id
+
+log = logging.getLogger("imagegen.rpc")
+
+
+def _request_id_of(details: grpc.HandlerCallDetails) -> str:
+    for key, value in details.invocation_metadata or ():
+        if key == REQUEST_ID_HEADER:
+            return value
+    return new_request_id()
+
+
+async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
+    if isinstance(exc, DomainError):
+        log.info("rpc failed", extra={"fields": {"method": method, "code": exc.code.name, "error": exc.message}})
+        await context.abort(exc.code, exc.message, trailing_metadata=((STATUS_DETAILS_KEY, exc.status_details()),))
+    log.error("rpc crashed", exc_info=exc, extra={"fields": {"method": method}})
+    await context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id.get()} when reporting it"
+    )
+
+
+def _log_done(method: str, started: float) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        log.debug("rpc done", extra={"fields": {"method": method, "ms": elapsed_ms}})
+
+
+class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        rid = _request_id_of(handler_call_details)
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary_unary(request, context):
+                token = request_id.set(rid)
+                started = time.perf_counter()
+                try:
+                    return await inner(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await _abort(context, method, exc)
+                finally:
+                    _log_done(method, started)
+                    request_id.reset(token)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def unary_stream(request, context):
+                token = request_id.set(rid)
+                started = time.perf_counter()
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await _abort(context, method, exc)
+                finally:
+                    _log_done(method, started)
+                    request_id.reset(token)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+
+        if handler.stream_unary:
+            inner_client_stream = handler.stream_unary
+
+            async def stream_unary(request_iterator, context):
+                token = request_id.set(rid)
+                started = time.perf_counter()
+                try:
+                    return await inner_client_stream(request_iterator, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await _abort(context, method, exc)
+                finally:
+                    _log_done(method, started)
+                    request_id.reset(token)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, handler.request_deserializer, handler.response_serializer
+            )
+
+        return handler

@@ -1,0 +1,103 @@
+"""gRPC server lifecycle shared by the services: health, reflection, port binding, SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pathlib
+import signal
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .interceptors import ErrorAndContextInterceptor
+
+log = logging.getLogger("imagegen.server")
+
+# Unbounded default message sizes would let one client pin a service's memory.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+_on_stop: weakref.WeakKeyDictionary[grpc.aio.Server, list[Callable[[], Awaitable[None]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_health: weakref.WeakKeyDictionary[grpc.aio.Server, health.aio.HealthServicer] = weakref.WeakKeyDictionary()
+
+
+def new_server() -> grpc.aio.Server:
+    return grpc.aio.server(interceptors=[ErrorAndContextInterceptor()], options=CHANNEL_OPTIONS)
+
+
+def finish_server(
+    server: grpc.aio.Server, service_names: Iterable[str], host: str, port: int
+) -> int:
+    """Adds health and reflection, binds the port, and returns the port actually bound."""
+    names = list(service_names)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    _health[server] = health_servicer
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"could not bind {host}:{port}")
+    server._imagegen_service_names = names  # type: ignore[attr-defined]
+    return bound
+
+
+def on_stop(server: grpc.aio.Server, hook: Callable[[], Awaitable[None]]) -> None:
+    """Runs `hook` after the server has drained (closing pools, channels)."""
+    _on_stop.setdefault(server, []).append(hook)
+
+
+async def start(server: grpc.aio.Server) -> None:
+    await server.start()
+    health_servicer = _health[server]
+    for name in ["", *server._imagegen_service_names]:  # type: ignore[attr-defined]
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+async def stop(server: grpc.aio.Server, grace: float) -> None:
+    """Drain: report NOT_SERVING, let in-flight calls finish within `grace`, then release resources."""
+    health_servicer = _health.get(server)
+    if health_servicer is not None:
+        await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace)
+    for hook in reversed(_on_stop.pop(server, [])):
+        try:
+            await hook()
+        except Exception:
+            log.exception("shutdown hook failed")
+
+
+def write_port_file(port: int) -> None:
+    """Tests start services on port 0 and learn the port from this file."""
+    path = os.environ.get("IMAGEGEN_PORT_FILE")
+    if path:
+        tmp = pathlib.Path(path + ".tmp")
+        tmp.write_text(str(port))
+        tmp.replace(path)
+
+
+async def serve_until_signal(server: grpc.aio.Server, port: int, name: str, grace: float) -> None:
+    await start(server)
+    write_port_file(port)
+    log.info("serving", extra={"fields": {"service": name, "port": port}})
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("draining", extra={"fields": {"grace_seconds": grace}})
+    await stop(server, grace)
+    log.info("stopped")
+
+
+def insecure_channel(target: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)

@@ -1,0 +1,46 @@
+"""Generator process: the public front door for generations. `python -m services.generator.server`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
+from services.common import logs
+from services.common import server as lifecycle
+
+from .clients import CatalogClient, StorageClient, close_channels
+from .config import GeneratorConfig
+from .domain import Generator
+from .servicer import GeneratorServicer
+
+SERVICE_NAMES = [generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name]
+
+
+async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
+    catalog_channel = lifecycle.insecure_channel(config.catalog_target)
+    storage_channel = lifecycle.insecure_channel(config.storage_target)
+    catalog = CatalogClient(catalog_channel, config.auth_cache_seconds)
+    generator = Generator(catalog, StorageClient(storage_channel))
+
+    server = lifecycle.new_server()
+    generator_pb2_grpc.add_GeneratorServiceServicer_to_server(GeneratorServicer(generator, catalog, config), server)
+    port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
+    lifecycle.on_stop(server, lambda: close_channels(catalog_channel, storage_channel))
+    return server, port
+
+
+async def serve(config: GeneratorConfig) -> None:
+    server, port = await create_server(config)
+    await lifecycle.serve_until_signal(server, port, "generator", config.shutdown_grace_seconds)
+
+
+def main() -> None:
+    config = GeneratorConfig.from_env()
+    logs.configure("generator", config.log_level)
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

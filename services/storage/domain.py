@@ -1,0 +1,106 @@
+"""Object rules: content-addressed keys, accepted media types, and signed URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.common.errors import InvalidArgument, NotFound, PermissionDenied
+
+CHUNK_BYTES = 1024 * 1024
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+CONTENT_TYPES = {ext: ctype for ctype, ext in EXTENSIONS.items()}
+_KEY = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)$")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    sha256: str
+    size_bytes: int
+    content_type: str
+
+
+def key_for(sha256_hex: str, content_type: str) -> str:
+    return f"{sha256_hex}.{EXTENSIONS[content_type]}"
+
+
+def check_key(key: str) -> str:
+    """Keys are only ever ones this service made; anything else (paths, `..`) is rejected."""
+    if not _KEY.match(key):
+        raise InvalidArgument(f"{key!r} is not an object key (sha256 hex and an image extension)", field="key")
+    return key
+
+
+def content_type_of(key: str) -> str:
+    return CONTENT_TYPES[key.rsplit(".", 1)[1]]
+
+
+def check_content_type(content_type: str) -> str:
+    if content_type not in EXTENSIONS:
+        raise InvalidArgument(
+            f"content type {content_type!r} is not stored; use one of {', '.join(EXTENSIONS)}", field="content_type"
+        )
+    return content_type
+
+
+class Backend(Protocol):
+    async def put(self, chunks: AsyncIterator[bytes], content_type: str) -> StoredObject: ...
+    async def open(self, key: str) -> AsyncIterator[bytes]: ...
+    async def exists(self, key: str) -> bool: ...
+    async def delete(self, keys: list[str]) -> int: ...
+    def sign(self, key: str) -> str: ...
+
+
+class UrlSigner:
+    """Expiring HMAC-SHA256 URLs for objects served through the gateway (`/api/files/{key}`)."""
+
+    def __init__(self, secret: str, public_url: str, ttl_seconds: int):
+        self._secret = secret.encode()
+        self._base = public_url.rstrip("/")
+        self.ttl_seconds = ttl_seconds
+
+    def _signature(self, key: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def sign(self, key: str, now: float | None = None) -> str:
+        expires = int(now if now is not None else time.time()) + self.ttl_seconds
+        return f"{self._base}/api/files/{key}?expires={expires}&signature={self._signature(key, expires)}"
+
+    def verify(self, key: str, expires: int, signature: str, now: float | None = None) -> None:
+        expected = self._signature(key, expires)
+        if not hmac.compare_digest(expected, signature):
+            raise PermissionDenied("the URL's signature is not valid; ask the API for a fresh URL")
+        if expires < (now if now is not None else time.time()):
+            raise PermissionDenied("the URL has expired; ask the API for a fresh URL")
+
+
+class Storage:
+    def __init__(self, backend: Backend, signer: UrlSigner):
+        self.backend = backend
+        self.signer = signer
+
+    async def put(self, chunks: AsyncIterator[bytes], content_type: str) -> StoredObject:
+        return await self.backend.put(chunks, check_content_type(content_type))
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        check_key(key)
+        if not await self.backend.exists(key):
+            raise NotFound(f"object {key} not found")
+        return self.backend.open(key)
+
+    def sign(self, key: str) -> str:
+        return self.backend.sign(check_key(key))
+
+    async def delete(self, keys: list[str]) -> int:
+        return await self.backend.delete([check_key(k) for k in keys])
+
+    async def open_signed(self, key: str, expires: int, signature: str) -> AsyncIterator[bytes]:
+        check_key(key)
+        self.signer.verify(key, expires, signature)
+        return await self.open(key)

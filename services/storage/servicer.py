@@ -1,0 +1,58 @@
+"""Maps storage protos to domain calls; bytes always move in chunks."""
+
+from __future__ import annotations
+
+from google.api import httpbody_pb2
+
+from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
+from services.common.errors import InvalidArgument
+
+from .domain import Storage, content_type_of
+
+
+class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
+    def __init__(self, storage: Storage):
+        self.storage = storage
+
+    async def GetFile(self, request, context):
+        chunks = await self.storage.open_signed(request.key, request.expires, request.signature)
+        content_type = content_type_of(request.key)
+        async for chunk in chunks:
+            yield httpbody_pb2.HttpBody(content_type=content_type, data=chunk)
+
+
+class StorageInternalServicer(storage_pb2_grpc.StorageInternalServiceServicer):
+    def __init__(self, storage: Storage):
+        self.storage = storage
+
+    async def PutObject(self, request_iterator, context):
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("info"):
+            raise InvalidArgument("the first PutObject message must carry `info`", field="info")
+
+        async def chunks():
+            async for message in request_iterator:
+                if not message.HasField("chunk"):
+                    raise InvalidArgument("only the first PutObject message may carry `info`", field="info")
+                yield message.chunk
+
+        stored = await self.storage.put(chunks(), first.info.content_type)
+        return storage_pb2.PutObjectResponse(
+            key=stored.key,
+            sha256=stored.sha256,
+            size_bytes=stored.size_bytes,
+            content_type=stored.content_type,
+            url=self.storage.sign(stored.key),
+        )
+
+    async def GetObject(self, request, context):
+        chunks = await self.storage.open(request.key)
+        yield storage_pb2.GetObjectResponse(info=storage_pb2.ObjectInfo(content_type=content_type_of(request.key)))
+        async for chunk in chunks:
+            yield storage_pb2.GetObjectResponse(chunk=chunk)
+
+    async def SignUrls(self, request, context):
+        return storage_pb2.SignUrlsResponse(urls=[self.storage.sign(key) for key in request.keys])
+
+    async def DeleteObjects(self, request, context):
+        return storage_pb2.DeleteObjectsResponse(deleted=await self.storage.delete(list(request.keys)))
