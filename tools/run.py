@@ -9,7 +9,7 @@ import os
 import secrets
 import signal
 import sys
-import threading
+import time
 
 from services.common.config import DEFAULT_PORTS, Env, var_dir
 
@@ -49,9 +49,10 @@ def main() -> int:
             "IMAGEGEN_VAR_DIR": str(var),
         }
     )
-    stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # A plain flag: an Event set from a signal handler can deadlock on the Event's own lock.
+    stop_requested: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: stop_requested.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stop_requested.append(signum))
     try:
         platform.start(ports=DEFAULT_PORTS, log_dir=var / "logs")
         url = platform.gateway_url
@@ -68,11 +69,12 @@ API key: {key}
 """,
             flush=True,
         )
-        while not stopping.wait(1):
+        while not stop_requested:
+            time.sleep(0.5)
             for name, process in platform.processes.items():
                 if process.poll() is not None:
                     print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
-                    stopping.set()
+                    stop_requested.append(0)
     finally:
         print("stopping...", flush=True)
         platform.stop()

