@@ -42,11 +42,13 @@ def main() -> int:
     postgres.start()
     database_url = env.str("DATABASE_URL") or postgres.create_database("imagegen")
     (var / "logs").mkdir(exist_ok=True)
+    ports = {name: env.int(f"{name.upper()}_PORT", port) for name, port in DEFAULT_PORTS.items()}
     platform = Platform(
         env={
             "IMAGEGEN_DATABASE_URL": database_url,
             "IMAGEGEN_BOOTSTRAP_API_KEY": key,
             "IMAGEGEN_VAR_DIR": str(var),
+            "IMAGEGEN_PUBLIC_URL": env.str("PUBLIC_URL") or f"http://127.0.0.1:{ports['gateway']}",
         }
     )
     # A plain flag: an Event set from a signal handler can deadlock on the Event's own lock.
@@ -54,7 +56,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda signum, _frame: stop_requested.append(signum))
     signal.signal(signal.SIGTERM, lambda signum, _frame: stop_requested.append(signum))
     try:
-        platform.start(ports=DEFAULT_PORTS, log_dir=var / "logs")
+        platform.start(ports=ports, log_dir=var / "logs")
         url = platform.gateway_url
         print(
             f"""

@@ -1,0 +1,242 @@
+"""The catalog over real gRPC and real Postgres: migrations, keys, generations, pages, deletes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import grpc
+import psycopg
+import pytest
+
+from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from services.catalog.config import CatalogConfig
+from services.catalog.db import migrate
+from services.catalog.server import create_server
+from services.common import server as lifecycle
+from tests.conftest import create_project
+
+BOOTSTRAP_KEY = "sk_bootstrap_for_tests"
+
+
+@contextlib.asynccontextmanager
+async def catalog(database_url: str):
+    server, port = await create_server(
+        CatalogConfig(database_url=database_url, port=0, pool_min=1, pool_max=4, bootstrap_api_key=BOOTSTRAP_KEY)
+    )
+    await lifecycle.start(server)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield catalog_pb2_grpc.CatalogInternalServiceStub(channel), catalog_pb2_grpc.CatalogServiceStub(channel)
+    finally:
+        await channel.close()
+        await lifecycle.stop(server, 1)
+
+
+def _create(project_id: str, user: str = "alice", model: str = "procedural", prompt: str = "lake"):
+    return catalog_pb2.CreateGenerationRequest(
+        project_id=project_id, model=model, user=user, prompt=prompt, n=1, width=64, height=64, seed=1
+    )
+
+
+def _image(key: str, index: int = 0) -> catalog_pb2.ImageRecord:
+    return catalog_pb2.ImageRecord(
+        index=index, storage_key=key, sha256=key[:64], content_type="image/png", size_bytes=10, width=64, height=64
+    )
+
+
+KEY_A = "a" * 64 + ".png"
+KEY_B = "b" * 64 + ".png"
+
+
+def test_migrations_apply_once_and_concurrent_starts_are_safe(pg):
+    url = pg.create_database()
+
+    async def scenario():
+        results = await asyncio.gather(*(migrate(url) for _ in range(3)))
+        assert sorted(len(r) for r in results) == [0, 0, 1]
+        assert await migrate(url) == []
+
+    asyncio.run(scenario())
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+
+
+def test_keys_are_stored_hashed_and_unknown_keys_are_unauthenticated(database_url):
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            principal = await internal.Authenticate(catalog_pb2.AuthenticateRequest(api_key=BOOTSTRAP_KEY))
+            assert principal.project_id.startswith("pro_") and principal.admin
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await internal.Authenticate(catalog_pb2.AuthenticateRequest(api_key="sk_wrong"))
+            assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    asyncio.run(scenario())
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT key_hash FROM api_keys").fetchall()
+    assert len(stored) == 1 and BOOTSTRAP_KEY.encode() not in bytes(stored[0][0])
+
+
+def test_a_generation_gets_exactly_one_set_of_images(database_url):
+    project_id, _ = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            created = await internal.CreateGeneration(_create(project_id))
+            assert created.generation.status == "processing"
+            assert created.generation.id.startswith("img_") and created.model.id.startswith("mod_")
+            assert created.model.servers[0].id.startswith("srv_")
+            done = await internal.CompleteGeneration(
+                catalog_pb2.CompleteGenerationRequest(
+                    project_id=project_id,
+                    generation_id=created.generation.id,
+                    server_id=created.model.servers[0].id,
+                    images=[_image(KEY_A)],
+                )
+            )
+            assert done.status == "completed" and done.images[0].id.startswith("ima_")
+            with pytest.raises(grpc.aio.AioRpcError) as again:
+                await internal.CompleteGeneration(
+                    catalog_pb2.CompleteGenerationRequest(
+                        project_id=project_id, generation_id=created.generation.id, images=[_image(KEY_B)]
+                    )
+                )
+            assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            fetched = await internal.GetGeneration(
+                catalog_pb2.GetGenerationRequest(project_id=project_id, id=created.generation.id)
+            )
+            assert [i.storage_key for i in fetched.images] == [KEY_A]
+
+    asyncio.run(scenario())
+
+
+def test_unknown_model_is_not_found_and_records_nothing(database_url):
+    project_id, _ = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await internal.CreateGeneration(_create(project_id, model="dall-e-9"))
+            assert error.value.code() == grpc.StatusCode.NOT_FOUND
+            assert "procedural" in error.value.details()
+
+    asyncio.run(scenario())
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM generations").fetchone()[0] == 0
+
+
+def test_pages_walk_forward_and_back_newest_first_with_filters(database_url):
+    project_id, _ = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            ids = []
+            for i in range(7):
+                created = await internal.CreateGeneration(_create(project_id, user="bob" if i % 2 else "alice"))
+                ids.append(created.generation.id)
+            newest_first = list(reversed(ids))
+
+            def page(token="", size=3, **filters):
+                return internal.ListGenerations(
+                    catalog_pb2.ListGenerationsRequest(
+                        project_id=project_id, page_size=size, page_token=token, **filters
+                    )
+                )
+
+            first = await page()
+            assert [g.id for g in first.generations] == newest_first[:3]
+            assert first.previous_page_token == "" and first.next_page_token
+            second = await page(first.next_page_token)
+            assert [g.id for g in second.generations] == newest_first[3:6]
+            third = await page(second.next_page_token)
+            assert [g.id for g in third.generations] == newest_first[6:]
+            assert third.next_page_token == ""
+            back = await page(third.previous_page_token)
+            assert [g.id for g in back.generations] == newest_first[3:6]
+            back_again = await page(back.previous_page_token)
+            assert [g.id for g in back_again.generations] == newest_first[:3]
+            assert back_again.previous_page_token == ""
+
+            bobs = await page(size=50, user="bob")
+            assert [g.id for g in bobs.generations] == [i for i in newest_first if ids.index(i) % 2]
+            one = await page(id=ids[2])
+            assert [g.id for g in one.generations] == [ids[2]]
+            assert len((await page(size=500)).generations) == 7, "page sizes above 200 are capped, not refused"
+            for bad in ("garbage", "eyJkIjoibiJ9", "!!"):
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await page(bad)
+                assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    asyncio.run(scenario())
+
+
+def test_projects_see_only_their_own_generations(database_url):
+    mine, _ = create_project(database_url, "mine")
+    theirs, _ = create_project(database_url, "theirs")
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            created = await internal.CreateGeneration(_create(theirs))
+            for call in (
+                internal.GetGeneration(catalog_pb2.GetGenerationRequest(project_id=mine, id=created.generation.id)),
+                internal.DeleteGeneration(
+                    catalog_pb2.DeleteGenerationRequest(project_id=mine, id=created.generation.id)
+                ),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await call
+                assert error.value.code() == grpc.StatusCode.NOT_FOUND
+            listed = await internal.ListGenerations(catalog_pb2.ListGenerationsRequest(project_id=mine))
+            assert list(listed.generations) == []
+            still = await internal.GetGeneration(
+                catalog_pb2.GetGenerationRequest(project_id=theirs, id=created.generation.id)
+            )
+            assert still.id == created.generation.id
+
+    asyncio.run(scenario())
+
+
+def test_delete_reports_only_blobs_no_other_image_uses(database_url):
+    project_id, _ = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            async def completed(keys):
+                created = await internal.CreateGeneration(_create(project_id))
+                await internal.CompleteGeneration(
+                    catalog_pb2.CompleteGenerationRequest(
+                        project_id=project_id,
+                        generation_id=created.generation.id,
+                        images=[_image(k, i) for i, k in enumerate(keys)],
+                    )
+                )
+                return created.generation.id
+
+            shared = await completed([KEY_A])
+            both = await completed([KEY_A, KEY_B])
+            answer = await internal.DeleteGeneration(
+                catalog_pb2.DeleteGenerationRequest(project_id=project_id, id=both)
+            )
+            assert list(answer.orphaned_keys) == [KEY_B]
+            answer = await internal.DeleteGeneration(
+                catalog_pb2.DeleteGenerationRequest(project_id=project_id, id=shared)
+            )
+            assert list(answer.orphaned_keys) == [KEY_A]
+
+    asyncio.run(scenario())
+
+
+def test_public_model_listing_needs_a_key_and_shows_the_builtin_model(database_url):
+    _, key = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url) as (_, public):
+            models = await public.ListModels(
+                catalog_pb2.ListModelsRequest(), metadata=(("authorization", f"Bearer {key}"),)
+            )
+            assert [m.name for m in models.models] == ["procedural"]
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await public.ListModels(catalog_pb2.ListModelsRequest())
+            assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    asyncio.run(scenario())

@@ -1,0 +1,71 @@
+"""`make run`'s launcher: it serves, prints a working key, stops every process on Ctrl-C, and keeps data."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import requests
+
+from tools.embedded_pg import free_port
+
+
+def _start(var, ports) -> tuple[subprocess.Popen, str]:
+    env = {
+        **os.environ,
+        "IMAGEGEN_VAR_DIR": str(var),
+        "IMAGEGEN_EMBEDDED_PG_PORT": str(ports["pg"]),
+        **{f"IMAGEGEN_{name.upper()}_PORT": str(port) for name, port in ports.items() if name != "pg"},
+    }
+    env.pop("IMAGEGEN_BOOTSTRAP_API_KEY", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    printed = ""
+    deadline = time.monotonic() + 90
+    # Reading stops at the first curl line: the launcher prints nothing more until it stops.
+    while "curl -s" not in printed:
+        line = process.stdout.readline()
+        assert line or process.poll() is None, f"tools.run exited early:\n{printed}"
+        printed += line
+        assert time.monotonic() < deadline, printed
+    key = re.search(r"API key: (\S+)", printed).group(1)
+    assert f"http://127.0.0.1:{ports['gateway']}/api/images/generations" in printed
+    return process, key
+
+
+def _interrupt(process: subprocess.Popen) -> None:
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert len(children) >= 5, "postgres and four platform processes"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 0
+    time.sleep(0.5)
+    alive = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"processes left running after Ctrl-C: {alive}"
+
+
+def test_run_serves_stops_cleanly_and_keeps_every_generation(tmp_path):
+    ports = {name: free_port() for name in ("pg", "gateway", "generator", "catalog", "storage")}
+    base = f"http://127.0.0.1:{ports['gateway']}/api/images/generations"
+    process, key = _start(tmp_path, ports)
+    try:
+        auth = {"Authorization": f"Bearer {key}"}
+        created = requests.post(base, json={"prompt": "keep me", "width": 64, "height": 64}, headers=auth, timeout=30)
+        assert created.status_code == 200, created.text
+        image = requests.get(created.json()["outputImages"][0]["url"], timeout=10).content
+    finally:
+        _interrupt(process)
+
+    process, same_key = _start(tmp_path, ports)
+    try:
+        assert same_key == key, "the admin key made on the first run is kept in var/"
+        fetched = requests.get(f"{base}/{created.json()['id']}", headers=auth, timeout=30)
+        assert fetched.status_code == 200 and fetched.json()["prompt"] == "keep me"
+        assert requests.get(fetched.json()["outputImages"][0]["url"], timeout=10).content == image
+    finally:
+        _interrupt(process)
