@@ -25,10 +25,13 @@ protos: $(STAMP)
 $(BUF):
 	npm install --no-save --no-audit --no-fund @bufbuild/buf@1
 
-lint: $(STAMP) $(BUF)
+build/buf-deps: $(STAMP)
+	$(PY) -m tools.buf_deps build/buf-deps
+
+lint: $(STAMP) $(BUF) build/buf-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(BUF) lint
+	$(BUF) lint protos
 
 format: $(STAMP)
 	$(PY) -m ruff check --fix .

@@ -24,7 +24,9 @@ class GatewayConfig:
     port: int = DEFAULT_PORTS["gateway"]
     descriptor_set: pathlib.Path = DESCRIPTOR_SET
     upstreams: dict[str, str] = field(
-        default_factory=lambda: {name: f"127.0.0.1:{DEFAULT_PORTS[name]}" for name in ("generator", "catalog", "storage")}
+        default_factory=lambda: {
+            name: f"127.0.0.1:{DEFAULT_PORTS[name]}" for name in ("generator", "catalog", "storage")
+        }
     )
     max_request_body_bytes: int = MAX_REQUEST_BODY_BYTES
     log_level: str = "INFO"

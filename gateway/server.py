@@ -33,7 +33,12 @@ def _metadata(request: web.Request, request_id: str) -> list[tuple[str, str]]:
     metadata = [("x-request-id", request_id)]
     for name, value in request.headers.items():
         key = name.lower()
-        if key in _SKIPPED_HEADERS or key.startswith("grpc-") or key.endswith("-bin") or key == "x-request-id":
+        if (
+            key in _SKIPPED_HEADERS
+            or key.startswith("grpc-")
+            or key.endswith("-bin")
+            or key == "x-request-id"
+        ):
             continue
         if value.isascii() and value.isprintable():
             metadata.append((key, value))
@@ -107,8 +112,9 @@ class Gateway:
         except grpc.aio.AioRpcError as error:
             return self._error(error)
         if route.http_body_response:
-            return web.Response(body=answer.data, content_type=answer.content_type or None,
-                                headers={"grpc-status": "0"})
+            return web.Response(
+                body=answer.data, content_type=answer.content_type or None, headers={"grpc-status": "0"}
+            )
         return web.Response(
             body=self.transcoder.to_json(answer),
             content_type="application/json",
@@ -126,7 +132,9 @@ class Gateway:
             return self._error(error)
         response = web.StreamResponse(status=200)
         if route.http_body_response:
-            response.content_type = (first.content_type if first is not None else "") or "application/octet-stream"
+            response.content_type = (
+                first.content_type if first is not None else ""
+            ) or "application/octet-stream"
             await response.prepare(request)
             if first is not None:
                 await response.write(first.data)

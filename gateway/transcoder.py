@@ -127,21 +127,25 @@ class Transcoder:
                 _set_path(message, tuple(name.split(".")), value)
             except _UnknownField:
                 if not self.ignore_unknown_query_parameters:
-                    raise TranscodeError(f'Could not find field "{name}" in the type "{message.DESCRIPTOR.full_name}".')
+                    raise TranscodeError(
+                        f'Could not find field "{name}" in the type "{message.DESCRIPTOR.full_name}".'
+                    ) from None
         self._merge_body(route, message, body, content_type)
         return message
 
     def _merge_body(self, route: Route, message: Message, body: bytes, content_type: str) -> None:
-        target = message
         if route.body and route.body != "*":
-            target_field = message.DESCRIPTOR.fields_by_name.get(route.body)
-            if target_field is not None and target_field.message_type is not None:
-                if target_field.message_type.full_name == HTTP_BODY:
-                    http_body = getattr(message, route.body)
-                    http_body.data, http_body.content_type = body, content_type
-                    return
+            body_field = message.DESCRIPTOR.fields_by_name.get(route.body)
+            if (
+                body_field is not None
+                and body_field.message_type is not None
+                and (body_field.message_type.full_name == HTTP_BODY)
+            ):
+                http_body = getattr(message, route.body)
+                http_body.data, http_body.content_type = body, content_type
+                return
         if message.DESCRIPTOR.full_name == HTTP_BODY:
-            target.data, target.content_type = body, content_type
+            message.data, message.content_type = body, content_type
             return
         if not body.strip():
             return  # an empty body is `{}`
@@ -153,7 +157,9 @@ class Transcoder:
             field_descriptor = message.DESCRIPTOR.fields_by_name[route.body]
             parsed = {field_descriptor.json_name: parsed}
         if not isinstance(parsed, dict):
-            raise TranscodeError(f"Expected a JSON object for {message.DESCRIPTOR.full_name}, got {type(parsed).__name__}.")
+            raise TranscodeError(
+                f"Expected a JSON object for {message.DESCRIPTOR.full_name}, got {type(parsed).__name__}."
+            )
         try:
             json_format.ParseDict(parsed, message, ignore_unknown_fields=True, descriptor_pool=self.pool)
         except json_format.ParseError as exc:
@@ -203,8 +209,14 @@ def _routes_for(rule: http_pb2.HttpRule, method: MethodDescriptor) -> list[Route
         http_method, path = kind.upper(), getattr(rule, kind)
     if rule.response_body:
         response_field = method.output_type.fields_by_name.get(rule.response_body)
-        if response_field is None or response_field.message_type is None or response_field.message_type.full_name != HTTP_BODY:
-            raise ValueError(f"{method.full_name}: response_body is supported only for google.api.HttpBody fields")
+        if (
+            response_field is None
+            or response_field.message_type is None
+            or response_field.message_type.full_name != HTTP_BODY
+        ):
+            raise ValueError(
+                f"{method.full_name}: response_body is supported only for google.api.HttpBody fields"
+            )
     routes = [
         Route(
             http_method,
@@ -227,7 +239,9 @@ def _drop_duplicates(transcoder: Transcoder) -> None:
         key = (route.http_method, "/".join(route.template.segments), route.template.verb)
         seen[key] = seen.get(key, 0) + 1
     transcoder.routes = [
-        r for r in transcoder.routes if seen[(r.http_method, "/".join(r.template.segments), r.template.verb)] == 1
+        r
+        for r in transcoder.routes
+        if seen[(r.http_method, "/".join(r.template.segments), r.template.verb)] == 1
     ]
 
 
@@ -275,11 +289,17 @@ _INTS = {
     FieldDescriptor.TYPE_FIXED32: "TYPE_FIXED32", FieldDescriptor.TYPE_FIXED64: "TYPE_FIXED64",
     FieldDescriptor.TYPE_SFIXED32: "TYPE_SFIXED32", FieldDescriptor.TYPE_SFIXED64: "TYPE_SFIXED64",
 }  # fmt: skip
+_INT32, _UINT32, _INT64, _UINT64 = (
+    (-(2**31), 2**31 - 1),
+    (0, 2**32 - 1),
+    (-(2**63), 2**63 - 1),
+    (0, 2**64 - 1),
+)
 _INT_RANGES = {
-    "TYPE_INT32": (-(2**31), 2**31 - 1), "TYPE_SINT32": (-(2**31), 2**31 - 1), "TYPE_SFIXED32": (-(2**31), 2**31 - 1),
-    "TYPE_UINT32": (0, 2**32 - 1), "TYPE_FIXED32": (0, 2**32 - 1),
-    "TYPE_INT64": (-(2**63), 2**63 - 1), "TYPE_SINT64": (-(2**63), 2**63 - 1), "TYPE_SFIXED64": (-(2**63), 2**63 - 1),
-    "TYPE_UINT64": (0, 2**64 - 1), "TYPE_FIXED64": (0, 2**64 - 1),
+    "TYPE_INT32": _INT32, "TYPE_SINT32": _INT32, "TYPE_SFIXED32": _INT32,
+    "TYPE_UINT32": _UINT32, "TYPE_FIXED32": _UINT32,
+    "TYPE_INT64": _INT64, "TYPE_SINT64": _INT64, "TYPE_SFIXED64": _INT64,
+    "TYPE_UINT64": _UINT64, "TYPE_FIXED64": _UINT64,
 }  # fmt: skip
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}

@@ -8,8 +8,8 @@ import contextlib
 import grpc
 import psycopg
 import pytest
-
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+
 from services.catalog.config import CatalogConfig
 from services.catalog.db import migrate
 from services.catalog.server import create_server
@@ -22,12 +22,17 @@ BOOTSTRAP_KEY = "sk_bootstrap_for_tests"
 @contextlib.asynccontextmanager
 async def catalog(database_url: str):
     server, port = await create_server(
-        CatalogConfig(database_url=database_url, port=0, pool_min=1, pool_max=4, bootstrap_api_key=BOOTSTRAP_KEY)
+        CatalogConfig(
+            database_url=database_url, port=0, pool_min=1, pool_max=4, bootstrap_api_key=BOOTSTRAP_KEY
+        )
     )
     await lifecycle.start(server)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield catalog_pb2_grpc.CatalogInternalServiceStub(channel), catalog_pb2_grpc.CatalogServiceStub(channel)
+        yield (
+            catalog_pb2_grpc.CatalogInternalServiceStub(channel),
+            catalog_pb2_grpc.CatalogServiceStub(channel),
+        )
     finally:
         await channel.close()
         await lifecycle.stop(server, 1)
@@ -41,7 +46,13 @@ def _create(project_id: str, user: str = "alice", model: str = "procedural", pro
 
 def _image(key: str, index: int = 0) -> catalog_pb2.ImageRecord:
     return catalog_pb2.ImageRecord(
-        index=index, storage_key=key, sha256=key[:64], content_type="image/png", size_bytes=10, width=64, height=64
+        index=index,
+        storage_key=key,
+        sha256=key[:64],
+        content_type="image/png",
+        size_bytes=10,
+        width=64,
+        height=64,
     )
 
 
@@ -132,7 +143,9 @@ def test_pages_walk_forward_and_back_newest_first_with_filters(database_url):
         async with catalog(database_url) as (internal, _):
             ids = []
             for i in range(7):
-                created = await internal.CreateGeneration(_create(project_id, user="bob" if i % 2 else "alice"))
+                created = await internal.CreateGeneration(
+                    _create(project_id, user="bob" if i % 2 else "alice")
+                )
                 ids.append(created.generation.id)
             newest_first = list(reversed(ids))
 
@@ -161,7 +174,9 @@ def test_pages_walk_forward_and_back_newest_first_with_filters(database_url):
             assert [g.id for g in bobs.generations] == [i for i in newest_first if ids.index(i) % 2]
             one = await page(id=ids[2])
             assert [g.id for g in one.generations] == [ids[2]]
-            assert len((await page(size=500)).generations) == 7, "page sizes above 200 are capped, not refused"
+            assert len((await page(size=500)).generations) == 7, (
+                "page sizes above 200 are capped, not refused"
+            )
             for bad in ("garbage", "eyJkIjoibiJ9", "!!"):
                 with pytest.raises(grpc.aio.AioRpcError) as error:
                     await page(bad)
@@ -178,7 +193,9 @@ def test_projects_see_only_their_own_generations(database_url):
         async with catalog(database_url) as (internal, _):
             created = await internal.CreateGeneration(_create(theirs))
             for call in (
-                internal.GetGeneration(catalog_pb2.GetGenerationRequest(project_id=mine, id=created.generation.id)),
+                internal.GetGeneration(
+                    catalog_pb2.GetGenerationRequest(project_id=mine, id=created.generation.id)
+                ),
                 internal.DeleteGeneration(
                     catalog_pb2.DeleteGenerationRequest(project_id=mine, id=created.generation.id)
                 ),
@@ -201,6 +218,7 @@ def test_delete_reports_only_blobs_no_other_image_uses(database_url):
 
     async def scenario():
         async with catalog(database_url) as (internal, _):
+
             async def completed(keys):
                 created = await internal.CreateGeneration(_create(project_id))
                 await internal.CompleteGeneration(

@@ -53,7 +53,11 @@ def test_public_rpcs_are_annotated_and_internal_ones_are_not_routable():
     assert public == set(TRANSCODED_SERVICES), "every public service is transcoded, and nothing else"
     for name in public:
         for method in services[name].method:
-            assert method.options.HasExtension(annotations_pb2.http), f"{name}.{method.name} has no google.api.http"
+            assert method.options.HasExtension(annotations_pb2.http), (
+                f"{name}.{method.name} has no google.api.http"
+            )
     for name in internal:
         for method in services[name].method:
-            assert not method.options.HasExtension(annotations_pb2.http), f"internal {name}.{method.name} has a route"
+            assert not method.options.HasExtension(annotations_pb2.http), (
+                f"internal {name}.{method.name} has a route"
+            )

@@ -14,9 +14,9 @@ import pytest
 import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 from PIL import Image
 
-from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 from tests.conftest import create_project
 from tools.embedded_pg import free_port
 from tools.supervisor import Platform
@@ -101,8 +101,11 @@ def test_meteron_headers_supply_model_and_user(api):
 def test_list_get_and_delete(api):
     user = "lister-" + uuid.uuid4().hex[:8]
     ids = [
-        api("POST", "/api/images/generations", json={"prompt": f"p{i}", "user": user, "width": 64, "height": 64})
-        .json()["id"]
+        api(
+            "POST",
+            "/api/images/generations",
+            json={"prompt": f"p{i}", "user": user, "width": 64, "height": 64},
+        ).json()["id"]
         for i in range(5)
     ]
     page = api("GET", f"/api/images/generations?user={user}&pageSize=2").json()
@@ -165,7 +168,12 @@ def test_bad_list_queries_are_400(api, query, mentions):
 
 def test_malformed_json_oversized_bodies_and_unknown_paths(api, platform):
     before = _count_generations(platform)
-    broken = api("POST", "/api/images/generations", data=b'{"prompt": "x"', headers={"Content-Type": "application/json"})
+    broken = api(
+        "POST",
+        "/api/images/generations",
+        data=b'{"prompt": "x"',
+        headers={"Content-Type": "application/json"},
+    )
     assert broken.status_code == 400 and broken.headers["content-type"].startswith("text/plain")
     huge = api("POST", "/api/images/generations", data=json.dumps({"prompt": "x" * (2 * 1024 * 1024)}))
     assert huge.status_code == 413
@@ -208,7 +216,9 @@ def test_grpc_clients_use_the_same_key_and_services_offer_health_and_reflection(
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert health.status == health_pb2.HealthCheckResponse.SERVING
             reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-            answers = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+            answers = reflection.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+            )
             names = {s.name for s in next(answers).list_services_response.service}
             assert f"imagegen.{name}.v1" in " ".join(names)
 

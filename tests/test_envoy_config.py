@@ -1,4 +1,4 @@
-"""gateway/envoy.yaml parsed by Envoy's own API protos and held to the descriptor set and the Python gateway."""
+"""gateway/envoy.yaml, parsed by Envoy's own API protos, held to the descriptor set and the Python gateway."""
 
 from __future__ import annotations
 
@@ -83,7 +83,9 @@ def test_every_public_service_routes_to_its_own_http2_cluster_and_internal_ones_
         assert cluster.typed_extension_protocol_options[
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
         ].Unpack(options)
-        assert options.explicit_http_config.HasField("http2_protocol_options"), f"{upstream} must speak HTTP/2"
+        assert options.explicit_http_config.HasField("http2_protocol_options"), (
+            f"{upstream} must speak HTTP/2"
+        )
         (endpoint,) = cluster.load_assignment.endpoints[0].lb_endpoints
         address = endpoint.endpoint.address.socket_address
         assert (address.address, address.port_value) == (upstream, DEFAULT_PORTS[upstream])

@@ -24,7 +24,11 @@ def _start(var, ports) -> tuple[subprocess.Popen, str]:
     }
     env.pop("IMAGEGEN_BOOTSTRAP_API_KEY", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tools.run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "tools.run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     printed = ""
     deadline = time.monotonic() + 90
@@ -55,7 +59,9 @@ def test_run_serves_stops_cleanly_and_keeps_every_generation(tmp_path):
     process, key = _start(tmp_path, ports)
     try:
         auth = {"Authorization": f"Bearer {key}"}
-        created = requests.post(base, json={"prompt": "keep me", "width": 64, "height": 64}, headers=auth, timeout=30)
+        created = requests.post(
+            base, json={"prompt": "keep me", "width": 64, "height": 64}, headers=auth, timeout=30
+        )
         assert created.status_code == 200, created.text
         image = requests.get(created.json()["outputImages"][0]["url"], timeout=10).content
     finally:

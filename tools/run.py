@@ -60,7 +60,7 @@ def main() -> int:
         url = platform.gateway_url
         print(
             f"""
-imagegen is running at {url}  (logs in {var / 'logs'}; Ctrl-C stops it)
+imagegen is running at {url}  (logs in {var / "logs"}; Ctrl-C stops it)
 API key: {key}
 
   curl -s {url}/api/images/generations \\

@@ -5,6 +5,7 @@ Used by `make run`, the end-to-end tests and the benchmark, so all three run the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -59,17 +60,15 @@ class Platform:
         port_file = pathlib.Path(tempfile.mkstemp(prefix=f"imagegen-{name}-", suffix=".port")[1])
         port_file.unlink()
         env["IMAGEGEN_PORT_FILE"] = str(port_file)
-        output = open(log_dir / f"{name}.log", "ab") if log_dir else None
-        process = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
-            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
-        )
-        if output:
-            output.close()
+        with open(log_dir / f"{name}.log", "ab") if log_dir else contextlib.nullcontext() as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", MODULES[name]],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
+            )
         self.processes[name] = process
         deadline = time.monotonic() + 60
         while not port_file.exists():

@@ -67,7 +67,9 @@ def decode_page_token(token: str) -> tuple[tuple[dt.datetime, str], bool]:
 
 def clamp_page_size(page_size: int) -> int:
     if page_size < 0:
-        raise InvalidArgument(f"pageSize must be between 1 and {MAX_PAGE_SIZE}, got {page_size}", field="page_size")
+        raise InvalidArgument(
+            f"pageSize must be between 1 and {MAX_PAGE_SIZE}, got {page_size}", field="page_size"
+        )
     return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
@@ -89,7 +91,9 @@ class Catalog:
     async def authenticate(self, api_key: str) -> Principal:
         row = await self.repo.find_key(hash_key(api_key)) if api_key else None
         if row is None or row["revoked_at"] is not None:
-            raise Unauthenticated("the API key is not valid; send `Authorization: Bearer <key>` with a live key")
+            raise Unauthenticated(
+                "the API key is not valid; send `Authorization: Bearer <key>` with a live key"
+            )
         return Principal(project_id=row["project_id"], key_id=row["id"], admin=row["admin"])
 
     async def list_models(self, project_id: str) -> list[Row]:
@@ -105,7 +109,9 @@ class Catalog:
         created = await self.repo.create_generation(fields)
         if created is None:
             available = ", ".join(m["name"] for m in await self.repo.list_models(fields["project_id"]))
-            raise NotFound(f"model {fields['model']!r} not found; this project has: {available}", field="model")
+            raise NotFound(
+                f"model {fields['model']!r} not found; this project has: {available}", field="model"
+            )
         return created
 
     async def finish_generation(

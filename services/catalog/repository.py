@@ -16,7 +16,9 @@ _GENERATION_COLUMNS = (
     "id, project_id, model_id, model_name, server_id, status, end_user, reason, prompt, negative_prompt,"
     " n, width, height, seed, created_at, updated_at"
 )
-_IMAGE_COLUMNS = "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height"
+_IMAGE_COLUMNS = (
+    "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height"
+)
 
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
 
@@ -119,7 +121,8 @@ class Repository:
         """
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE generations SET status = %s, server_id = %s, reason = %s, updated_at = clock_timestamp()"
+                "UPDATE generations"
+                " SET status = %s, server_id = %s, reason = %s, updated_at = clock_timestamp()"
                 " WHERE project_id = %s AND id = %s AND status IN ('pending', 'processing')"
                 f" RETURNING {_GENERATION_COLUMNS}",
                 (status, server_id, reason, project_id, generation_id),
@@ -171,7 +174,12 @@ class Repository:
         (those come back oldest first)."""
         where = ["project_id = %s"]
         params: list[Any] = [project_id]
-        for column, key in (("end_user", "user"), ("model_name", "model"), ("status", "status"), ("id", "id")):
+        for column, key in (
+            ("end_user", "user"),
+            ("model_name", "model"),
+            ("status", "status"),
+            ("id", "id"),
+        ):
             if filters.get(key):
                 where.append(f"{column} = %s")
                 params.append(filters[key])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+
 from services.common import logs
 from services.common import server as lifecycle
 

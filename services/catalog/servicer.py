@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from google.protobuf import timestamp_pb2
-
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+
 from services.common.auth import bearer_key
 
 from .domain import Catalog, Principal

@@ -28,7 +28,9 @@ class DomainError(Exception):
             packed.Pack(
                 error_details_pb2.BadRequest(
                     field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=self.field, description=self.message)
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=self.field, description=self.message
+                        )
                     ]
                 )
             )
@@ -111,4 +113,6 @@ class upstream:
         if cls is not None:
             details = dict(exc.trailing_metadata() or ()).get(STATUS_DETAILS_KEY)
             raise cls(exc.details() or "", details=details) from exc
-        raise Unavailable(f"the {self.service} service is unavailable ({exc.code().name}); try again") from exc
+        raise Unavailable(
+            f"the {self.service} service is unavailable ({exc.code().name}); try again"
+        ) from exc

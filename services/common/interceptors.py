@@ -22,8 +22,12 @@ def _request_id_of(details: grpc.HandlerCallDetails) -> str:
 
 async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
     if isinstance(exc, DomainError):
-        log.info("rpc failed", extra={"fields": {"method": method, "code": exc.code.name, "error": exc.message}})
-        await context.abort(exc.code, exc.message, trailing_metadata=((STATUS_DETAILS_KEY, exc.status_details()),))
+        log.info(
+            "rpc failed", extra={"fields": {"method": method, "code": exc.code.name, "error": exc.message}}
+        )
+        await context.abort(
+            exc.code, exc.message, trailing_metadata=((STATUS_DETAILS_KEY, exc.status_details()),)
+        )
     log.error("rpc crashed", exc_info=exc, extra={"fields": {"method": method}})
     await context.abort(
         grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id.get()} when reporting it"

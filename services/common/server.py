@@ -35,9 +35,7 @@ def new_server() -> grpc.aio.Server:
     return grpc.aio.server(interceptors=[ErrorAndContextInterceptor()], options=CHANNEL_OPTIONS)
 
 
-def finish_server(
-    server: grpc.aio.Server, service_names: Iterable[str], host: str, port: int
-) -> int:
+def finish_server(server: grpc.aio.Server, service_names: Iterable[str], host: str, port: int) -> int:
     """Adds health and reflection, binds the port, and returns the port actually bound."""
     names = list(service_names)
     health_servicer = health.aio.HealthServicer()

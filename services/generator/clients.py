@@ -6,9 +6,9 @@ import asyncio
 import time
 
 import grpc
-
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
+
 from services.common.errors import DomainError, upstream
 from services.common.logs import outgoing_metadata
 
@@ -28,7 +28,9 @@ class CatalogClient:
             try:
                 async with upstream("catalog"):
                     answer = await self.stub.Authenticate(
-                        catalog_pb2.AuthenticateRequest(api_key=api_key), metadata=outgoing_metadata(), timeout=5
+                        catalog_pb2.AuthenticateRequest(api_key=api_key),
+                        metadata=outgoing_metadata(),
+                        timeout=5,
                     )
             except DomainError as exc:
                 if exc.code != grpc.StatusCode.UNAUTHENTICATED:
@@ -45,14 +47,18 @@ class CatalogClient:
         async with upstream("catalog"):
             return await self.stub.CreateGeneration(request, metadata=outgoing_metadata(), timeout=timeout)
 
-    async def complete_generation(self, request: catalog_pb2.CompleteGenerationRequest, timeout: float | None):
+    async def complete_generation(
+        self, request: catalog_pb2.CompleteGenerationRequest, timeout: float | None
+    ):
         async with upstream("catalog"):
             return await self.stub.CompleteGeneration(request, metadata=outgoing_metadata(), timeout=timeout)
 
     async def fail_generation(self, project_id: str, generation_id: str, reason: str):
         async with upstream("catalog"):
             return await self.stub.FailGeneration(
-                catalog_pb2.FailGenerationRequest(project_id=project_id, generation_id=generation_id, reason=reason),
+                catalog_pb2.FailGenerationRequest(
+                    project_id=project_id, generation_id=generation_id, reason=reason
+                ),
                 metadata=outgoing_metadata(),
                 timeout=10,
             )
@@ -69,7 +75,9 @@ class CatalogClient:
         async with upstream("catalog"):
             return await self.stub.ListGenerations(request, metadata=outgoing_metadata(), timeout=timeout)
 
-    async def delete_generation(self, project_id: str, generation_id: str, timeout: float | None) -> list[str]:
+    async def delete_generation(
+        self, project_id: str, generation_id: str, timeout: float | None
+    ) -> list[str]:
         async with upstream("catalog"):
             answer = await self.stub.DeleteGeneration(
                 catalog_pb2.DeleteGenerationRequest(project_id=project_id, id=generation_id),
@@ -83,7 +91,9 @@ class StorageClient:
     def __init__(self, channel: grpc.aio.Channel):
         self.stub = storage_pb2_grpc.StorageInternalServiceStub(channel)
 
-    async def put(self, data: bytes, content_type: str, timeout: float | None) -> storage_pb2.PutObjectResponse:
+    async def put(
+        self, data: bytes, content_type: str, timeout: float | None
+    ) -> storage_pb2.PutObjectResponse:
         def messages():
             yield storage_pb2.PutObjectRequest(info=storage_pb2.ObjectInfo(content_type=content_type))
             for offset in range(0, len(data), CHUNK_BYTES):

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 from imagegen.catalog.v1 import catalog_pb2
+
 from services.common.errors import DomainError, InvalidArgument, NotFound, Unavailable
 from services.common.ids import is_id
 
@@ -49,7 +50,8 @@ def _side(name: str, value: int) -> int:
         return DEFAULT_SIDE
     if not MIN_SIDE <= value <= MAX_SIDE or value % SIDE_STEP:
         raise InvalidArgument(
-            f"{name} must be a multiple of {SIDE_STEP} between {MIN_SIDE} and {MAX_SIDE}; got {value}", field=name
+            f"{name} must be a multiple of {SIDE_STEP} between {MIN_SIDE} and {MAX_SIDE}; got {value}",
+            field=name,
         )
     return value
 
@@ -168,7 +170,9 @@ class Generator:
         try:
             await self.catalog.fail_generation(project_id, generation_id, reason)
         except Exception:
-            log.exception("could not record a failed generation", extra={"fields": {"generation_id": generation_id}})
+            log.exception(
+                "could not record a failed generation", extra={"fields": {"generation_id": generation_id}}
+            )
 
     async def get(self, project_id: str, generation_id: str, timeout: float | None) -> Generated:
         if not is_id("generation", generation_id):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
+
 from services.common import logs
 from services.common import server as lifecycle
 
@@ -25,7 +25,9 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     generator = Generator(catalog, StorageClient(storage_channel))
 
     server = lifecycle.new_server()
-    generator_pb2_grpc.add_GeneratorServiceServicer_to_server(GeneratorServicer(generator, catalog, config), server)
+    generator_pb2_grpc.add_GeneratorServiceServicer_to_server(
+        GeneratorServicer(generator, catalog, config), server
+    )
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
     lifecycle.on_stop(server, lambda: close_channels(catalog_channel, storage_channel))
     return server, port

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from google.protobuf import empty_pb2
-
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
+
 from services.common.auth import bearer_key
 
 from .clients import CatalogClient

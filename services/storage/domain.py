@@ -33,7 +33,9 @@ def key_for(sha256_hex: str, content_type: str) -> str:
 def check_key(key: str) -> str:
     """Keys are only ever ones this service made; anything else (paths, `..`) is rejected."""
     if not _KEY.match(key):
-        raise InvalidArgument(f"{key!r} is not an object key (sha256 hex and an image extension)", field="key")
+        raise InvalidArgument(
+            f"{key!r} is not an object key (sha256 hex and an image extension)", field="key"
+        )
     return key
 
 
@@ -44,7 +46,8 @@ def content_type_of(key: str) -> str:
 def check_content_type(content_type: str) -> str:
     if content_type not in EXTENSIONS:
         raise InvalidArgument(
-            f"content type {content_type!r} is not stored; use one of {', '.join(EXTENSIONS)}", field="content_type"
+            f"content type {content_type!r} is not stored; use one of {', '.join(EXTENSIONS)}",
+            field="content_type",
         )
     return content_type
 

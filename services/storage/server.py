@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
+
 from services.common import logs
 from services.common import server as lifecycle
 

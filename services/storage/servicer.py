@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from google.api import httpbody_pb2
-
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
+
 from services.common.errors import InvalidArgument
 
 from .domain import Storage, content_type_of
@@ -47,7 +47,9 @@ class StorageInternalServicer(storage_pb2_grpc.StorageInternalServiceServicer):
 
     async def GetObject(self, request, context):
         chunks = await self.storage.open(request.key)
-        yield storage_pb2.GetObjectResponse(info=storage_pb2.ObjectInfo(content_type=content_type_of(request.key)))
+        yield storage_pb2.GetObjectResponse(
+            info=storage_pb2.ObjectInfo(content_type=content_type_of(request.key))
+        )
         async for chunk in chunks:
             yield storage_pb2.GetObjectResponse(chunk=chunk)
 

@@ -34,7 +34,9 @@ class ModelError(Exception):
 
 
 class Provider(Protocol):
-    async def generate(self, server_url: str, upstream_model: str, spec: ImageSpec, n: int) -> list[RenderedImage]: ...
+    async def generate(
+        self, server_url: str, upstream_model: str, spec: ImageSpec, n: int
+    ) -> list[RenderedImage]: ...
 
 
 class ProceduralProvider:
@@ -47,7 +49,9 @@ class ProceduralProvider:
         )
         return RenderedImage(procedural.encode_png(pixels), "image/png", spec.width, spec.height)
 
-    async def generate(self, server_url: str, upstream_model: str, spec: ImageSpec, n: int) -> list[RenderedImage]:
+    async def generate(
+        self, server_url: str, upstream_model: str, spec: ImageSpec, n: int
+    ) -> list[RenderedImage]:
         if spec.width * spec.height <= _INLINE_PIXELS:
             return [self._render_one(spec, i) for i in range(n)]
         return list(await asyncio.gather(*(asyncio.to_thread(self._render_one, spec, i) for i in range(n))))

@@ -30,18 +30,73 @@ _MOODS = {
     "neon": ((0.80, 0.90, 0.25), (0.92, 0.80, 0.90), (0.50, 0.60, 1.0), (0.75, 0.80, 0.30)),
 }
 _WORDS = {
-    "sunset": "sunset", "dusk": "sunset", "evening": "sunset", "golden": "sunset", "warm": "sunset",
-    "sunrise": "dawn", "dawn": "dawn", "morning": "dawn", "pastel": "dawn", "pink": "dawn",
-    "night": "night", "moon": "night", "midnight": "night", "stars": "night", "starry": "night", "dark": "night",
-    "noon": "day", "day": "day", "sunny": "day", "blue": "day", "bright": "day", "summer": "day",
-    "storm": "storm", "rain": "storm", "fog": "storm", "misty": "storm", "gloomy": "storm", "grey": "storm",
-    "desert": "desert", "dune": "desert", "dunes": "desert", "sand": "desert", "canyon": "desert",
-    "snow": "snow", "snowy": "snow", "winter": "snow", "ice": "snow", "arctic": "snow", "frozen": "snow",
-    "forest": "forest", "jungle": "forest", "green": "forest", "spring": "forest", "meadow": "forest",
-    "autumn": "autumn", "fall": "autumn", "orange": "autumn", "red": "autumn",
-    "neon": "neon", "cyberpunk": "neon", "synthwave": "neon", "purple": "neon", "vaporwave": "neon",
+    "sunset": "sunset",
+    "dusk": "sunset",
+    "evening": "sunset",
+    "golden": "sunset",
+    "warm": "sunset",
+    "sunrise": "dawn",
+    "dawn": "dawn",
+    "morning": "dawn",
+    "pastel": "dawn",
+    "pink": "dawn",
+    "night": "night",
+    "moon": "night",
+    "midnight": "night",
+    "stars": "night",
+    "starry": "night",
+    "dark": "night",
+    "noon": "day",
+    "day": "day",
+    "sunny": "day",
+    "blue": "day",
+    "bright": "day",
+    "summer": "day",
+    "storm": "storm",
+    "rain": "storm",
+    "fog": "storm",
+    "misty": "storm",
+    "gloomy": "storm",
+    "grey": "storm",
+    "desert": "desert",
+    "dune": "desert",
+    "dunes": "desert",
+    "sand": "desert",
+    "canyon": "desert",
+    "snow": "snow",
+    "snowy": "snow",
+    "winter": "snow",
+    "ice": "snow",
+    "arctic": "snow",
+    "frozen": "snow",
+    "forest": "forest",
+    "jungle": "forest",
+    "green": "forest",
+    "spring": "forest",
+    "meadow": "forest",
+    "autumn": "autumn",
+    "fall": "autumn",
+    "orange": "autumn",
+    "red": "autumn",
+    "neon": "neon",
+    "cyberpunk": "neon",
+    "synthwave": "neon",
+    "purple": "neon",
+    "vaporwave": "neon",
 }
-_WATER_WORDS = {"lake", "sea", "ocean", "river", "water", "bay", "beach", "coast", "pond", "harbor", "reflection"}
+_WATER_WORDS = {
+    "lake",
+    "sea",
+    "ocean",
+    "river",
+    "water",
+    "bay",
+    "beach",
+    "coast",
+    "pond",
+    "harbor",
+    "reflection",
+}
 
 
 def _words(text: str) -> set[str]:
@@ -75,9 +130,7 @@ def render(prompt: str, seed: int, width: int, height: int, negative_prompt: str
     mood = moods[int(rng.integers(len(moods)))] if moods else list(_MOODS)[digest[16] % len(_MOODS)]
     # The rest of the prompt nudges the hues, so different prompts with one mood still differ.
     shift = (digest[17] / 255 - 0.5) * 0.12
-    sky_top, horizon, sun_hsv, land = (
-        (h + shift, s, v) for (h, s, v) in _MOODS[mood]
-    )
+    sky_top, horizon, sun_hsv, land = ((h + shift, s, v) for (h, s, v) in _MOODS[mood])
     sky_top, horizon, sun_color, land = _rgb(sky_top), _rgb(horizon), _rgb(sun_hsv), _rgb(land)
 
     ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
@@ -113,7 +166,9 @@ def render(prompt: str, seed: int, width: int, height: int, negative_prompt: str
     x = xs[0]
     ridges = np.stack(
         [
-            horizon_y - 0.18 * (1 - d) + 0.05 * d
+            horizon_y
+            - 0.18 * (1 - d)
+            + 0.05 * d
             - (0.10 + 0.08 * (1 - d)) * (_ridge(rng, x, 0.45 + 0.1 * float(d)) * 0.5 + 0.5)
             for d in depth
         ]
@@ -145,7 +200,9 @@ def render(prompt: str, seed: int, width: int, height: int, negative_prompt: str
     return (np.clip(image * 255 + dither, 0, 255)).astype(np.uint8)
 
 
-_BAYER = (np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], dtype=np.float32) + 0.5) / 16
+_BAYER = (
+    np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], dtype=np.float32) + 0.5
+) / 16
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
