@@ -1,0 +1,127 @@
+"""`make bench`: synchronous generation through the REST gateway, procedural model at 64x64.
+
+The image is tiny on purpose, so the figures are the platform's own cost: gateway, generator, catalog,
+storage and Postgres (durable, fsync on, as `make run` runs it). Reports requests/s and p50/p99 at
+concurrency 1 and 16, and CPU milliseconds per generation summed over every platform process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import statistics
+import tempfile
+import time
+import pathlib
+
+import aiohttp
+import psutil
+
+from tools.embedded_pg import EmbeddedPostgres, free_port
+from tools.supervisor import Platform
+
+BODY = {"prompt": "a misty lake at sunset", "user": "bench", "width": 64, "height": 64}
+
+
+def _platform_cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for process in [root, *root.children(recursive=True)]:
+                times = process.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+async def _load(url: str, key: str, concurrency: int, seconds: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    payload = json.dumps(BODY)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                async with session.post(url, data=payload) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors += 1
+                        continue
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="imagegen-bench-") as tmp:
+        var = pathlib.Path(tmp)
+        postgres = EmbeddedPostgres(var / "postgres", durable=True).start()
+        key = "sk_bench_" + secrets.token_hex(16)
+        gateway_port = free_port()
+        platform = Platform(
+            env={
+                "IMAGEGEN_DATABASE_URL": postgres.create_database("imagegen"),
+                "IMAGEGEN_BOOTSTRAP_API_KEY": key,
+                "IMAGEGEN_VAR_DIR": str(var),
+                "IMAGEGEN_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
+                "IMAGEGEN_LOG_LEVEL": "WARNING",
+            }
+        )
+        try:
+            platform.start(ports={"gateway": gateway_port}, log_dir=var)
+            url = platform.gateway_url + "/api/images/generations"
+            pids = [p.pid for p in platform.processes.values()] + [postgres.process.pid]
+            asyncio.run(_load(url, key, 4, 2.0))  # warm-up: connections, prepared statements, caches
+            results = []
+            for concurrency in args.concurrency:
+                cpu_before = _platform_cpu_seconds(pids)
+                started = time.perf_counter()
+                latencies, errors = asyncio.run(_load(url, key, concurrency, args.seconds))
+                elapsed = time.perf_counter() - started
+                cpu = _platform_cpu_seconds(pids) - cpu_before
+                results.append(
+                    {
+                        "concurrency": concurrency,
+                        "generations": len(latencies),
+                        "errors": errors,
+                        "requests_per_s": round(len(latencies) / elapsed, 1),
+                        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+                        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+                        "platform_cpu_ms_per_generation": round(cpu * 1000 / max(len(latencies), 1), 2),
+                    }
+                )
+        finally:
+            platform.stop()
+            postgres.stop()
+    print(f"sync generation via REST gateway, procedural 64x64, {args.seconds:.0f}s per run, {psutil.cpu_count()} CPUs")
+    print(f"{'conc':>4} {'gens':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/gen':>11}")
+    for r in results:
+        print(
+            f"{r['concurrency']:>4} {r['generations']:>6} {r['errors']:>4} {r['requests_per_s']:>8} "
+            f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['platform_cpu_ms_per_generation']:>11}"
+        )
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
