@@ -35,12 +35,13 @@ def platform(pg, tmp_path_factory):
             "IMAGEGEN_DATABASE_URL": database_url,
             "IMAGEGEN_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
             "IMAGEGEN_VAR_DIR": str(var),
-            "IMAGEGEN_LOG_LEVEL": "WARNING",
+            "IMAGEGEN_LOG_LEVEL": "INFO",
             "IMAGEGEN_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
         }
     )
     running.start(ports={"gateway": gateway_port}, log_dir=var)
     running.database_url = database_url
+    running.log_dir = var
     yield running
     running.stop()
 
@@ -230,11 +231,47 @@ def test_internal_rpcs_are_not_reachable_through_the_gateway(platform):
     assert answer.status_code == 404
 
 
-def test_sigterm_drains_and_stops_a_service_cleanly(pg, tmp_path):
-    running = Platform(env={"IMAGEGEN_DATABASE_URL": pg.create_database(), "IMAGEGEN_VAR_DIR": str(tmp_path)})
-    running._start_one("catalog", 0, tmp_path)
+def test_sigterm_lets_an_in_flight_generation_finish_then_stops(pg, tmp_path):
+    key = "sk_drain_" + uuid.uuid4().hex
+    running = Platform(
+        env={
+            "IMAGEGEN_DATABASE_URL": pg.create_database(),
+            "IMAGEGEN_VAR_DIR": str(tmp_path),
+            "IMAGEGEN_BOOTSTRAP_API_KEY": key,
+        }
+    )
     try:
-        pid = running.processes["catalog"].pid
-        assert running.stop_one("catalog", signal.SIGTERM, timeout=15) == 0, f"catalog {pid} did not exit 0"
+        for name in ("catalog", "storage", "generator"):
+            running._start_one(name, 0, tmp_path)
+        with grpc.insecure_channel(running.target("generator")) as channel:
+            stub = generator_pb2_grpc.GeneratorServiceStub(channel)
+            # Four 2048x2048 renders take long enough to still be running when SIGTERM arrives.
+            in_flight = stub.CreateGeneration.future(
+                generator_pb2.CreateGenerationRequest(prompt="slow", n=4, width=2048, height=2048),
+                metadata=(("authorization", f"Bearer {key}"),),
+                timeout=60,
+            )
+            time.sleep(0.3)
+            assert not in_flight.done()
+            generator = running.processes["generator"]
+            generator.send_signal(signal.SIGTERM)
+            finished = in_flight.result()
+            assert finished.status == "completed" and len(finished.output_images) == 4
+            assert generator.wait(30) == 0
+        assert running.stop_one("catalog", signal.SIGTERM, timeout=15) == 0
+        assert running.stop_one("storage", signal.SIGTERM, timeout=15) == 0
     finally:
         running.stop()
+
+
+def test_request_ids_are_carried_across_services_in_structured_logs(api, platform):
+    request_id = "rid-" + uuid.uuid4().hex
+    answer = api("POST", "/api/images/generations", json={"prompt": "x", "model": "nope"},
+                 headers={"X-Request-Id": request_id})  # fmt: skip
+    assert answer.status_code == 404
+    time.sleep(0.2)
+    for name in ("generator", "catalog"):
+        entries = [json.loads(line) for line in (platform.log_dir / f"{name}.log").read_text().splitlines()
+                   if line.startswith("{")]  # fmt: skip
+        mine = [e for e in entries if e.get("request_id") == request_id]
+        assert mine and mine[0]["service"] == name and mine[0]["code"] == "NOT_FOUND", name
