@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import pathlib
 import secrets
 import statistics
 import tempfile
 import time
-import pathlib
 
 import aiohttp
 import psutil
@@ -113,7 +113,8 @@ def main() -> None:
         finally:
             platform.stop()
             postgres.stop()
-    print(f"sync generation via REST gateway, procedural 64x64, {args.seconds:.0f}s per run, {psutil.cpu_count()} CPUs")
+    cpus = psutil.cpu_count()
+    print(f"sync generation via REST gateway, procedural 64x64, {args.seconds:.0f}s per run, {cpus} CPUs")
     print(f"{'conc':>4} {'gens':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/gen':>11}")
     for r in results:
         print(

@@ -22,17 +22,20 @@ def _code_reads(variable: str) -> bool:
     return any(f'"{name}"' in text or f"{name.upper()}_" in text for text in sources)
 
 
-def test_platform_services_build_from_dockerfiles_that_exist():
+def test_platform_services_build_the_shared_dockerfile_for_their_own_process():
+    dockerfile = REPO / "Dockerfile"
+    text = dockerfile.read_text()
+    for copied in re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE):
+        assert (REPO / copied).exists(), f"the Dockerfile copies {copied}, which does not exist"
+    assert "services.common.healthcheck" in text and "HEALTHCHECK" in text
     for name in ("catalog", "storage", "generator"):
         build = SERVICES[name]["build"]
-        dockerfile = REPO / build["context"] / build["dockerfile"]
-        assert dockerfile.is_file(), dockerfile
-        text = dockerfile.read_text()
-        for copied in re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE):
-            assert (REPO / copied).exists(), f"{dockerfile} copies {copied}, which does not exist"
-        assert f"EXPOSE {DEFAULT_PORTS[name]}" in text
-        assert "services.common.healthcheck" in text
-        assert f'"services.{name}.server"' in text
+        assert build["context"] == "."
+        module = build["args"]["MODULE"]
+        assert (REPO / (module.replace(".", "/") + ".py")).is_file(), module
+        assert module == f"services.{name}.server"
+        assert build["args"]["PORT"] == str(DEFAULT_PORTS[name])
+        assert f"IMAGEGEN_{name.upper()}_HOST=0.0.0.0" in text
 
 
 def test_images_are_pinned_and_mounted_files_exist():

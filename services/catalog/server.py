@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
-from services.common import logs
 from services.common import server as lifecycle
 
 from .config import CatalogConfig
@@ -36,15 +33,8 @@ async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
     return server, port
 
 
-async def serve(config: CatalogConfig) -> None:
-    server, port = await create_server(config)
-    await lifecycle.serve_until_signal(server, port, "catalog", config.shutdown_grace_seconds)
-
-
 def main() -> None:
-    config = CatalogConfig.from_env()
-    logs.configure("catalog", config.log_level)
-    asyncio.run(serve(config))
+    lifecycle.run("catalog", CatalogConfig.from_env(), create_server)
 
 
 if __name__ == "__main__":

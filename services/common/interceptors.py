@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -34,10 +35,22 @@ async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseExcept
     )
 
 
-def _log_done(method: str, started: float) -> None:
-    if log.isEnabledFor(logging.DEBUG):
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-        log.debug("rpc done", extra={"fields": {"method": method, "ms": elapsed_ms}})
+@contextlib.asynccontextmanager
+async def _rpc_scope(context: grpc.aio.ServicerContext, method: str, rid: str):
+    """Runs one call with its request id set, turning any exception into a gRPC status."""
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    try:
+        yield
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:
+        await _abort(context, method, exc)
+    finally:
+        if log.isEnabledFor(logging.DEBUG):
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+            log.debug("rpc done", extra={"fields": {"method": method, "ms": elapsed_ms}})
+        request_id.reset(token)
 
 
 class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
@@ -52,17 +65,8 @@ class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary_unary(request, context):
-                token = request_id.set(rid)
-                started = time.perf_counter()
-                try:
+                async with _rpc_scope(context, method, rid):
                     return await inner(request, context)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await _abort(context, method, exc)
-                finally:
-                    _log_done(method, started)
-                    request_id.reset(token)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, handler.request_deserializer, handler.response_serializer
@@ -72,18 +76,9 @@ class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def unary_stream(request, context):
-                token = request_id.set(rid)
-                started = time.perf_counter()
-                try:
+                async with _rpc_scope(context, method, rid):
                     async for item in inner_stream(request, context):
                         yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await _abort(context, method, exc)
-                finally:
-                    _log_done(method, started)
-                    request_id.reset(token)
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, handler.request_deserializer, handler.response_serializer
@@ -93,17 +88,8 @@ class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
             inner_client_stream = handler.stream_unary
 
             async def stream_unary(request_iterator, context):
-                token = request_id.set(rid)
-                started = time.perf_counter()
-                try:
+                async with _rpc_scope(context, method, rid):
                     return await inner_client_stream(request_iterator, context)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await _abort(context, method, exc)
-                finally:
-                    _log_done(method, started)
-                    request_id.reset(token)
 
             return grpc.stream_unary_rpc_method_handler(
                 stream_unary, handler.request_deserializer, handler.response_serializer

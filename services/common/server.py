@@ -99,3 +99,16 @@ async def serve_until_signal(server: grpc.aio.Server, port: int, name: str, grac
 
 def insecure_channel(target: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+def run(name: str, config, create_server) -> None:
+    """A service's `main()`: JSON logs, then serve until SIGTERM or SIGINT, then drain."""
+    from . import logs
+
+    logs.configure(name, config.log_level)
+
+    async def serve() -> None:
+        server, port = await create_server(config)
+        await serve_until_signal(server, port, name, config.shutdown_grace_seconds)
+
+    asyncio.run(serve())

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 
-from services.common import logs
 from services.common import server as lifecycle
 
 from .clients import CatalogClient, StorageClient, close_channels
@@ -33,15 +30,8 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     return server, port
 
 
-async def serve(config: GeneratorConfig) -> None:
-    server, port = await create_server(config)
-    await lifecycle.serve_until_signal(server, port, "generator", config.shutdown_grace_seconds)
-
-
 def main() -> None:
-    config = GeneratorConfig.from_env()
-    logs.configure("generator", config.log_level)
-    asyncio.run(serve(config))
+    lifecycle.run("generator", GeneratorConfig.from_env(), create_server)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
-from services.common import logs
 from services.common import server as lifecycle
 
 from .backends import LocalFolderBackend, S3Backend
@@ -48,15 +45,8 @@ async def create_server(config: StorageConfig) -> tuple[grpc.aio.Server, int]:
     return server, lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
 
 
-async def serve(config: StorageConfig) -> None:
-    server, port = await create_server(config)
-    await lifecycle.serve_until_signal(server, port, "storage", config.shutdown_grace_seconds)
-
-
 def main() -> None:
-    config = StorageConfig.from_env()
-    logs.configure("storage", config.log_level)
-    asyncio.run(serve(config))
+    lifecycle.run("storage", StorageConfig.from_env(), create_server)
 
 
 if __name__ == "__main__":
