@@ -48,10 +48,6 @@ def create_project(database_url: str, name: str = "test") -> tuple[str, str]:
         async with psycopg_pool.AsyncConnectionPool(
             database_url, min_size=1, max_size=1, kwargs={"row_factory": dict_row, "autocommit": True}
         ) as pool:
-            repo = Repository(pool)
-            async with pool.connection() as conn, conn.transaction():
-                project_id = await repo.create_project(conn, name)
-                await repo.create_key(conn, project_id, hash_key(key), "test", admin=False)
-            return project_id
+            return await Repository(pool).create_project_with_key(name, hash_key(key), "test", admin=False)
 
     return asyncio.run(_create()), key

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import pwd
 import signal
 import socket
 import subprocess
@@ -111,7 +110,3 @@ class EmbeddedPostgres:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def owner_of(path: pathlib.Path) -> str:
-    return pwd.getpwuid(path.stat().st_uid).pw_name

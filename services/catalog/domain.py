@@ -83,9 +83,9 @@ class Catalog:
             return
         if await self.repo.find_key(hash_key(api_key)) is not None:
             return
-        async with self.repo.pool.connection() as conn, conn.transaction():
-            project_id = await self.repo.create_project(conn, "default")
-            await self.repo.create_key(conn, project_id, hash_key(api_key), "bootstrap", admin=True)
+        project_id = await self.repo.create_project_with_key(
+            "default", hash_key(api_key), "bootstrap", admin=True
+        )
         log.info("bootstrap project created", extra={"fields": {"project_id": project_id}})
 
     async def authenticate(self, api_key: str) -> Principal:

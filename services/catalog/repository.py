@@ -29,6 +29,12 @@ class Repository:
 
     # -- projects and keys -------------------------------------------------------------------------
 
+    async def create_project_with_key(self, name: str, key_hash: bytes, key_name: str, admin: bool) -> str:
+        async with self.pool.connection() as conn, conn.transaction():
+            project_id = await self.create_project(conn, name)
+            await self.create_key(conn, project_id, key_hash, key_name, admin)
+            return project_id
+
     async def create_project(self, conn: AsyncConnection, name: str) -> str:
         project_id = new_id("project")
         await conn.execute("INSERT INTO projects (id, name) VALUES (%s, %s)", (project_id, name))

@@ -28,7 +28,10 @@ CHANNEL_OPTIONS = [
 _on_stop: weakref.WeakKeyDictionary[grpc.aio.Server, list[Callable[[], Awaitable[None]]]] = (
     weakref.WeakKeyDictionary()
 )
-_health: weakref.WeakKeyDictionary[grpc.aio.Server, health.aio.HealthServicer] = weakref.WeakKeyDictionary()
+# Per server: its health servicer and the service names it reports on.
+_health: weakref.WeakKeyDictionary[grpc.aio.Server, tuple[health.aio.HealthServicer, list[str]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def new_server() -> grpc.aio.Server:
@@ -40,12 +43,11 @@ def finish_server(server: grpc.aio.Server, service_names: Iterable[str], host: s
     names = list(service_names)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    _health[server] = health_servicer
+    _health[server] = (health_servicer, names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"could not bind {host}:{port}")
-    server._imagegen_service_names = names  # type: ignore[attr-defined]
     return bound
 
 
@@ -56,16 +58,15 @@ def on_stop(server: grpc.aio.Server, hook: Callable[[], Awaitable[None]]) -> Non
 
 async def start(server: grpc.aio.Server) -> None:
     await server.start()
-    health_servicer = _health[server]
-    for name in ["", *server._imagegen_service_names]:  # type: ignore[attr-defined]
+    health_servicer, names = _health[server]
+    for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
 async def stop(server: grpc.aio.Server, grace: float) -> None:
     """Drain: report NOT_SERVING, let in-flight calls finish within `grace`, then release resources."""
-    health_servicer = _health.get(server)
-    if health_servicer is not None:
-        await health_servicer.enter_graceful_shutdown()
+    if server in _health:
+        await _health[server][0].enter_graceful_shutdown()
     await server.stop(grace)
     for hook in reversed(_on_stop.pop(server, [])):
         try:
