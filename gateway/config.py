@@ -15,6 +15,11 @@ TRANSCODED_SERVICES = {
 }
 # Per-upstream route timeouts, as in envoy.yaml.
 ROUTE_TIMEOUT_SECONDS = {"generator": 120.0, "catalog": 30.0, "storage": 300.0}
+# Methods with a route of their own ahead of their service's: a watch lasts as long as its job.
+METHOD_ROUTE_TIMEOUT_SECONDS = {"/imagegen.generator.v1.GeneratorService/WatchGeneration": 3600.0}
+# Server-streaming JSON goes out as server-sent events (`data: <json>\n\n`), as envoy.yaml's
+# `stream_sse_style_delimited` prints it.
+STREAM_SSE = True
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
 

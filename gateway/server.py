@@ -17,7 +17,13 @@ from services.common import logs
 from services.common.errors import STATUS_DETAILS_KEY
 from services.common.server import CHANNEL_OPTIONS, write_port_file
 
-from .config import ROUTE_TIMEOUT_SECONDS, TRANSCODED_SERVICES, GatewayConfig
+from .config import (
+    METHOD_ROUTE_TIMEOUT_SECONDS,
+    ROUTE_TIMEOUT_SECONDS,
+    STREAM_SSE,
+    TRANSCODED_SERVICES,
+    GatewayConfig,
+)
 from .transcoder import HTTP_STATUS, Route, TranscodeError, Transcoder
 
 log = logging.getLogger("imagegen.gateway")
@@ -103,7 +109,10 @@ class Gateway:
 
         request_id = request.headers.get("x-request-id") or logs.new_request_id()
         metadata = _metadata(request, request_id)
-        timeout = ROUTE_TIMEOUT_SECONDS[TRANSCODED_SERVICES[route.method.containing_service.full_name]]
+        timeout = METHOD_ROUTE_TIMEOUT_SECONDS.get(
+            route.grpc_path,
+            ROUTE_TIMEOUT_SECONDS[TRANSCODED_SERVICES[route.method.containing_service.full_name]],
+        )
         call = self._callable(route)
         if route.server_streaming:
             return await self._stream(request, route, call(message, metadata=metadata, timeout=timeout))
@@ -145,6 +154,8 @@ class Gateway:
                     log.warning("stream broken", extra={"fields": {"code": error.code().name}})
             await response.write_eof()
             return response
+        if STREAM_SSE:
+            return await self._server_sent_events(request, response, first, iterator)
         response.content_type = "application/json"
         await response.prepare(request)
         await response.write(b"[")
@@ -156,6 +167,21 @@ class Gateway:
             except grpc.aio.AioRpcError as error:
                 log.warning("stream broken", extra={"fields": {"code": error.code().name}})
         await response.write(b"]")
+        await response.write_eof()
+        return response
+
+    async def _server_sent_events(self, request, response, first, iterator) -> web.StreamResponse:
+        response.content_type = "text/event-stream"
+        response.headers["Cache-Control"] = "no-cache"
+        await response.prepare(request)
+        if first is not None:
+            await response.write(b"data: " + self.transcoder.to_json(first) + b"\n\n")
+            try:
+                async for message in iterator:
+                    await response.write(b"data: " + self.transcoder.to_json(message) + b"\n\n")
+            except grpc.aio.AioRpcError as error:
+                # As with Envoy, an error after the first event has no HTTP status left to carry it.
+                log.warning("stream broken", extra={"fields": {"code": error.code().name}})
         await response.write_eof()
         return response
 

@@ -14,7 +14,14 @@ import yaml
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import descriptor_pb2, json_format
 
-from gateway.config import DESCRIPTOR_SET, MAX_REQUEST_BODY_BYTES, ROUTE_TIMEOUT_SECONDS, TRANSCODED_SERVICES
+from gateway.config import (
+    DESCRIPTOR_SET,
+    MAX_REQUEST_BODY_BYTES,
+    METHOD_ROUTE_TIMEOUT_SECONDS,
+    ROUTE_TIMEOUT_SECONDS,
+    STREAM_SSE,
+    TRANSCODED_SERVICES,
+)
 from gateway.transcoder import PrintOptions
 from services.common.config import DEFAULT_PORTS
 
@@ -66,14 +73,24 @@ def test_transcoder_options_match_the_python_gateway(bootstrap):
     defaults = PrintOptions()
     assert config.print_options.always_print_primitive_fields == defaults.always_print_primitive_fields
     assert config.print_options.preserve_proto_field_names == defaults.preserve_proto_field_names
+    assert config.print_options.stream_sse_style_delimited == STREAM_SSE
     assert not config.match_incoming_request_route, "routes below match gRPC paths"
 
 
 def test_every_public_service_routes_to_its_own_http2_cluster_and_internal_ones_to_none(bootstrap):
     (virtual_host,) = _hcm(bootstrap).route_config.virtual_hosts
-    routes = {route.match.prefix: route.route for route in virtual_host.routes}
+    routes = {route.match.prefix: route.route for route in virtual_host.routes if route.match.prefix}
+    method_routes = {route.match.path: route.route for route in virtual_host.routes if route.match.path}
     clusters = {cluster.name: cluster for cluster in bootstrap.static_resources.clusters}
     assert set(routes) == {f"/{service}/" for service in TRANSCODED_SERVICES}
+    assert set(method_routes) == set(METHOD_ROUTE_TIMEOUT_SECONDS)
+    for path, timeout in METHOD_ROUTE_TIMEOUT_SECONDS.items():
+        assert method_routes[path].timeout.ToTimedelta().total_seconds() == timeout
+        assert method_routes[path].cluster == TRANSCODED_SERVICES[path.split("/")[1]]
+    # Envoy takes the first match, so a method's own route must come before its service's prefix.
+    order = [route.match.path or route.match.prefix for route in virtual_host.routes]
+    for path in METHOD_ROUTE_TIMEOUT_SECONDS:
+        assert order.index(path) < order.index(path.rsplit("/", 1)[0] + "/")
     for service, upstream in TRANSCODED_SERVICES.items():
         route = routes[f"/{service}/"]
         assert route.cluster == upstream

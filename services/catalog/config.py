@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import DEFAULT_PORTS, Env
+
+from .domain import QueuePolicy
+from .scheduling import PriorityPolicy
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,7 @@ class CatalogConfig:
     bootstrap_api_key: str = ""
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    queue: QueuePolicy = field(default_factory=QueuePolicy)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> CatalogConfig:
@@ -28,4 +32,29 @@ class CatalogConfig:
             bootstrap_api_key=env.str("BOOTSTRAP_API_KEY"),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             log_level=env.str("LOG_LEVEL", cls.log_level),
+            queue=_queue_policy(env),
         )
+
+
+def _queue_policy(env: Env) -> QueuePolicy:
+    default = QueuePolicy()
+    return QueuePolicy(
+        max_attempts=env.int("QUEUE_MAX_ATTEMPTS", default.max_attempts),
+        max_server_failures=env.int("QUEUE_MAX_SERVER_FAILURES", default.max_server_failures),
+        retry_base_seconds=env.float("QUEUE_RETRY_BASE_SECONDS", default.retry_base_seconds),
+        retry_max_seconds=env.float("QUEUE_RETRY_MAX_SECONDS", default.retry_max_seconds),
+        bench_after_failures=env.int("SERVER_BENCH_AFTER_FAILURES", default.bench_after_failures),
+        bench_seconds=env.float("SERVER_BENCH_SECONDS", default.bench_seconds),
+        queue_timeout_seconds=env.float("QUEUE_TIMEOUT_SECONDS", default.queue_timeout_seconds),
+        webhook_retry_unit_seconds=env.float(
+            "WEBHOOK_RETRY_UNIT_SECONDS", default.webhook_retry_unit_seconds
+        ),
+        priorities=PriorityPolicy(
+            medium_daily_threshold=env.int(
+                "PRIORITY_MEDIUM_DAILY_THRESHOLD", default.priorities.medium_daily_threshold
+            ),
+            low_daily_threshold=env.int(
+                "PRIORITY_LOW_DAILY_THRESHOLD", default.priorities.low_daily_threshold
+            ),
+        ),
+    )

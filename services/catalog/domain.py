@@ -8,17 +8,33 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+)
 
-from .repository import Repository, Row
+from .notifier import Notifier, wait_for
+from .queue import JobQueue
+from .repository import TERMINAL_STATUSES, Repository, Row
+from .scheduling import PRIORITIES, PriorityPolicy
 
 log = logging.getLogger("imagegen.catalog")
 
-STATUSES = ("pending", "processing", "completed", "failed")
-TERMINAL_STATUSES = ("completed", "failed")
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+PROVIDERS = ("procedural", "openai", "automatic1111", "replicate")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_SERVERS = 32
+MAX_SERVER_CONCURRENCY = 1000
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 200
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -73,9 +89,73 @@ def clamp_page_size(page_size: int) -> int:
     return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How the queue treats lost workers, failing servers and waiting jobs."""
+
+    # Claims whose worker vanished (lease ran out) before the generation fails.
+    max_attempts: int = 3
+    # Server failures (refused, 5xx, timeout) a job survives before it fails.
+    max_server_failures: int = 6
+    retry_base_seconds: float = 0.2
+    retry_max_seconds: float = 10.0
+    # Consecutive failures that bench a server, and for how long before it is probed.
+    bench_after_failures: int = 3
+    bench_seconds: float = 30.0
+    # A queued job nobody could start within this long fails.
+    queue_timeout_seconds: float = 3600.0
+    # Webhook retry delays, multiplied by `webhook_retry_unit_seconds`: 5 s, 30 s, 2 min, 5 min,
+    # 10 min, 30 min, 1 h, 2 h, 4 h with the default unit, so a receiver has over 8 hours to recover.
+    webhook_retry_steps: tuple[int, ...] = (1, 6, 24, 60, 120, 360, 720, 1440, 2880)
+    webhook_retry_unit_seconds: float = 5.0
+    priorities: PriorityPolicy = PriorityPolicy()
+
+    def retry_delay(self, failures: int) -> float:
+        return min(self.retry_base_seconds * 2 ** max(failures - 1, 0), self.retry_max_seconds)
+
+
+def _server_specs(servers: list[Row], provider: str) -> list[Row]:
+    if not servers:
+        raise InvalidArgument("servers must list at least one server", field="servers")
+    if len(servers) > MAX_SERVERS:
+        raise InvalidArgument(f"a model can have at most {MAX_SERVERS} servers", field="servers")
+    checked = []
+    for index, server in enumerate(servers):
+        url = server["url"].strip().rstrip("/")
+        field = f"servers[{index}]"
+        if provider == "procedural":
+            if url != "builtin://procedural":
+                raise InvalidArgument(
+                    f"{field}.url must be builtin://procedural for the procedural provider", field=field
+                )
+        elif not re.match(r"^https?://[^\s/]+", url):
+            raise InvalidArgument(
+                f"{field}.url must be an http:// or https:// base URL; got {server['url']!r}", field=field
+            )
+        concurrency = server["max_concurrency"] or 1
+        if not 1 <= concurrency <= MAX_SERVER_CONCURRENCY:
+            raise InvalidArgument(
+                f"{field}.maxConcurrency must be between 1 and {MAX_SERVER_CONCURRENCY}; got {concurrency}",
+                field=field,
+            )
+        checked.append({"url": url, "api_key": server["api_key"], "max_concurrency": concurrency})
+    return checked
+
+
 class Catalog:
-    def __init__(self, repository: Repository):
+    def __init__(
+        self,
+        repository: Repository,
+        queue: JobQueue,
+        notifier: Notifier,
+        policy: QueuePolicy | None = None,
+    ):
         self.repo = repository
+        self.queue = queue
+        self.notifier = notifier
+        self.policy = policy or QueuePolicy()
+        self._next_housekeeping = 0.0
+        self._next_probe_check = 0.0
 
     async def bootstrap(self, api_key: str) -> None:
         """Makes sure the bootstrap admin key exists, creating its `default` project the first time."""
@@ -105,24 +185,262 @@ class Catalog:
             raise NotFound(f"model {name!r} not found in this project")
         return models[0]
 
-    async def create_generation(self, fields: dict[str, Any]) -> tuple[Row, Row]:
-        created = await self.repo.create_generation(fields)
+    # -- models ------------------------------------------------------------------------------------
+
+    async def create_model(self, project_id: str, model: Row) -> Row:
+        name, provider = model["name"], model["provider"]
+        if not MODEL_NAME.match(name):
+            raise InvalidArgument(
+                "name must be 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit;"
+                f" got {name!r}",
+                field="name",
+            )
+        if provider not in PROVIDERS:
+            raise InvalidArgument(
+                f"provider must be one of {', '.join(PROVIDERS)}; got {provider!r}", field="provider"
+            )
+        if len(model["upstream_model"]) > 256:
+            raise InvalidArgument("upstreamModel is longer than 256 characters", field="upstream_model")
+        servers = _server_specs(model["servers"], provider)
+        created = await self.repo.create_model(project_id, {**model, "servers": servers})
         if created is None:
+            raise AlreadyExists(
+                f"model {name!r} already exists; change its servers with PUT /api/models/{name}/servers",
+                field="name",
+            )
+        return created
+
+    async def replace_servers(self, project_id: str, name: str, servers: list[Row]) -> Row:
+        model = await self.get_model(project_id, name)
+        updated = await self.repo.replace_servers(project_id, name, _server_specs(servers, model["provider"]))
+        if updated is None:
+            raise NotFound(f"model {name!r} not found in this project")
+        return updated
+
+    async def delete_model(self, project_id: str, name: str) -> None:
+        if not await self.repo.delete_model(project_id, name, f"model {name!r} was deleted"):
+            raise NotFound(f"model {name!r} not found in this project")
+
+    async def webhook_secret(self, project_id: str) -> str:
+        candidate = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        return await self.repo.webhook_secret(project_id, candidate)
+
+    # -- the queue ---------------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        fields: dict[str, Any],
+        idempotency_key: str,
+        request_hash: bytes,
+        deadline: dt.datetime | None,
+    ) -> tuple[Row, bool]:
+        """The new `pending` generation, or the earlier one an idempotency key points at (then True)."""
+        priority = fields["priority"] or "medium"
+        if priority not in PRIORITIES:
+            raise InvalidArgument(
+                f"priority must be one of {', '.join(PRIORITIES)}; got {priority!r}", field="priority"
+            )
+        fields = {**fields, "priority": priority}
+        outcome, row = await self.queue.enqueue(
+            fields,
+            lambda recent: self.policy.priorities.score(priority, recent),
+            (idempotency_key, request_hash) if idempotency_key else None,
+            deadline,
+        )
+        if outcome == "conflict":
+            raise AlreadyExists(
+                f"Idempotency-Key {idempotency_key!r} was used within 24 hours for a different request;"
+                " use a new key for a new request"
+            )
+        if outcome == "no-model":
             available = ", ".join(m["name"] for m in await self.repo.list_models(fields["project_id"]))
             raise NotFound(
                 f"model {fields['model']!r} not found; this project has: {available}", field="model"
             )
-        return created
+        if row is None:
+            raise NotFound("the generation this Idempotency-Key created has been deleted")
+        return row, outcome == "replayed"
 
-    async def finish_generation(
-        self, project_id: str, generation_id: str, status: str, server_id: str, reason: str, images: list[Row]
-    ) -> Row:
-        row = await self.repo.finish_generation(project_id, generation_id, status, server_id, reason, images)
+    async def claim_jobs(
+        self, worker_id: str, max_jobs: int, lease_seconds: float, wait_seconds: float
+    ) -> tuple[list[Row], list[Row]]:
+        """Jobs for the worker, waiting up to `wait_seconds` for one; and servers it should probe."""
+        if max_jobs <= 0 or lease_seconds <= 0:
+            raise InvalidArgument("max_jobs and lease_seconds must be positive")
+        deadline = time.monotonic() + max(wait_seconds, 0)
+        with self.notifier.subscribe("imagegen_jobs") as runnable:
+            while True:
+                await self._housekeeping()
+                probes = await self._due_probes()
+                jobs = await self.queue.claim(worker_id, max_jobs, lease_seconds)
+                remaining = deadline - time.monotonic()
+                if jobs or probes or remaining <= 0:
+                    return jobs, probes
+                # Backoff delays and lease expiries are not notified, so look again at least this often.
+                await wait_for(runnable, min(remaining, 0.5))
+
+    async def _due_probes(self) -> list[Row]:
+        now = time.monotonic()
+        if now < self._next_probe_check:
+            return []
+        self._next_probe_check = now + 1.0
+        return await self.queue.due_probes(self.policy.bench_seconds)
+
+    async def _housekeeping(self) -> None:
+        """Requeues jobs whose worker vanished and drops queued jobs nobody waits for; at most once a
+        second per catalog, and cheap when there is nothing to do."""
+        now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + 1.0
+        async with self.queue.pool.connection() as conn, conn.transaction():
+            for job in await self.queue.expired_leases(conn):
+                if job["attempts"] >= self.policy.max_attempts:
+                    await self.repo.finish(
+                        conn,
+                        job["generation_id"],
+                        "failed",
+                        None,
+                        f"the worker running it stopped answering {job['attempts']} times",
+                        [],
+                    )
+                else:
+                    await self.queue.requeue(
+                        conn, job, "the worker stopped answering", 0, server_failed=False
+                    )
+                log.warning(
+                    "lease expired",
+                    extra={"fields": {"generation_id": job["generation_id"], "worker": job["worker_id"]}},
+                )
+            for job in await self.queue.abandoned(conn, self.policy.queue_timeout_seconds):
+                if job["caller_gone"]:
+                    status, reason = "cancelled", "the caller stopped waiting before a server was free"
+                else:
+                    status = "failed"
+                    reason = f"no server could take it within {self.policy.queue_timeout_seconds:.0f} s"
+                    if job["last_error"]:
+                        reason += f"; last error: {job['last_error']}"
+                await self.repo.finish(conn, job["generation_id"], status, None, reason, [])
+
+    async def renew_leases(
+        self, worker_id: str, generation_ids: list[str], lease_seconds: float
+    ) -> list[str]:
+        if not generation_ids:
+            return []
+        return await self.queue.renew(worker_id, generation_ids, lease_seconds)
+
+    async def release_jobs(self, worker_id: str, generation_ids: list[str]) -> None:
+        if generation_ids:
+            await self.queue.release(worker_id, generation_ids)
+
+    async def complete_job(self, generation_id: str, server_id: str, images: list[Row]) -> Row:
+        row, status = await self.queue.complete(generation_id, server_id, images)
         if row is not None:
             return row
-        if await self.repo.generation_exists(project_id, generation_id):
-            raise FailedPrecondition(f"generation {generation_id} has already finished")
+        if status:
+            raise FailedPrecondition(f"generation {generation_id} is already {status}")
         raise NotFound(f"generation {generation_id} not found")
+
+    async def fail_job(
+        self, worker_id: str, generation_id: str, server_id: str, reason: str, kind: str
+    ) -> Row:
+        """`kind` is "model" (fail now), "server" (retry elsewhere, bench the server) or "transient"."""
+        policy = self.policy
+        async with self.queue.pool.connection() as conn, conn.transaction():
+            job = await self.queue.locked_job(conn, generation_id, worker_id)
+            if job is None:
+                # Cancelled, finished, or claimed again after this worker's lease ran out: not its to fail.
+                status = await self.repo.status_of(conn, generation_id)
+                if status is None:
+                    raise NotFound(f"generation {generation_id} not found")
+                raise FailedPrecondition(f"generation {generation_id} is no longer held by {worker_id}")
+            if kind == "server":
+                await self.queue.server_failed(
+                    conn, server_id, reason, policy.bench_after_failures, policy.bench_seconds
+                )
+            retries = job["server_failures"] + 1
+            if kind == "model" or retries >= policy.max_server_failures:
+                if kind != "model":
+                    reason = f"gave up after {retries} failed attempts on the model's servers; last: {reason}"
+                row = await self.repo.finish(conn, generation_id, "failed", server_id or None, reason, [])
+                return row
+            await self.queue.requeue(conn, job, reason, policy.retry_delay(retries), server_failed=True)
+        row = await self.queue.generation(generation_id)
+        return row
+
+    async def report_probe(self, server_id: str, ok: bool, error: str) -> None:
+        await self.queue.probe_result(server_id, ok, error)
+
+    async def cancel(self, project_id: str, generation_id: str, reason: str) -> Row:
+        async with self.queue.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT status FROM generations WHERE project_id = %s AND id = %s FOR UPDATE",
+                (project_id, generation_id),
+            )
+            current = await cur.fetchone()
+            if current is None:
+                raise NotFound(f"generation {generation_id} not found")
+            if current["status"] in TERMINAL_STATUSES:
+                raise FailedPrecondition(
+                    f"generation {generation_id} is already {current['status']}; only pending or processing"
+                    " generations can be cancelled"
+                )
+            await self.repo.finish(
+                conn, generation_id, "cancelled", None, reason or "cancelled by the caller", []
+            )
+        return await self.get_generation(project_id, generation_id)
+
+    async def watch(self, project_id: str, generation_id: str) -> AsyncIterator[Row]:
+        """The generation now, then at each change of status, ending after a terminal one."""
+        with self.notifier.subscribe("imagegen_generation", generation_id) as changed:
+            row = await self.get_generation(project_id, generation_id)
+            yield row
+            last = row["status"]
+            while last not in TERMINAL_STATUSES:
+                # A notification lost to a reconnect costs at most this long.
+                await wait_for(changed, 2.0)
+                row = await self.repo.get_generation(project_id, generation_id)
+                if row is None:
+                    raise NotFound(f"generation {generation_id} was deleted")
+                if row["status"] != last:
+                    last = row["status"]
+                    yield row
+
+    # -- webhooks ----------------------------------------------------------------------------------
+
+    async def claim_deliveries(
+        self, max_deliveries: int, lease_seconds: float, wait_seconds: float
+    ) -> list[Row]:
+        deadline = time.monotonic() + max(wait_seconds, 0)
+        with self.notifier.subscribe("imagegen_webhooks") as due:
+            while True:
+                deliveries = await self.queue.claim_deliveries(max(max_deliveries, 1), lease_seconds)
+                ready = []
+                for delivery in deliveries:
+                    if delivery["generation"] is None:
+                        await self.queue.delivery_result(delivery["id"], False, 0, "generation deleted", None)
+                        continue
+                    if not delivery["webhook_secret"]:
+                        delivery["webhook_secret"] = await self.webhook_secret(delivery["project_id"])
+                    ready.append(delivery)
+                remaining = deadline - time.monotonic()
+                if ready or remaining <= 0:
+                    return ready
+                await wait_for(due, min(remaining, 0.5))
+
+    async def report_delivery(self, delivery_id: str, delivered: bool, status_code: int, error: str) -> None:
+        retry_in = None
+        if not delivered:
+            attempts = await self.queue.delivery_attempts(delivery_id)
+            steps = self.policy.webhook_retry_steps
+            if attempts <= len(steps):
+                retry_in = steps[attempts - 1] * self.policy.webhook_retry_unit_seconds
+        await self.queue.delivery_result(delivery_id, delivered, status_code, error[:1000], retry_in)
+        if not delivered:
+            log.info(
+                "webhook delivery failed",
+                extra={"fields": {"delivery": delivery_id, "status": status_code, "retry_in": retry_in}},
+            )
 
     async def get_generation(self, project_id: str, generation_id: str) -> Row:
         row = await self.repo.get_generation(project_id, generation_id)

@@ -14,13 +14,19 @@ Row = dict[str, Any]
 
 _GENERATION_COLUMNS = (
     "id, project_id, model_id, model_name, server_id, status, end_user, reason, prompt, negative_prompt,"
-    " n, width, height, seed, created_at, updated_at"
+    " n, width, height, seed, created_at, updated_at, priority, callback_url"
 )
 _IMAGE_COLUMNS = (
     "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height"
 )
 
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+
+
+async def notify(conn: AsyncConnection, channel: str, payload: str = "") -> None:
+    """Postgres delivers it at commit, to every catalog listening (see notifier.py)."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
 
 class Repository:
@@ -78,8 +84,10 @@ class Repository:
         cur = await conn.execute(
             "SELECT m.id, m.project_id, m.name, m.provider, m.upstream_model, m.created_at,"
             " coalesce(json_agg(json_build_object('id', s.id, 'url', s.url,"
-            "   'max_concurrency', s.max_concurrency) ORDER BY s.position)"
-            "   FILTER (WHERE s.id IS NOT NULL), '[]') AS servers"
+            "   'max_concurrency', s.max_concurrency, 'benched', s.benched_until IS NOT NULL,"
+            "   'last_error', s.last_error,"
+            "   'outstanding', (SELECT count(*) FROM jobs j WHERE j.state = 'running' AND j.server_id = s.id))"
+            "   ORDER BY s.position) FILTER (WHERE s.id IS NOT NULL), '[]') AS servers"
             " FROM models m LEFT JOIN model_servers s ON s.model_id = m.id"
             " WHERE m.project_id = %s AND (%s::text IS NULL OR m.name = %s)"
             " GROUP BY m.id ORDER BY m.name",
@@ -87,79 +95,138 @@ class Repository:
         )
         return await cur.fetchall()
 
-    # -- generations -------------------------------------------------------------------------------
-
-    async def create_generation(self, fields: Row) -> tuple[Row, Row] | None:
-        """Inserts a `processing` generation for the named model; None when the model doesn't exist."""
-        async with self.pool.connection() as conn, conn.transaction():
-            models = await self._models(conn, fields["project_id"], fields["model"])
-            if not models:
-                return None
-            model = models[0]
-            cur = await conn.execute(
-                "INSERT INTO generations (id, project_id, model_id, model_name, status, end_user, prompt,"
-                " negative_prompt, n, width, height, seed)"
-                " VALUES (%s, %s, %s, %s, 'processing', %s, %s, %s, %s, %s, %s, %s)"
-                f" RETURNING {_GENERATION_COLUMNS}",
-                (
-                    new_id("generation"),
-                    fields["project_id"],
-                    model["id"],
-                    model["name"],
-                    fields["user"],
-                    fields["prompt"],
-                    fields["negative_prompt"],
-                    fields["n"],
-                    fields["width"],
-                    fields["height"],
-                    fields["seed"],
-                ),
-            )
-            return await cur.fetchone(), model
-
-    async def finish_generation(
-        self, project_id: str, generation_id: str, status: str, server_id: str, reason: str, images: list[Row]
-    ) -> Row | None:
-        """Moves a non-terminal generation to `status` and records its images in the same transaction.
-
-        None when there is no such generation in this project, or when it was already finished: a
-        generation gets exactly one set of images.
-        """
+    async def create_model(self, project_id: str, model: Row) -> Row | None:
+        """None when the project already has a model of that name."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE generations"
-                " SET status = %s, server_id = %s, reason = %s, updated_at = clock_timestamp()"
-                " WHERE project_id = %s AND id = %s AND status IN ('pending', 'processing')"
-                f" RETURNING {_GENERATION_COLUMNS}",
-                (status, server_id, reason, project_id, generation_id),
+                "INSERT INTO models (id, project_id, name, provider, upstream_model)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project_id, name) DO NOTHING RETURNING id",
+                (new_id("model"), project_id, model["name"], model["provider"], model["upstream_model"]),
             )
             row = await cur.fetchone()
             if row is None:
                 return None
-            rows = [
-                (
-                    image["id"] or new_id("image"),
-                    generation_id,
-                    project_id,
-                    image["index"],
-                    image["storage_key"],
-                    image["sha256"],
-                    image["content_type"],
-                    image["size_bytes"],
-                    image["width"],
-                    image["height"],
+            await self._insert_servers(conn, row["id"], model["servers"])
+            return (await self._models(conn, project_id, model["name"]))[0]
+
+    async def replace_servers(self, project_id: str, name: str, servers: list[Row]) -> Row | None:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT id FROM models WHERE project_id = %s AND name = %s FOR UPDATE", (project_id, name)
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            # Running jobs keep their server id and finish there; new claims see only the new list.
+            await conn.execute("DELETE FROM model_servers WHERE model_id = %s", (row["id"],))
+            await self._insert_servers(conn, row["id"], servers)
+            await notify(conn, "imagegen_jobs")
+            return (await self._models(conn, project_id, name))[0]
+
+    async def _insert_servers(self, conn: AsyncConnection, model_id: str, servers: list[Row]) -> None:
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO model_servers (id, model_id, position, url, api_key, max_concurrency)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (new_id("server"), model_id, position, s["url"], s["api_key"], s["max_concurrency"])
+                    for position, s in enumerate(servers)
+                ],
+            )
+
+    async def delete_model(self, project_id: str, name: str, reason: str) -> bool:
+        """Removes the model; its unfinished generations fail with `reason`."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "DELETE FROM models WHERE project_id = %s AND name = %s RETURNING id", (project_id, name)
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            cur = await conn.execute(
+                "SELECT generation_id FROM jobs WHERE model_id = %s FOR UPDATE", (row["id"],)
+            )
+            for job in await cur.fetchall():
+                await self.finish(conn, job["generation_id"], "failed", None, reason, [])
+            return True
+
+    async def webhook_secret(self, project_id: str, candidate: str) -> str:
+        """The project's secret; `candidate` becomes it the first time it is asked for."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE projects SET webhook_secret = coalesce(webhook_secret, %s) WHERE id = %s"
+                " RETURNING webhook_secret",
+                (candidate, project_id),
+            )
+            row = await cur.fetchone()
+            return row["webhook_secret"] if row else ""
+
+    # -- generations -------------------------------------------------------------------------------
+
+    async def finish(
+        self,
+        conn: AsyncConnection,
+        generation_id: str,
+        status: str,
+        server_id: str | None,
+        reason: str,
+        images: list[Row],
+    ) -> Row | None:
+        """Moves an unfinished generation to terminal `status`, in the caller's transaction: records its
+        images, drops its job, and queues its webhook.
+
+        None when there is no such generation, or when it already finished: a generation gets exactly one
+        set of images however many workers answered for it.
+        """
+        cur = await conn.execute(
+            "UPDATE generations"
+            " SET status = %s, server_id = coalesce(%s, server_id), reason = %s, updated_at = clock_timestamp()"
+            " WHERE id = %s AND status IN ('pending', 'processing')"
+            f" RETURNING {_GENERATION_COLUMNS}",
+            (status, server_id, reason, generation_id),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        rows = [
+            (
+                image["id"] or new_id("image"),
+                generation_id,
+                row["project_id"],
+                image["index"],
+                image["storage_key"],
+                image["sha256"],
+                image["content_type"],
+                image["size_bytes"],
+                image["width"],
+                image["height"],
+            )
+            for image in images
+        ]
+        if rows:
+            async with conn.cursor() as cursor:
+                await cursor.executemany(
+                    f"INSERT INTO output_images ({_IMAGE_COLUMNS})"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    rows,
                 )
-                for image in images
-            ]
-            if rows:
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(
-                        f"INSERT INTO output_images ({_IMAGE_COLUMNS})"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        rows,
-                    )
-            row["images"] = [dict(zip(_IMAGE_COLUMNS.split(", "), r, strict=True)) for r in rows]
-            return row
+        row["images"] = [dict(zip(_IMAGE_COLUMNS.split(", "), r, strict=True)) for r in rows]
+        await conn.execute("DELETE FROM jobs WHERE generation_id = %s", (generation_id,))
+        if row["callback_url"]:
+            await conn.execute(
+                "INSERT INTO webhook_deliveries (id, project_id, generation_id, url) VALUES (%s, %s, %s, %s)",
+                (new_id("webhook"), row["project_id"], generation_id, row["callback_url"]),
+            )
+            await notify(conn, "imagegen_webhooks")
+        await notify(conn, "imagegen_generation", generation_id)
+        # A finished job frees a server slot that a queued job may be waiting for.
+        await notify(conn, "imagegen_jobs")
+        return row
+
+    async def status_of(self, conn: AsyncConnection, generation_id: str) -> str | None:
+        cur = await conn.execute("SELECT status FROM generations WHERE id = %s", (generation_id,))
+        row = await cur.fetchone()
+        return row["status"] if row else None
 
     async def generation_exists(self, project_id: str, generation_id: str) -> bool:
         async with self.pool.connection() as conn:

@@ -10,6 +10,8 @@ from services.common import server as lifecycle
 from .config import CatalogConfig
 from .db import migrate, open_pool
 from .domain import Catalog
+from .notifier import Notifier
+from .queue import JobQueue
 from .repository import Repository
 from .servicer import CatalogInternalServicer, CatalogServicer
 
@@ -22,13 +24,17 @@ SERVICE_NAMES = [
 async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
     await migrate(config.database_url)
     pool = await open_pool(config.database_url, config.pool_min, config.pool_max)
-    catalog = Catalog(Repository(pool))
+    notifier = Notifier(config.database_url)
+    await notifier.start()
+    repository = Repository(pool)
+    catalog = Catalog(repository, JobQueue(pool, repository), notifier, config.queue)
     await catalog.bootstrap(config.bootstrap_api_key)
 
     server = lifecycle.new_server()
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), server)
     catalog_pb2_grpc.add_CatalogInternalServiceServicer_to_server(CatalogInternalServicer(catalog), server)
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
+    lifecycle.on_stop(server, notifier.stop)
     lifecycle.on_stop(server, pool.close)
     return server, port
 

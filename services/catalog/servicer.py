@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from google.protobuf import timestamp_pb2
+import datetime as dt
+
+from google.protobuf import empty_pb2, timestamp_pb2
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.common.auth import bearer_key
@@ -25,7 +27,14 @@ def model_to_proto(row: Row) -> catalog_pb2.Model:
         provider=row["provider"],
         upstream_model=row["upstream_model"],
         servers=[
-            catalog_pb2.ModelServer(id=s["id"], url=s["url"], max_concurrency=s["max_concurrency"])
+            catalog_pb2.ModelServer(
+                id=s["id"],
+                url=s["url"],
+                max_concurrency=s["max_concurrency"],
+                status="benched" if s["benched"] else "healthy",
+                outstanding=s["outstanding"],
+                last_error=s["last_error"],
+            )
             for s in row["servers"]
         ],
         created_at=_timestamp(row["created_at"]),
@@ -64,7 +73,30 @@ def generation_to_proto(row: Row) -> catalog_pb2.GenerationRecord:
         images=[image_to_proto(image) for image in row.get("images", ())],
         created_at=_timestamp(row["created_at"]),
         updated_at=_timestamp(row["updated_at"]),
+        priority=row["priority"],
+        callback_url=row["callback_url"],
     )
+
+
+def _server_specs(servers) -> list[Row]:
+    return [{"url": s.url, "api_key": s.api_key, "max_concurrency": s.max_concurrency} for s in servers]
+
+
+def _target(row: Row) -> catalog_pb2.ServerTarget:
+    return catalog_pb2.ServerTarget(
+        id=row["id"],
+        url=row["url"],
+        api_key=row["api_key"],
+        provider=row["provider"],
+        upstream_model=row["upstream_model"],
+    )
+
+
+_FAILURE_KINDS = {
+    catalog_pb2.FAILURE_KIND_MODEL: "model",
+    catalog_pb2.FAILURE_KIND_SERVER: "server",
+    catalog_pb2.FAILURE_KIND_TRANSIENT: "transient",
+}
 
 
 def _image_fields(image: catalog_pb2.ImageRecord) -> Row:
@@ -98,6 +130,35 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         principal = await self._principal(context)
         return model_to_proto(await self.catalog.get_model(principal.project_id, request.name))
 
+    async def CreateModel(self, request, context):
+        principal = await self._principal(context)
+        model = await self.catalog.create_model(
+            principal.project_id,
+            {
+                "name": request.name,
+                "provider": request.provider,
+                "upstream_model": request.upstream_model,
+                "servers": _server_specs(request.servers),
+            },
+        )
+        return model_to_proto(model)
+
+    async def ReplaceModelServers(self, request, context):
+        principal = await self._principal(context)
+        model = await self.catalog.replace_servers(
+            principal.project_id, request.name, _server_specs(request.servers)
+        )
+        return model_to_proto(model)
+
+    async def DeleteModel(self, request, context):
+        principal = await self._principal(context)
+        await self.catalog.delete_model(principal.project_id, request.name)
+        return empty_pb2.Empty()
+
+    async def GetWebhookSecret(self, request, context):
+        principal = await self._principal(context)
+        return catalog_pb2.WebhookSecret(key=await self.catalog.webhook_secret(principal.project_id))
+
 
 class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
     """Internal: callers are other imagegen services that already authenticated the client."""
@@ -111,8 +172,9 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
             project_id=principal.project_id, key_id=principal.key_id, admin=principal.admin
         )
 
-    async def CreateGeneration(self, request, context):
-        generation, model = await self.catalog.create_generation(
+    async def EnqueueGeneration(self, request, context):
+        deadline = request.deadline.ToDatetime(dt.UTC) if request.HasField("deadline") else None
+        row, replayed = await self.catalog.enqueue(
             {
                 "project_id": request.project_id,
                 "model": request.model,
@@ -123,28 +185,62 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
                 "width": request.width,
                 "height": request.height,
                 "seed": request.seed,
-            }
+                "priority": request.priority,
+                "callback_url": request.callback_url,
+            },
+            request.idempotency_key,
+            request.request_hash,
+            deadline,
         )
-        return catalog_pb2.CreateGenerationResponse(
-            generation=generation_to_proto(generation), model=model_to_proto(model)
-        )
+        return catalog_pb2.EnqueueGenerationResponse(generation=generation_to_proto(row), replayed=replayed)
 
-    async def CompleteGeneration(self, request, context):
-        row = await self.catalog.finish_generation(
-            request.project_id,
+    async def ClaimJobs(self, request, context):
+        jobs, probes = await self.catalog.claim_jobs(
+            request.worker_id, request.max_jobs, request.lease_seconds, request.wait_seconds
+        )
+        answer = catalog_pb2.ClaimJobsResponse(probes=[_target(p) for p in probes])
+        for job in jobs:
+            claimed = answer.jobs.add(
+                generation=generation_to_proto(job["generation"]),
+                server=_target(job["server"]),
+                attempt=job["attempt"],
+            )
+            if job["deadline"] is not None:
+                claimed.deadline.FromDatetime(job["deadline"])
+        return answer
+
+    async def RenewLeases(self, request, context):
+        lost = await self.catalog.renew_leases(
+            request.worker_id, list(request.generation_ids), request.lease_seconds
+        )
+        return catalog_pb2.RenewLeasesResponse(lost_generation_ids=lost)
+
+    async def CompleteJob(self, request, context):
+        row = await self.catalog.complete_job(
+            request.generation_id, request.server_id, [_image_fields(image) for image in request.images]
+        )
+        return generation_to_proto(row)
+
+    async def FailJob(self, request, context):
+        row = await self.catalog.fail_job(
+            request.worker_id,
             request.generation_id,
-            "completed",
             request.server_id,
-            "",
-            [_image_fields(image) for image in request.images],
+            request.reason,
+            _FAILURE_KINDS.get(request.kind, "transient"),
         )
         return generation_to_proto(row)
 
-    async def FailGeneration(self, request, context):
-        row = await self.catalog.finish_generation(
-            request.project_id, request.generation_id, "failed", "", request.reason, []
-        )
-        return generation_to_proto(row)
+    async def ReleaseJobs(self, request, context):
+        await self.catalog.release_jobs(request.worker_id, list(request.generation_ids))
+        return empty_pb2.Empty()
+
+    async def ReportProbe(self, request, context):
+        await self.catalog.report_probe(request.server_id, request.ok, request.error)
+        return empty_pb2.Empty()
+
+    async def CancelGeneration(self, request, context):
+        return generation_to_proto(await self.catalog.cancel(request.project_id, request.id, request.reason))
 
     async def GetGeneration(self, request, context):
         return generation_to_proto(await self.catalog.get_generation(request.project_id, request.id))
@@ -166,3 +262,28 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
     async def DeleteGeneration(self, request, context):
         orphaned = await self.catalog.delete_generation(request.project_id, request.id)
         return catalog_pb2.DeleteGenerationResponse(orphaned_keys=orphaned)
+
+    async def WatchGeneration(self, request, context):
+        async for row in self.catalog.watch(request.project_id, request.id):
+            yield generation_to_proto(row)
+
+    async def ClaimWebhookDeliveries(self, request, context):
+        deliveries = await self.catalog.claim_deliveries(
+            request.max_deliveries, request.lease_seconds, request.wait_seconds
+        )
+        return catalog_pb2.ClaimWebhookDeliveriesResponse(
+            deliveries=[
+                catalog_pb2.WebhookDelivery(
+                    id=d["id"],
+                    url=d["url"],
+                    secret=d["webhook_secret"],
+                    attempt=d["attempts"],
+                    generation=generation_to_proto(d["generation"]),
+                )
+                for d in deliveries
+            ]
+        )
+
+    async def ReportWebhookDelivery(self, request, context):
+        await self.catalog.report_delivery(request.id, request.delivered, request.status_code, request.error)
+        return empty_pb2.Empty()

@@ -1,4 +1,4 @@
-"""Resource ids with Meteron's prefixes: img_, ima_, pro_, mod_, srv_, key_."""
+"""Resource ids with Meteron's prefixes (img_, ima_, pro_, mod_, srv_, key_); msg_ for webhook messages."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ PREFIXES = {
     "model": "mod",
     "server": "srv",
     "key": "key",
+    "webhook": "msg",
+    "worker": "wrk",
 }
 _ID_BODY = re.compile(r"^[0-9a-z]{20}$")
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -43,25 +44,68 @@ class CatalogClient:
             raise cached[1]
         return cached[1]
 
-    async def create_generation(self, request: catalog_pb2.CreateGenerationRequest, timeout: float | None):
+    async def _call(self, method: str, request, timeout: float | None = 10):
         async with upstream("catalog"):
-            return await self.stub.CreateGeneration(request, metadata=outgoing_metadata(), timeout=timeout)
+            return await getattr(self.stub, method)(request, metadata=outgoing_metadata(), timeout=timeout)
 
-    async def complete_generation(
-        self, request: catalog_pb2.CompleteGenerationRequest, timeout: float | None
-    ):
-        async with upstream("catalog"):
-            return await self.stub.CompleteGeneration(request, metadata=outgoing_metadata(), timeout=timeout)
+    async def enqueue(self, request: catalog_pb2.EnqueueGenerationRequest, timeout: float | None):
+        return await self._call("EnqueueGeneration", request, timeout)
 
-    async def fail_generation(self, project_id: str, generation_id: str, reason: str):
-        async with upstream("catalog"):
-            return await self.stub.FailGeneration(
-                catalog_pb2.FailGenerationRequest(
-                    project_id=project_id, generation_id=generation_id, reason=reason
-                ),
-                metadata=outgoing_metadata(),
-                timeout=10,
-            )
+    async def claim_jobs(self, worker_id: str, max_jobs: int, lease_seconds: float, wait_seconds: float):
+        return await self._call(
+            "ClaimJobs",
+            catalog_pb2.ClaimJobsRequest(
+                worker_id=worker_id, max_jobs=max_jobs, lease_seconds=lease_seconds, wait_seconds=wait_seconds
+            ),
+            timeout=wait_seconds + 10,
+        )
+
+    async def renew_leases(self, worker_id: str, generation_ids: list[str], lease_seconds: float) -> list[str]:
+        answer = await self._call(
+            "RenewLeases",
+            catalog_pb2.RenewLeasesRequest(
+                worker_id=worker_id, generation_ids=generation_ids, lease_seconds=lease_seconds
+            ),
+        )
+        return list(answer.lost_generation_ids)
+
+    async def complete_job(self, request: catalog_pb2.CompleteJobRequest):
+        return await self._call("CompleteJob", request, timeout=30)
+
+    async def fail_job(self, request: catalog_pb2.FailJobRequest):
+        return await self._call("FailJob", request)
+
+    async def release_jobs(self, worker_id: str, generation_ids: list[str]) -> None:
+        await self._call(
+            "ReleaseJobs", catalog_pb2.ReleaseJobsRequest(worker_id=worker_id, generation_ids=generation_ids)
+        )
+
+    async def report_probe(self, server_id: str, ok: bool, error: str) -> None:
+        await self._call("ReportProbe", catalog_pb2.ReportProbeRequest(server_id=server_id, ok=ok, error=error))
+
+    async def cancel_generation(self, project_id: str, generation_id: str, reason: str):
+        return await self._call(
+            "CancelGeneration",
+            catalog_pb2.CancelGenerationRequest(project_id=project_id, id=generation_id, reason=reason),
+        )
+
+    async def claim_deliveries(self, max_deliveries: int, lease_seconds: float, wait_seconds: float):
+        answer = await self._call(
+            "ClaimWebhookDeliveries",
+            catalog_pb2.ClaimWebhookDeliveriesRequest(
+                max_deliveries=max_deliveries, lease_seconds=lease_seconds, wait_seconds=wait_seconds
+            ),
+            timeout=wait_seconds + 10,
+        )
+        return list(answer.deliveries)
+
+    async def report_delivery(self, delivery_id: str, delivered: bool, status_code: int, error: str) -> None:
+        await self._call(
+            "ReportWebhookDelivery",
+            catalog_pb2.ReportWebhookDeliveryRequest(
+                id=delivery_id, delivered=delivered, status_code=status_code, error=error
+            ),
+        )
 
     async def get_generation(self, project_id: str, generation_id: str, timeout: float | None):
         async with upstream("catalog"):
@@ -70,6 +114,18 @@ class CatalogClient:
                 metadata=outgoing_metadata(),
                 timeout=timeout,
             )
+
+    async def watch_generation(
+        self, project_id: str, generation_id: str, timeout: float | None
+    ) -> AsyncIterator[catalog_pb2.GenerationRecord]:
+        async with upstream("catalog"):
+            call = self.stub.WatchGeneration(
+                catalog_pb2.GetGenerationRequest(project_id=project_id, id=generation_id),
+                metadata=outgoing_metadata(),
+                timeout=timeout,
+            )
+            async for record in call:
+                yield record
 
     async def list_generations(self, request: catalog_pb2.ListGenerationsRequest, timeout: float | None):
         async with upstream("catalog"):

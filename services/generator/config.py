@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import DEFAULT_PORTS, Env
+
+from .worker import WorkerConfig
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,10 @@ class GeneratorConfig:
     auth_cache_seconds: float = 1.0
     shutdown_grace_seconds: float = 30.0
     log_level: str = "INFO"
+    # Every generator runs a worker unless told not to (an API-only replica).
+    worker_enabled: bool = True
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    webhook_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GeneratorConfig:
@@ -29,4 +35,13 @@ class GeneratorConfig:
             auth_cache_seconds=env.float("AUTH_CACHE_SECONDS", cls.auth_cache_seconds),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             log_level=env.str("LOG_LEVEL", cls.log_level),
+            worker_enabled=env.bool("WORKER_ENABLED", cls.worker_enabled),
+            worker=WorkerConfig(
+                slots=env.int("WORKER_SLOTS", WorkerConfig.slots),
+                lease_seconds=env.float("WORKER_LEASE_SECONDS", WorkerConfig.lease_seconds),
+                heartbeat_seconds=env.float("WORKER_HEARTBEAT_SECONDS", WorkerConfig.heartbeat_seconds),
+                model_timeout_seconds=env.float("MODEL_TIMEOUT_SECONDS", WorkerConfig.model_timeout_seconds),
+                probe_timeout_seconds=env.float("PROBE_TIMEOUT_SECONDS", WorkerConfig.probe_timeout_seconds),
+            ),
+            webhook_timeout_seconds=env.float("WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds),
         )

@@ -1,19 +1,25 @@
-"""Generation: validate, record, run the model, store every image, then record the images."""
+"""Generation requests: validate, queue, and (for sync callers) wait for the worker's answer."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import re
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
 
+import grpc
+from google.protobuf import timestamp_pb2
 from imagegen.catalog.v1 import catalog_pb2
 
-from services.common.errors import DomainError, InvalidArgument, NotFound, Unavailable
+from services.common.errors import DeadlineExceeded, DomainError, InvalidArgument, NotFound, Unavailable
 from services.common.ids import is_id
 
 from .clients import CatalogClient, StorageClient
-from .providers import PROVIDERS, ImageSpec, ModelError
 
 log = logging.getLogger("imagegen.generator")
 
@@ -22,7 +28,12 @@ MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 2048, 8
 DEFAULT_SIDE = 512
 MAX_IMAGES = 4
 MAX_USER_CHARS = 256
-STATUSES = ("pending", "processing", "completed", "failed")
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+PRIORITIES = ("low", "medium", "high")
+MAX_CALLBACK_URL_CHARS = 2048
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+_CALLBACK_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,13 @@ class GenerationInput:
     n: int
     width: int
     height: int
-    seed: int
+    seed: int | None
+    priority: str
+    callback_url: str
+
+    def request_hash(self) -> bytes:
+        """What makes two requests "the same" for an Idempotency-Key: everything but how to answer."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,8 @@ def validate(
     height: int,
     seed: int | None,
     default_model: str,
+    priority: str = "",
+    callback_url: str = "",
 ) -> GenerationInput:
     if not prompt.strip():
         raise InvalidArgument("prompt is required: describe the image to generate", field="prompt")
@@ -86,6 +105,17 @@ def validate(
         n = 1
     if not 1 <= n <= MAX_IMAGES:
         raise InvalidArgument(f"n must be between 1 and {MAX_IMAGES}; got {n}", field="n")
+    priority = priority.strip().lower() or "medium"
+    if priority not in PRIORITIES:
+        raise InvalidArgument(
+            f"priority must be one of {', '.join(PRIORITIES)}; got {priority!r}", field="priority"
+        )
+    if callback_url and (len(callback_url) > MAX_CALLBACK_URL_CHARS or not _CALLBACK_URL.match(callback_url)):
+        raise InvalidArgument(
+            "callbackUrl must be an http:// or https:// URL of at most"
+            f" {MAX_CALLBACK_URL_CHARS} characters; got {callback_url[:100]!r}",
+            field="callback_url",
+        )
     return GenerationInput(
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -94,8 +124,19 @@ def validate(
         n=n,
         width=_side("width", width),
         height=_side("height", height),
-        seed=secrets.randbelow(2**32) if seed is None else seed,
+        seed=seed,
+        priority=priority,
+        callback_url=callback_url,
     )
+
+
+def check_idempotency_key(key: str) -> str:
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable():
+        raise InvalidArgument(
+            f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY_CHARS} printable characters",
+            field="idempotency_key",
+        )
+    return key
 
 
 class Generator:
@@ -103,82 +144,83 @@ class Generator:
         self.catalog = catalog
         self.storage = storage
 
-    async def create(self, project_id: str, spec: GenerationInput, timeout: float | None) -> Generated:
-        created = await self.catalog.create_generation(
-            catalog_pb2.CreateGenerationRequest(
-                project_id=project_id,
-                model=spec.model,
-                user=spec.user,
-                prompt=spec.prompt,
-                negative_prompt=spec.negative_prompt,
-                n=spec.n,
-                width=spec.width,
-                height=spec.height,
-                seed=spec.seed,
-            ),
-            timeout,
+    async def create(
+        self,
+        project_id: str,
+        spec: GenerationInput,
+        wait: bool,
+        idempotency_key: str,
+        timeout: float | None,
+    ) -> Generated:
+        """Queues the generation; with `wait`, answers once it is finished (whatever way it finished).
+
+        A sync caller who gives up (deadline, disconnect) cancels the generation, so no server keeps
+        working for nobody.
+        """
+        request = catalog_pb2.EnqueueGenerationRequest(
+            project_id=project_id,
+            model=spec.model,
+            user=spec.user,
+            prompt=spec.prompt,
+            negative_prompt=spec.negative_prompt,
+            n=spec.n,
+            width=spec.width,
+            height=spec.height,
+            seed=secrets.randbelow(2**32) if spec.seed is None else spec.seed,
+            priority=spec.priority,
+            callback_url=spec.callback_url,
+            idempotency_key=idempotency_key,
+            request_hash=spec.request_hash() if idempotency_key else b"",
         )
-        generation, model = created.generation, created.model
+        if wait and timeout is not None:
+            request.deadline.CopyFrom(_timestamp_in(timeout))
+        answer = await self.catalog.enqueue(request, timeout)
+        record = answer.generation
+        if not wait or record.status in TERMINAL_STATUSES:
+            return await self.signed(record, timeout)
         try:
-            return await self._run(project_id, generation, model, spec, timeout)
-        except ModelError as exc:
-            log.info("model failed", extra={"fields": {"generation_id": generation.id, "error": str(exc)}})
-            failed = await self.catalog.fail_generation(project_id, generation.id, str(exc))
-            return Generated(failed, [])
+            async for update in self.catalog.watch_generation(project_id, record.id, timeout):
+                record = update
+            return await self.signed(record, timeout)
         except BaseException as exc:
-            # The client hears about the failure; the record must not stay `processing` forever.
-            reason = exc.message if isinstance(exc, DomainError) else "generation was interrupted"
-            await asyncio.shield(self._fail_quietly(project_id, generation.id, reason))
+            if answer.replayed or not _caller_gave_up(exc):
+                raise
+            await asyncio.shield(self._abandon(project_id, record.id))
+            if isinstance(exc, DomainError):
+                raise DeadlineExceeded(
+                    f"generation {record.id} did not finish in time and was cancelled; send"
+                    " `\"async\": true` and watch it instead for long jobs"
+                ) from None
             raise
 
-    async def _run(self, project_id, generation, model, spec: GenerationInput, timeout) -> Generated:
-        provider = PROVIDERS.get(model.provider)
-        if provider is None or not model.servers:
-            raise ModelError(f"model {model.name!r} has no server that can run provider {model.provider!r}")
-        server = model.servers[0]
-        images = await provider.generate(
-            server.url,
-            model.upstream_model,
-            ImageSpec(spec.prompt, spec.negative_prompt, spec.width, spec.height, spec.seed),
-            spec.n,
-        )
-        # Every image is durable in storage before the catalog row pointing at it commits.
-        stored = await asyncio.gather(*(self.storage.put(i.data, i.content_type, timeout) for i in images))
-        completed = await self.catalog.complete_generation(
-            catalog_pb2.CompleteGenerationRequest(
-                project_id=project_id,
-                generation_id=generation.id,
-                server_id=server.id,
-                images=[
-                    catalog_pb2.ImageRecord(
-                        index=index,
-                        storage_key=put.key,
-                        sha256=put.sha256,
-                        content_type=put.content_type,
-                        size_bytes=put.size_bytes,
-                        width=image.width,
-                        height=image.height,
-                    )
-                    for index, (image, put) in enumerate(zip(images, stored, strict=True))
-                ],
-            ),
-            timeout,
-        )
-        return Generated(completed, [put.url for put in stored])
-
-    async def _fail_quietly(self, project_id: str, generation_id: str, reason: str) -> None:
+    async def _abandon(self, project_id: str, generation_id: str) -> None:
         try:
-            await self.catalog.fail_generation(project_id, generation_id, reason)
-        except Exception:
-            log.exception(
-                "could not record a failed generation", extra={"fields": {"generation_id": generation_id}}
-            )
+            await self.catalog.cancel_generation(project_id, generation_id, "the caller stopped waiting")
+        except DomainError as exc:
+            log.info("abandoned generation not cancelled", extra={"fields": {"id": generation_id, "why": exc.message}})
 
     async def get(self, project_id: str, generation_id: str, timeout: float | None) -> Generated:
         if not is_id("generation", generation_id):
             raise NotFound(f"generation {generation_id!r} not found")
         record = await self.catalog.get_generation(project_id, generation_id, timeout)
+        return await self.signed(record, timeout)
+
+    async def signed(self, record: catalog_pb2.GenerationRecord, timeout: float | None) -> Generated:
         return Generated(record, await self.storage.sign([i.storage_key for i in record.images], timeout))
+
+    async def cancel(self, project_id: str, generation_id: str, timeout: float | None) -> Generated:
+        if not is_id("generation", generation_id):
+            raise NotFound(f"generation {generation_id!r} not found")
+        record = await self.catalog.cancel_generation(project_id, generation_id, "cancelled by the caller")
+        return await self.signed(record, timeout)
+
+    async def watch(
+        self, project_id: str, generation_id: str, timeout: float | None
+    ) -> AsyncIterator[Generated]:
+        if not is_id("generation", generation_id):
+            raise NotFound(f"generation {generation_id!r} not found")
+        async for record in self.catalog.watch_generation(project_id, generation_id, timeout):
+            yield await self.signed(record, timeout)
 
     async def list(
         self, request: catalog_pb2.ListGenerationsRequest, timeout: float | None
@@ -202,3 +244,15 @@ class Generator:
         except Unavailable:
             # The rows are gone, so no URL to these blobs is ever signed again; a later sweep can remove them.
             log.warning("image blobs left behind", extra={"fields": {"keys": orphaned}})
+
+
+def _timestamp_in(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int((time.time() + seconds) * 1e9))
+    return stamp
+
+
+def _caller_gave_up(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError) or (
+        isinstance(exc, DomainError) and exc.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    )

@@ -10,7 +10,10 @@ from services.common import server as lifecycle
 from .clients import CatalogClient, StorageClient, close_channels
 from .config import GeneratorConfig
 from .domain import Generator
+from .providers import Http, build_providers
 from .servicer import GeneratorServicer
+from .webhooks import WebhookDispatcher
+from .worker import Worker
 
 SERVICE_NAMES = [generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name]
 
@@ -19,13 +22,24 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     catalog_channel = lifecycle.insecure_channel(config.catalog_target)
     storage_channel = lifecycle.insecure_channel(config.storage_target)
     catalog = CatalogClient(catalog_channel, config.auth_cache_seconds)
-    generator = Generator(catalog, StorageClient(storage_channel))
+    storage = StorageClient(storage_channel)
+    generator = Generator(catalog, storage)
 
     server = lifecycle.new_server()
     generator_pb2_grpc.add_GeneratorServiceServicer_to_server(
         GeneratorServicer(generator, catalog, config), server
     )
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
+    if config.worker_enabled:
+        http = Http()
+        worker = Worker(catalog, storage, build_providers(http), config.worker)
+        webhooks = WebhookDispatcher(catalog, generator, config.webhook_timeout_seconds)
+        worker.start()
+        webhooks.start()
+        # After the drain: sync callers still waiting need this worker to finish their jobs.
+        lifecycle.on_stop(server, lambda: worker.stop(config.shutdown_grace_seconds))
+        lifecycle.on_stop(server, webhooks.stop)
+        lifecycle.on_stop(server, http.close)
     lifecycle.on_stop(server, lambda: close_channels(catalog_channel, storage_channel))
     return server, port
 

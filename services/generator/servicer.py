@@ -10,47 +10,14 @@ from services.common.auth import bearer_key
 
 from .clients import CatalogClient
 from .config import GeneratorConfig
-from .domain import Generated, Generator, validate
+from .domain import Generator, check_idempotency_key, validate
+from .public import to_public
+
+_TRUE = ("true", "1", "yes")
 
 
 def _metadata(context) -> dict[str, str]:
     return {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-
-
-def to_public(generated: Generated) -> generator_pb2.Generation:
-    record = generated.record
-    return generator_pb2.Generation(
-        id=record.id,
-        project_id=record.project_id,
-        model_id=record.model_id,
-        model=record.model,
-        server_id=record.server_id,
-        status=record.status,
-        user=record.user,
-        reason=record.reason,
-        prompt=record.prompt,
-        negative_prompt=record.negative_prompt,
-        n=record.n,
-        width=record.width,
-        height=record.height,
-        seed=record.seed,
-        output_images=[
-            generator_pb2.OutputImage(
-                id=image.id,
-                project_id=record.project_id,
-                image_generation_id=record.id,
-                url=url,
-                content_type=image.content_type,
-                sha256=image.sha256,
-                size_bytes=image.size_bytes,
-                width=image.width,
-                height=image.height,
-            )
-            for image, url in zip(record.images, generated.urls, strict=True)
-        ],
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-    )
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
@@ -77,8 +44,24 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             height=request.height,
             seed=request.seed if request.HasField("seed") else None,
             default_model=self.config.default_model,
+            priority=request.priority or metadata.get("x-priority", ""),
+            callback_url=request.callback_url,
         )
-        return to_public(await self.generator.create(project_id, spec, context.time_remaining()))
+        wait = not (getattr(request, "async") or metadata.get("x-async", "").strip().lower() in _TRUE)
+        idempotency_key = check_idempotency_key(metadata.get("idempotency-key", ""))
+        generated = await self.generator.create(
+            project_id, spec, wait, idempotency_key, context.time_remaining()
+        )
+        return to_public(generated)
+
+    async def CancelGeneration(self, request, context):
+        project_id = await self._project(_metadata(context))
+        return to_public(await self.generator.cancel(project_id, request.id, context.time_remaining()))
+
+    async def WatchGeneration(self, request, context):
+        project_id = await self._project(_metadata(context))
+        async for generated in self.generator.watch(project_id, request.id, context.time_remaining()):
+            yield to_public(generated)
 
     async def GetGeneration(self, request, context):
         project_id = await self._project(_metadata(context))

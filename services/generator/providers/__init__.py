@@ -1,42 +1,36 @@
-"""Model servers the generator can run a generation on, by the model's `provider`."""
+"""Model servers the generator can run a job on, by the model's `provider`."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Protocol
 
 from . import procedural
+from .automatic1111 import Automatic1111Provider
+from .base import (
+    Http,
+    ImageSpec,
+    ModelError,
+    Provider,
+    RenderedImage,
+    ServerFailure,
+    ServerTarget,
+)
+from .openai import OpenAIProvider
+from .replicate import ReplicateProvider
+
+__all__ = [
+    "Http",
+    "ImageSpec",
+    "ModelError",
+    "Provider",
+    "RenderedImage",
+    "ServerFailure",
+    "ServerTarget",
+    "build_providers",
+]
 
 # Larger renders leave the event loop free for other requests while NumPy and zlib work.
 _INLINE_PIXELS = 128 * 128
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    prompt: str
-    negative_prompt: str
-    width: int
-    height: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class RenderedImage:
-    data: bytes
-    content_type: str
-    width: int
-    height: int
-
-
-class ModelError(Exception):
-    """The model server could not produce the image; the message is shown as the generation's reason."""
-
-
-class Provider(Protocol):
-    async def generate(
-        self, server_url: str, upstream_model: str, spec: ImageSpec, n: int
-    ) -> list[RenderedImage]: ...
 
 
 class ProceduralProvider:
@@ -50,11 +44,20 @@ class ProceduralProvider:
         return RenderedImage(procedural.encode_png(pixels), "image/png", spec.width, spec.height)
 
     async def generate(
-        self, server_url: str, upstream_model: str, spec: ImageSpec, n: int
+        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
     ) -> list[RenderedImage]:
         if spec.width * spec.height <= _INLINE_PIXELS:
             return [self._render_one(spec, i) for i in range(n)]
         return list(await asyncio.gather(*(asyncio.to_thread(self._render_one, spec, i) for i in range(n))))
 
+    async def probe(self, server: ServerTarget, timeout: float) -> None:
+        return None
 
-PROVIDERS: dict[str, Provider] = {"procedural": ProceduralProvider()}
+
+def build_providers(http: Http) -> dict[str, Provider]:
+    return {
+        "procedural": ProceduralProvider(),
+        "openai": OpenAIProvider(http),
+        "automatic1111": Automatic1111Provider(http),
+        "replicate": ReplicateProvider(http),
+    }

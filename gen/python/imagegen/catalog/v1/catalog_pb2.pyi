@@ -2,14 +2,27 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class FailureKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAILURE_KIND_UNSPECIFIED: _ClassVar[FailureKind]
+    FAILURE_KIND_MODEL: _ClassVar[FailureKind]
+    FAILURE_KIND_SERVER: _ClassVar[FailureKind]
+    FAILURE_KIND_TRANSIENT: _ClassVar[FailureKind]
+FAILURE_KIND_UNSPECIFIED: FailureKind
+FAILURE_KIND_MODEL: FailureKind
+FAILURE_KIND_SERVER: FailureKind
+FAILURE_KIND_TRANSIENT: FailureKind
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -26,6 +39,52 @@ class GetModelRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CreateModelRequest(_message.Message):
+    __slots__ = ("name", "provider", "upstream_model", "servers")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    provider: str
+    upstream_model: str
+    servers: _containers.RepeatedCompositeFieldContainer[ServerSpec]
+    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ...) -> None: ...
+
+class ServerSpec(_message.Message):
+    __slots__ = ("url", "api_key", "max_concurrency")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    api_key: str
+    max_concurrency: int
+    def __init__(self, url: _Optional[str] = ..., api_key: _Optional[str] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+
+class ReplaceModelServersRequest(_message.Message):
+    __slots__ = ("name", "servers")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    servers: _containers.RepeatedCompositeFieldContainer[ServerSpec]
+    def __init__(self, name: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ...) -> None: ...
+
+class DeleteModelRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetWebhookSecretRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WebhookSecret(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    def __init__(self, key: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("id", "project_id", "name", "provider", "upstream_model", "servers", "created_at")
@@ -46,14 +105,20 @@ class Model(_message.Message):
     def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ModelServer, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelServer(_message.Message):
-    __slots__ = ("id", "url", "max_concurrency")
+    __slots__ = ("id", "url", "max_concurrency", "status", "outstanding", "last_error")
     ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     id: str
     url: str
     max_concurrency: int
-    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    status: str
+    outstanding: int
+    last_error: str
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., status: _Optional[str] = ..., outstanding: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class AuthenticateRequest(_message.Message):
     __slots__ = ("api_key",)
@@ -71,8 +136,8 @@ class Principal(_message.Message):
     admin: bool
     def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ...) -> None: ...
 
-class CreateGenerationRequest(_message.Message):
-    __slots__ = ("project_id", "model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed")
+class EnqueueGenerationRequest(_message.Message):
+    __slots__ = ("project_id", "model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed", "priority", "callback_url", "idempotency_key", "request_hash", "deadline")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +147,11 @@ class CreateGenerationRequest(_message.Message):
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_HASH_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     model: str
     user: str
@@ -91,37 +161,178 @@ class CreateGenerationRequest(_message.Message):
     width: int
     height: int
     seed: int
-    def __init__(self, project_id: _Optional[str] = ..., model: _Optional[str] = ..., user: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    priority: str
+    callback_url: str
+    idempotency_key: str
+    request_hash: bytes
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, project_id: _Optional[str] = ..., model: _Optional[str] = ..., user: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
-class CreateGenerationResponse(_message.Message):
-    __slots__ = ("generation", "model")
+class EnqueueGenerationResponse(_message.Message):
+    __slots__ = ("generation", "replayed")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
-    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     generation: GenerationRecord
-    model: Model
-    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
-class CompleteGenerationRequest(_message.Message):
-    __slots__ = ("project_id", "generation_id", "server_id", "images")
-    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+class ClaimJobsRequest(_message.Message):
+    __slots__ = ("worker_id", "max_jobs", "lease_seconds", "wait_seconds")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    max_jobs: int
+    lease_seconds: float
+    wait_seconds: float
+    def __init__(self, worker_id: _Optional[str] = ..., max_jobs: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class ClaimJobsResponse(_message.Message):
+    __slots__ = ("jobs", "probes")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    PROBES_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    probes: _containers.RepeatedCompositeFieldContainer[ServerTarget]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., probes: _Optional[_Iterable[_Union[ServerTarget, _Mapping]]] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("generation", "server", "attempt", "deadline")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    generation: GenerationRecord
+    server: ServerTarget
+    attempt: int
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., server: _Optional[_Union[ServerTarget, _Mapping]] = ..., attempt: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ServerTarget(_message.Message):
+    __slots__ = ("id", "url", "api_key", "provider", "upstream_model")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    url: str
+    api_key: str
+    provider: str
+    upstream_model: str
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ...) -> None: ...
+
+class RenewLeasesRequest(_message.Message):
+    __slots__ = ("worker_id", "generation_ids", "lease_seconds")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    generation_ids: _containers.RepeatedScalarFieldContainer[str]
+    lease_seconds: float
+    def __init__(self, worker_id: _Optional[str] = ..., generation_ids: _Optional[_Iterable[str]] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
+
+class RenewLeasesResponse(_message.Message):
+    __slots__ = ("lost_generation_ids",)
+    LOST_GENERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    lost_generation_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, lost_generation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CompleteJobRequest(_message.Message):
+    __slots__ = ("worker_id", "generation_id", "server_id", "images")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
-    project_id: str
+    worker_id: str
     generation_id: str
     server_id: str
     images: _containers.RepeatedCompositeFieldContainer[ImageRecord]
-    def __init__(self, project_id: _Optional[str] = ..., generation_id: _Optional[str] = ..., server_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[str] = ..., generation_id: _Optional[str] = ..., server_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ...) -> None: ...
 
-class FailGenerationRequest(_message.Message):
-    __slots__ = ("project_id", "generation_id", "reason")
-    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+class FailJobRequest(_message.Message):
+    __slots__ = ("worker_id", "generation_id", "server_id", "reason", "kind")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    generation_id: str
+    server_id: str
+    reason: str
+    kind: FailureKind
+    def __init__(self, worker_id: _Optional[str] = ..., generation_id: _Optional[str] = ..., server_id: _Optional[str] = ..., reason: _Optional[str] = ..., kind: _Optional[_Union[FailureKind, str]] = ...) -> None: ...
+
+class ReleaseJobsRequest(_message.Message):
+    __slots__ = ("worker_id", "generation_ids")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    generation_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., generation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReportProbeRequest(_message.Message):
+    __slots__ = ("server_id", "ok", "error")
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    server_id: str
+    ok: bool
+    error: str
+    def __init__(self, server_id: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class CancelGenerationRequest(_message.Message):
+    __slots__ = ("project_id", "id", "reason")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     project_id: str
-    generation_id: str
+    id: str
     reason: str
-    def __init__(self, project_id: _Optional[str] = ..., generation_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    def __init__(self, project_id: _Optional[str] = ..., id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ClaimWebhookDeliveriesRequest(_message.Message):
+    __slots__ = ("max_deliveries", "lease_seconds", "wait_seconds")
+    MAX_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    max_deliveries: int
+    lease_seconds: float
+    wait_seconds: float
+    def __init__(self, max_deliveries: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class ClaimWebhookDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries",)
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[WebhookDelivery]
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("id", "url", "secret", "attempt", "generation")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    url: str
+    secret: str
+    attempt: int
+    generation: GenerationRecord
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., attempt: _Optional[int] = ..., generation: _Optional[_Union[GenerationRecord, _Mapping]] = ...) -> None: ...
+
+class ReportWebhookDeliveryRequest(_message.Message):
+    __slots__ = ("id", "delivered", "status_code", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    delivered: bool
+    status_code: int
+    error: str
+    def __init__(self, id: _Optional[str] = ..., delivered: _Optional[bool] = ..., status_code: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GetGenerationRequest(_message.Message):
     __slots__ = ("project_id", "id")
@@ -176,7 +387,7 @@ class DeleteGenerationResponse(_message.Message):
     def __init__(self, orphaned_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerationRecord(_message.Message):
-    __slots__ = ("id", "project_id", "model_id", "model", "server_id", "status", "user", "reason", "prompt", "negative_prompt", "n", "width", "height", "seed", "images", "created_at", "updated_at")
+    __slots__ = ("id", "project_id", "model_id", "model", "server_id", "status", "user", "reason", "prompt", "negative_prompt", "n", "width", "height", "seed", "images", "created_at", "updated_at", "priority", "callback_url")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +405,8 @@ class GenerationRecord(_message.Message):
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     model_id: str
@@ -211,7 +424,9 @@ class GenerationRecord(_message.Message):
     images: _containers.RepeatedCompositeFieldContainer[ImageRecord]
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., user: _Optional[str] = ..., reason: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    priority: str
+    callback_url: str
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., user: _Optional[str] = ..., reason: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ...) -> None: ...
 
 class ImageRecord(_message.Message):
     __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height")

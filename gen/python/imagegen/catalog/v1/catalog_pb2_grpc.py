@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from imagegen.catalog.v1 import catalog_pb2 as imagegen_dot_catalog_dot_v1_dot_catalog__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -26,7 +27,7 @@ if _version_not_supported:
 
 
 class CatalogServiceStub:
-    """Public: what a project can read about its models.
+    """Public: a project's models (Meteron's clusters) and the servers that run them, and its webhook secret.
     """
 
     def __init__(self, channel):
@@ -45,10 +46,30 @@ class CatalogServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.FromString,
                 _registered_method=True)
+        self.CreateModel = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogService/CreateModel',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateModelRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.FromString,
+                _registered_method=True)
+        self.ReplaceModelServers = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogService/ReplaceModelServers',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReplaceModelServersRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogService/DeleteModel',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.GetWebhookSecret = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogService/GetWebhookSecret',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetWebhookSecretRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.WebhookSecret.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
-    """Public: what a project can read about its models.
+    """Public: a project's models (Meteron's clusters) and the servers that run them, and its webhook secret.
     """
 
     def ListModels(self, request, context):
@@ -60,6 +81,34 @@ class CatalogServiceServicer:
 
     def GetModel(self, request, context):
         """Gets one model by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateModel(self, request, context):
+        """Registers a model and the servers that run it. A name already in use answers ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceModelServers(self, request, context):
+        """Replaces the model's whole server list; jobs already running finish where they are.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """Removes the model; its unfinished generations fail, and finished ones keep their records.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWebhookSecret(self, request, context):
+        """The secret webhook deliveries are signed with (Standard Webhooks, `whsec_…`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,6 +127,26 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetModelRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.SerializeToString,
             ),
+            'CreateModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateModel,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateModelRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.SerializeToString,
+            ),
+            'ReplaceModelServers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceModelServers,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReplaceModelServersRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteModelRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'GetWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhookSecret,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetWebhookSecretRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.WebhookSecret.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'imagegen.catalog.v1.CatalogService', rpc_method_handlers)
@@ -87,7 +156,7 @@ def add_CatalogServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CatalogService:
-    """Public: what a project can read about its models.
+    """Public: a project's models (Meteron's clusters) and the servers that run them, and its webhook secret.
     """
 
     @staticmethod
@@ -144,6 +213,114 @@ class CatalogService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def CreateModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogService/CreateModel',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateModelRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceModelServers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogService/ReplaceModelServers',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReplaceModelServersRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogService/DeleteModel',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteModelRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogService/GetWebhookSecret',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetWebhookSecretRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.WebhookSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class CatalogInternalServiceStub:
     """Internal: only other imagegen services call these; no gateway route reaches them.
@@ -160,23 +337,53 @@ class CatalogInternalServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AuthenticateRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Principal.FromString,
                 _registered_method=True)
-        self.CreateGeneration = channel.unary_unary(
-                '/imagegen.catalog.v1.CatalogInternalService/CreateGeneration',
-                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateGenerationRequest.SerializeToString,
-                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateGenerationResponse.FromString,
+        self.EnqueueGeneration = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/EnqueueGeneration',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EnqueueGenerationRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EnqueueGenerationResponse.FromString,
                 _registered_method=True)
-        self.CompleteGeneration = channel.unary_unary(
-                '/imagegen.catalog.v1.CatalogInternalService/CompleteGeneration',
-                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteGenerationRequest.SerializeToString,
+        self.ClaimJobs = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ClaimJobs',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimJobsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimJobsResponse.FromString,
+                _registered_method=True)
+        self.RenewLeases = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/RenewLeases',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesResponse.FromString,
+                _registered_method=True)
+        self.CompleteJob = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/CompleteJob',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
                 _registered_method=True)
-        self.FailGeneration = channel.unary_unary(
-                '/imagegen.catalog.v1.CatalogInternalService/FailGeneration',
-                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.FailGenerationRequest.SerializeToString,
+        self.FailJob = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/FailJob',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.FailJobRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
+                _registered_method=True)
+        self.ReleaseJobs = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ReleaseJobs',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReleaseJobsRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ReportProbe = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ReportProbe',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportProbeRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.CancelGeneration = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/CancelGeneration',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CancelGenerationRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
                 _registered_method=True)
         self.GetGeneration = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogInternalService/GetGeneration',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetGenerationRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
+                _registered_method=True)
+        self.WatchGeneration = channel.unary_stream(
+                '/imagegen.catalog.v1.CatalogInternalService/WatchGeneration',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetGenerationRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
                 _registered_method=True)
@@ -189,6 +396,16 @@ class CatalogInternalServiceStub:
                 '/imagegen.catalog.v1.CatalogInternalService/DeleteGeneration',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationResponse.FromString,
+                _registered_method=True)
+        self.ClaimWebhookDeliveries = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ClaimWebhookDeliveries',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.ReportWebhookDelivery = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ReportWebhookDelivery',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportWebhookDeliveryRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
 
 
@@ -203,22 +420,59 @@ class CatalogInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CreateGeneration(self, request, context):
-        """Records a new generation as `processing` and returns it with the model that will run it.
+    def EnqueueGeneration(self, request, context):
+        """Records a new generation as `pending` and queues its job, in one transaction.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CompleteGeneration(self, request, context):
-        """Marks a generation `completed` with its stored images, in one transaction.
+    def ClaimJobs(self, request, context):
+        """Claims the best-scored runnable jobs, each with a server that has room for it, under a lease.
+        Waits up to `wait_seconds` for one to become runnable.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def FailGeneration(self, request, context):
-        """Marks a generation `failed` with a reason.
+    def RenewLeases(self, request, context):
+        """Extends the worker's leases; answers the jobs it no longer holds (cancelled, or claimed again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteJob(self, request, context):
+        """Records the job's images and marks its generation `completed`, in one transaction; only the first
+        answer for a generation is recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FailJob(self, request, context):
+        """Fails the generation, or puts the job back in the queue when another attempt may succeed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseJobs(self, request, context):
+        """Puts a worker's unfinished jobs back in the queue at once (graceful shutdown).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportProbe(self, request, context):
+        """The outcome of probing a benched server.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelGeneration(self, request, context):
+        """Marks a pending or processing generation `cancelled`; its worker hears at its next renewal.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -226,6 +480,13 @@ class CatalogInternalServiceServicer:
 
     def GetGeneration(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchGeneration(self, request, context):
+        """The generation now and after each change of status, ending after a terminal one.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -243,6 +504,20 @@ class CatalogInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClaimWebhookDeliveries(self, request, context):
+        """Claims webhook deliveries that are due, under a lease. Waits up to `wait_seconds` for one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportWebhookDelivery(self, request, context):
+        """Records a delivery attempt; a failed one is retried later with exponential backoff.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -251,23 +526,53 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AuthenticateRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Principal.SerializeToString,
             ),
-            'CreateGeneration': grpc.unary_unary_rpc_method_handler(
-                    servicer.CreateGeneration,
-                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateGenerationRequest.FromString,
-                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateGenerationResponse.SerializeToString,
+            'EnqueueGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueGeneration,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EnqueueGenerationRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EnqueueGenerationResponse.SerializeToString,
             ),
-            'CompleteGeneration': grpc.unary_unary_rpc_method_handler(
-                    servicer.CompleteGeneration,
-                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteGenerationRequest.FromString,
+            'ClaimJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimJobs,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimJobsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimJobsResponse.SerializeToString,
+            ),
+            'RenewLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewLeases,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesResponse.SerializeToString,
+            ),
+            'CompleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteJob,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.SerializeToString,
             ),
-            'FailGeneration': grpc.unary_unary_rpc_method_handler(
-                    servicer.FailGeneration,
-                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.FailGenerationRequest.FromString,
+            'FailJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.FailJob,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.FailJobRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.SerializeToString,
+            ),
+            'ReleaseJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseJobs,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReleaseJobsRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ReportProbe': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProbe,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportProbeRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'CancelGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelGeneration,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CancelGenerationRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.SerializeToString,
             ),
             'GetGeneration': grpc.unary_unary_rpc_method_handler(
                     servicer.GetGeneration,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetGenerationRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.SerializeToString,
+            ),
+            'WatchGeneration': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchGeneration,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetGenerationRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.SerializeToString,
             ),
@@ -280,6 +585,16 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     servicer.DeleteGeneration,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationResponse.SerializeToString,
+            ),
+            'ClaimWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimWebhookDeliveries,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimWebhookDeliveriesRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'ReportWebhookDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportWebhookDelivery,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportWebhookDeliveryRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -321,7 +636,7 @@ class CatalogInternalService:
             _registered_method=True)
 
     @staticmethod
-    def CreateGeneration(request,
+    def EnqueueGeneration(request,
             target,
             options=(),
             channel_credentials=None,
@@ -334,9 +649,9 @@ class CatalogInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/imagegen.catalog.v1.CatalogInternalService/CreateGeneration',
-            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateGenerationRequest.SerializeToString,
-            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateGenerationResponse.FromString,
+            '/imagegen.catalog.v1.CatalogInternalService/EnqueueGeneration',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EnqueueGenerationRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EnqueueGenerationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -348,7 +663,7 @@ class CatalogInternalService:
             _registered_method=True)
 
     @staticmethod
-    def CompleteGeneration(request,
+    def ClaimJobs(request,
             target,
             options=(),
             channel_credentials=None,
@@ -361,8 +676,62 @@ class CatalogInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/imagegen.catalog.v1.CatalogInternalService/CompleteGeneration',
-            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteGenerationRequest.SerializeToString,
+            '/imagegen.catalog.v1.CatalogInternalService/ClaimJobs',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimJobsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/RenewLeases',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/CompleteJob',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
             options,
             channel_credentials,
@@ -375,7 +744,7 @@ class CatalogInternalService:
             _registered_method=True)
 
     @staticmethod
-    def FailGeneration(request,
+    def FailJob(request,
             target,
             options=(),
             channel_credentials=None,
@@ -388,8 +757,89 @@ class CatalogInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/imagegen.catalog.v1.CatalogInternalService/FailGeneration',
-            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.FailGenerationRequest.SerializeToString,
+            '/imagegen.catalog.v1.CatalogInternalService/FailJob',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.FailJobRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ReleaseJobs',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReleaseJobsRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProbe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ReportProbe',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportProbeRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/CancelGeneration',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CancelGenerationRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
             options,
             channel_credentials,
@@ -416,6 +866,33 @@ class CatalogInternalService:
             request,
             target,
             '/imagegen.catalog.v1.CatalogInternalService/GetGeneration',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetGenerationRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/WatchGeneration',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetGenerationRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
             options,
@@ -472,6 +949,60 @@ class CatalogInternalService:
             '/imagegen.catalog.v1.CatalogInternalService/DeleteGeneration',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ClaimWebhookDeliveries',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimWebhookDeliveriesRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportWebhookDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ReportWebhookDelivery',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportWebhookDeliveryRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,7 +28,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%imagegen/generator/v1/generator.proto\x12\x15imagegen.generator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x01\n\x17\x43reateGenerationRequest\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\x05\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x11\n\x04seed\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x17\n\x0fnegative_prompt\x18\x08 \x01(\tB\x07\n\x05_seed\"(\n\x14GetGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"x\n\x16ListGenerationsRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\n\n\x02id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\x84\x01\n\x17ListGenerationsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.imagegen.generator.v1.Generation\x12\x35\n\npagination\x18\x02 \x01(\x0b\x32!.imagegen.generator.v1.Pagination\"U\n\nPagination\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1b\n\x13previous_page_token\x18\x03 \x01(\t\"+\n\x17\x44\x65leteGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x8a\x03\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x11\n\tserver_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0c\n\x04user\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06prompt\x18\t \x01(\t\x12\x17\n\x0fnegative_prompt\x18\n \x01(\t\x12\t\n\x01n\x18\x0b \x01(\x05\x12\r\n\x05width\x18\x0c \x01(\x05\x12\x0e\n\x06height\x18\r \x01(\x05\x12\x0c\n\x04seed\x18\x0e \x01(\r\x12\x39\n\routput_images\x18\x0f \x03(\x0b\x32\".imagegen.generator.v1.OutputImage\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb0\x01\n\x0bOutputImage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x1b\n\x13image_generation_id\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\x32\xbd\x04\n\x10GeneratorService\x12\x89\x01\n\x10\x43reateGeneration\x12..imagegen.generator.v1.CreateGenerationRequest\x1a!.imagegen.generator.v1.Generation\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/images/generations:\x01*\x12\x85\x01\n\rGetGeneration\x12+.imagegen.generator.v1.GetGenerationRequest\x1a!.imagegen.generator.v1.Generation\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/images/generations/{id}\x12\x91\x01\n\x0fListGenerations\x12-.imagegen.generator.v1.ListGenerationsRequest\x1a..imagegen.generator.v1.ListGenerationsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/images/generations\x12\x80\x01\n\x10\x44\x65leteGeneration\x12..imagegen.generator.v1.DeleteGenerationRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/images/generations/{id}BGZEgithub.com/imagegen/imagegen/gen/go/imagegen/generator/v1;generatorv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%imagegen/generator/v1/generator.proto\x12\x15imagegen.generator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n\x17\x43reateGenerationRequest\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\x05\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x11\n\x04seed\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x17\n\x0fnegative_prompt\x18\x08 \x01(\t\x12\r\n\x05\x61sync\x18\t \x01(\x08\x12\x10\n\x08priority\x18\n \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x0b \x01(\tB\x07\n\x05_seed\"+\n\x17\x43\x61ncelGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"*\n\x16WatchGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"(\n\x14GetGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"x\n\x16ListGenerationsRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\n\n\x02id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\x84\x01\n\x17ListGenerationsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.imagegen.generator.v1.Generation\x12\x35\n\npagination\x18\x02 \x01(\x0b\x32!.imagegen.generator.v1.Pagination\"U\n\nPagination\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1b\n\x13previous_page_token\x18\x03 \x01(\t\"+\n\x17\x44\x65leteGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xb2\x03\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x11\n\tserver_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0c\n\x04user\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06prompt\x18\t \x01(\t\x12\x17\n\x0fnegative_prompt\x18\n \x01(\t\x12\t\n\x01n\x18\x0b \x01(\x05\x12\r\n\x05width\x18\x0c \x01(\x05\x12\x0e\n\x06height\x18\r \x01(\x05\x12\x0c\n\x04seed\x18\x0e \x01(\r\x12\x39\n\routput_images\x18\x0f \x03(\x0b\x32\".imagegen.generator.v1.OutputImage\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x12 \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x13 \x01(\t\"\xb0\x01\n\x0bOutputImage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x1b\n\x13image_generation_id\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\x32\xe9\x06\n\x10GeneratorService\x12\x89\x01\n\x10\x43reateGeneration\x12..imagegen.generator.v1.CreateGenerationRequest\x1a!.imagegen.generator.v1.Generation\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/images/generations:\x01*\x12\x85\x01\n\rGetGeneration\x12+.imagegen.generator.v1.GetGenerationRequest\x1a!.imagegen.generator.v1.Generation\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/images/generations/{id}\x12\x91\x01\n\x0fListGenerations\x12-.imagegen.generator.v1.ListGenerationsRequest\x1a..imagegen.generator.v1.ListGenerationsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/images/generations\x12\x95\x01\n\x10\x43\x61ncelGeneration\x12..imagegen.generator.v1.CancelGenerationRequest\x1a!.imagegen.generator.v1.Generation\".\x82\xd3\xe4\x93\x02(\"#/api/images/generations/{id}:cancel:\x01*\x12\x91\x01\n\x0fWatchGeneration\x12-.imagegen.generator.v1.WatchGenerationRequest\x1a!.imagegen.generator.v1.Generation\"*\x82\xd3\xe4\x93\x02$\x12\"/api/images/generations/{id}:watch0\x01\x12\x80\x01\n\x10\x44\x65leteGeneration\x12..imagegen.generator.v1.DeleteGenerationRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/images/generations/{id}BGZEgithub.com/imagegen/imagegen/gen/go/imagegen/generator/v1;generatorv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'ZEgithub.com/imagegen/imagegen/gen/go/imagegen/generator/v1;generatorv1'
   _globals['_CREATEGENERATIONREQUEST'].fields_by_name['prompt']._loaded_options = None
   _globals['_CREATEGENERATIONREQUEST'].fields_by_name['prompt']._serialized_options = b'\342A\001\002'
+  _globals['_CANCELGENERATIONREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_CANCELGENERATIONREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_WATCHGENERATIONREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_WATCHGENERATIONREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_GETGENERATIONREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_GETGENERATIONREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_DELETEGENERATIONREQUEST'].fields_by_name['id']._loaded_options = None
@@ -48,24 +52,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATORSERVICE'].methods_by_name['GetGeneration']._serialized_options = b'\202\323\344\223\002\036\022\034/api/images/generations/{id}'
   _globals['_GENERATORSERVICE'].methods_by_name['ListGenerations']._loaded_options = None
   _globals['_GENERATORSERVICE'].methods_by_name['ListGenerations']._serialized_options = b'\202\323\344\223\002\031\022\027/api/images/generations'
+  _globals['_GENERATORSERVICE'].methods_by_name['CancelGeneration']._loaded_options = None
+  _globals['_GENERATORSERVICE'].methods_by_name['CancelGeneration']._serialized_options = b'\202\323\344\223\002(\"#/api/images/generations/{id}:cancel:\001*'
+  _globals['_GENERATORSERVICE'].methods_by_name['WatchGeneration']._loaded_options = None
+  _globals['_GENERATORSERVICE'].methods_by_name['WatchGeneration']._serialized_options = b'\202\323\344\223\002$\022\"/api/images/generations/{id}:watch'
   _globals['_GENERATORSERVICE'].methods_by_name['DeleteGeneration']._loaded_options = None
   _globals['_GENERATORSERVICE'].methods_by_name['DeleteGeneration']._serialized_options = b'\202\323\344\223\002\036*\034/api/images/generations/{id}'
   _globals['_CREATEGENERATIONREQUEST']._serialized_start=190
-  _globals['_CREATEGENERATIONREQUEST']._serialized_end=361
-  _globals['_GETGENERATIONREQUEST']._serialized_start=363
-  _globals['_GETGENERATIONREQUEST']._serialized_end=403
-  _globals['_LISTGENERATIONSREQUEST']._serialized_start=405
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=525
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=528
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=660
-  _globals['_PAGINATION']._serialized_start=662
-  _globals['_PAGINATION']._serialized_end=747
-  _globals['_DELETEGENERATIONREQUEST']._serialized_start=749
-  _globals['_DELETEGENERATIONREQUEST']._serialized_end=792
-  _globals['_GENERATION']._serialized_start=795
-  _globals['_GENERATION']._serialized_end=1189
-  _globals['_OUTPUTIMAGE']._serialized_start=1192
-  _globals['_OUTPUTIMAGE']._serialized_end=1368
-  _globals['_GENERATORSERVICE']._serialized_start=1371
-  _globals['_GENERATORSERVICE']._serialized_end=1944
+  _globals['_CREATEGENERATIONREQUEST']._serialized_end=416
+  _globals['_CANCELGENERATIONREQUEST']._serialized_start=418
+  _globals['_CANCELGENERATIONREQUEST']._serialized_end=461
+  _globals['_WATCHGENERATIONREQUEST']._serialized_start=463
+  _globals['_WATCHGENERATIONREQUEST']._serialized_end=505
+  _globals['_GETGENERATIONREQUEST']._serialized_start=507
+  _globals['_GETGENERATIONREQUEST']._serialized_end=547
+  _globals['_LISTGENERATIONSREQUEST']._serialized_start=549
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=669
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=672
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=804
+  _globals['_PAGINATION']._serialized_start=806
+  _globals['_PAGINATION']._serialized_end=891
+  _globals['_DELETEGENERATIONREQUEST']._serialized_start=893
+  _globals['_DELETEGENERATIONREQUEST']._serialized_end=936
+  _globals['_GENERATION']._serialized_start=939
+  _globals['_GENERATION']._serialized_end=1373
+  _globals['_OUTPUTIMAGE']._serialized_start=1376
+  _globals['_OUTPUTIMAGE']._serialized_end=1552
+  _globals['_GENERATORSERVICE']._serialized_start=1555
+  _globals['_GENERATORSERVICE']._serialized_end=2428
 # @@protoc_insertion_point(module_scope)

@@ -52,6 +52,16 @@ class GeneratorServiceStub:
                 request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.ListGenerationsRequest.SerializeToString,
                 response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.ListGenerationsResponse.FromString,
                 _registered_method=True)
+        self.CancelGeneration = channel.unary_unary(
+                '/imagegen.generator.v1.GeneratorService/CancelGeneration',
+                request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.CancelGenerationRequest.SerializeToString,
+                response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
+                _registered_method=True)
+        self.WatchGeneration = channel.unary_stream(
+                '/imagegen.generator.v1.GeneratorService/WatchGeneration',
+                request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.WatchGenerationRequest.SerializeToString,
+                response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
+                _registered_method=True)
         self.DeleteGeneration = channel.unary_unary(
                 '/imagegen.generator.v1.GeneratorService/DeleteGeneration',
                 request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.DeleteGenerationRequest.SerializeToString,
@@ -65,8 +75,10 @@ class GeneratorServiceServicer:
     """
 
     def CreateGeneration(self, request, context):
-        """Creates a generation and, by default, waits until its images are stored.
-        `model` and `user` may also come from the `x-model` and `x-user` metadata (Meteron's headers).
+        """Queues a generation and, by default, waits until it finishes; with `async` it answers at once with
+        the `pending` generation. `model`, `user`, `async` and `priority` may also come from the `x-model`,
+        `x-user`, `x-async` and `x-priority` metadata (Meteron's headers). An `idempotency-key` makes a
+        retried create answer the first generation for 24 hours.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -81,6 +93,21 @@ class GeneratorServiceServicer:
 
     def ListGenerations(self, request, context):
         """Lists generations, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelGeneration(self, request, context):
+        """Stops a pending or processing generation; it ends `cancelled` and its server is freed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchGeneration(self, request, context):
+        """The generation now and at each change of status, ending after a terminal one (server-sent events
+        through the gateway).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -110,6 +137,16 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
                     servicer.ListGenerations,
                     request_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.ListGenerationsRequest.FromString,
                     response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.ListGenerationsResponse.SerializeToString,
+            ),
+            'CancelGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelGeneration,
+                    request_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.CancelGenerationRequest.FromString,
+                    response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.SerializeToString,
+            ),
+            'WatchGeneration': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchGeneration,
+                    request_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.WatchGenerationRequest.FromString,
+                    response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.SerializeToString,
             ),
             'DeleteGeneration': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteGeneration,
@@ -200,6 +237,60 @@ class GeneratorService:
             '/imagegen.generator.v1.GeneratorService/ListGenerations',
             imagegen_dot_generator_dot_v1_dot_generator__pb2.ListGenerationsRequest.SerializeToString,
             imagegen_dot_generator_dot_v1_dot_generator__pb2.ListGenerationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.generator.v1.GeneratorService/CancelGeneration',
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.CancelGenerationRequest.SerializeToString,
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/imagegen.generator.v1.GeneratorService/WatchGeneration',
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.WatchGenerationRequest.SerializeToString,
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
             options,
             channel_credentials,
             insecure,

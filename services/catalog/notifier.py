@@ -1,0 +1,87 @@
+"""Postgres LISTEN/NOTIFY, as events that waiting RPCs can await.
+
+Every catalog process listens, so a job queued or finished through one catalog wakes the workers and
+watchers connected to any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+
+import psycopg
+
+log = logging.getLogger("imagegen.catalog.notifier")
+
+CHANNELS = ("imagegen_generation", "imagegen_jobs", "imagegen_webhooks")
+
+
+class Notifier:
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+        self._waiters: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task | None = None
+        self._listening = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="notifier")
+        await asyncio.wait_for(self._listening.wait(), 30)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+                    for channel in CHANNELS:
+                        await conn.execute(f"LISTEN {channel}")
+                    self._listening.set()
+                    # Whatever happened while the connection was down, waiters re-read and see it.
+                    self._wake_everyone()
+                    async for note in conn.notifies():
+                        self._wake(note.channel, note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("listen connection lost", extra={"fields": {"error": str(exc)}})
+                await asyncio.sleep(1)
+
+    def _wake(self, channel: str, payload: str) -> None:
+        for event in self._waiters.get((channel, payload), ()):
+            event.set()
+
+    def _wake_everyone(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+    @contextlib.contextmanager
+    def subscribe(self, channel: str, payload: str = "") -> Iterator[asyncio.Event]:
+        """An event set at each notification; subscribe before reading state so no change is missed."""
+        event = asyncio.Event()
+        key = (channel, payload)
+        self._waiters[key].add(event)
+        try:
+            yield event
+        finally:
+            self._waiters[key].discard(event)
+            if not self._waiters[key]:
+                del self._waiters[key]
+
+
+async def wait_for(event: asyncio.Event, timeout: float) -> bool:
+    """True when the event fired within `timeout`; clears it either way for the next round."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        event.clear()

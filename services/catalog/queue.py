@@ -1,0 +1,396 @@
+"""SQL for the job queue: enqueue, claim under a lease, renew, finish, retry, and the server bench.
+
+Workers claim with `FOR UPDATE SKIP LOCKED`, so many of them take disjoint jobs without waiting on each
+other; the servers of the claimed jobs' models are then locked, which makes `max_concurrency` exact across
+every catalog and worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from services.common.ids import new_id
+
+from .repository import _GENERATION_COLUMNS, Repository, Row, notify
+from .scheduling import QueuedJob, Server, assign_servers
+
+_READY_JOBS = (
+    "SELECT j.generation_id, j.model_id, j.last_server_id FROM jobs j"
+    " WHERE j.state = 'queued' AND j.run_after <= clock_timestamp()"
+    # Jobs of a model whose every server is full or benched are left for later rather than locked.
+    "   AND j.model_id IN (SELECT s.model_id FROM model_servers s WHERE s.benched_until IS NULL"
+    "     AND s.max_concurrency > (SELECT count(*) FROM jobs r WHERE r.state = 'running' AND r.server_id = s.id))"
+    " ORDER BY j.score DESC, j.enqueued_at, j.generation_id"
+    " LIMIT %s FOR UPDATE OF j SKIP LOCKED"
+)
+
+
+def _seconds(value: float) -> dt.timedelta:
+    return dt.timedelta(seconds=value)
+
+
+class JobQueue:
+    def __init__(self, pool: AsyncConnectionPool, repository: Repository):
+        self.pool = pool
+        self.repo = repository
+
+    # -- enqueue -----------------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        fields: Row,
+        score: Callable[[int], int],
+        idempotency: tuple[str, bytes] | None,
+        deadline: dt.datetime | None,
+    ) -> tuple[str, Row | None]:
+        """Records a `pending` generation and its job in one transaction.
+
+        Answers ("created", row), ("replayed", row) for a live idempotency key with the same request hash,
+        ("conflict", None) for one with another hash, or ("no-model", None).
+        """
+        generation_id = new_id("generation")
+        async with self.pool.connection() as conn, conn.transaction():
+            if idempotency is not None:
+                outcome = await self._claim_idempotency_key(
+                    conn, fields["project_id"], generation_id, idempotency
+                )
+                if outcome is not None:
+                    return outcome
+            cur = await conn.execute(
+                "SELECT id, name FROM models WHERE project_id = %s AND name = %s",
+                (fields["project_id"], fields["model"]),
+            )
+            model = await cur.fetchone()
+            if model is None:
+                return "no-model", None
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM generations WHERE project_id = %s AND end_user = %s"
+                " AND created_at > clock_timestamp() - interval '24 hours'",
+                (fields["project_id"], fields["user"]),
+            )
+            recent = (await cur.fetchone())["n"]
+            cur = await conn.execute(
+                "INSERT INTO generations (id, project_id, model_id, model_name, status, end_user, prompt,"
+                " negative_prompt, n, width, height, seed, priority, callback_url)"
+                " VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" RETURNING {_GENERATION_COLUMNS}",
+                (
+                    generation_id,
+                    fields["project_id"],
+                    model["id"],
+                    model["name"],
+                    fields["user"],
+                    fields["prompt"],
+                    fields["negative_prompt"],
+                    fields["n"],
+                    fields["width"],
+                    fields["height"],
+                    fields["seed"],
+                    fields["priority"],
+                    fields["callback_url"],
+                ),
+            )
+            row = await cur.fetchone()
+            await conn.execute(
+                "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline)"
+                " VALUES (%s, %s, %s, 'queued', %s, %s)",
+                (generation_id, fields["project_id"], model["id"], score(recent), deadline),
+            )
+            await notify(conn, "imagegen_jobs")
+            row["images"] = []
+            return "created", row
+
+    async def _claim_idempotency_key(
+        self, conn: AsyncConnection, project_id: str, generation_id: str, idempotency: tuple[str, bytes]
+    ) -> tuple[str, Row | None] | None:
+        """None when the key is new (or expired) and now belongs to `generation_id`."""
+        key, request_hash = idempotency
+        # A concurrent insert of the same key waits here until the first transaction ends.
+        cur = await conn.execute(
+            "INSERT INTO idempotency_keys (project_id, key, request_hash, generation_id)"
+            " VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (project_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
+            "   generation_id = EXCLUDED.generation_id, created_at = clock_timestamp()"
+            " WHERE idempotency_keys.created_at < clock_timestamp() - interval '24 hours'"
+            " RETURNING generation_id",
+            (project_id, key, request_hash, generation_id),
+        )
+        if await cur.fetchone() is not None:
+            return None
+        cur = await conn.execute(
+            "SELECT request_hash, generation_id FROM idempotency_keys WHERE project_id = %s AND key = %s",
+            (project_id, key),
+        )
+        earlier = await cur.fetchone()
+        if bytes(earlier["request_hash"]) != request_hash:
+            return "conflict", None
+        return "replayed", await self._generation(conn, earlier["generation_id"])
+
+    async def _generation(self, conn: AsyncConnection, generation_id: str) -> Row | None:
+        cur = await conn.execute(
+            f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE id = %s", (generation_id,)
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            await self.repo._attach_images(conn, [row])
+        return row
+
+    # -- claim and lease ---------------------------------------------------------------------------
+
+    async def claim(self, worker_id: str, max_jobs: int, lease_seconds: float) -> list[Row]:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(_READY_JOBS, (max_jobs,))
+            candidates = [
+                QueuedJob(r["generation_id"], r["model_id"], r["last_server_id"])
+                for r in await cur.fetchall()
+            ]
+            if not candidates:
+                return []
+            # Locked in id order so two claimers never wait on each other in a cycle.
+            cur = await conn.execute(
+                "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key,"
+                " m.provider, m.upstream_model"
+                " FROM model_servers s JOIN models m ON m.id = s.model_id"
+                " WHERE s.model_id = ANY(%s) AND s.benched_until IS NULL ORDER BY s.id FOR UPDATE OF s",
+                (sorted({job.model_id for job in candidates}),),
+            )
+            servers = {row["id"]: row for row in await cur.fetchall()}
+            cur = await conn.execute(
+                "SELECT server_id, count(*) AS running FROM jobs"
+                " WHERE state = 'running' AND server_id = ANY(%s) GROUP BY server_id",
+                (list(servers),),
+            )
+            running = {row["server_id"]: row["running"] for row in await cur.fetchall()}
+            assignments = assign_servers(
+                candidates,
+                [
+                    Server(s["id"], s["model_id"], s["position"], s["max_concurrency"])
+                    for s in servers.values()
+                ],
+                running,
+            )
+            if not assignments:
+                return []
+            ids = [job.generation_id for job, _ in assignments]
+            server_ids = [server.id for _, server in assignments]
+            cur = await conn.execute(
+                "UPDATE jobs SET state = 'running', server_id = a.server_id, worker_id = %s,"
+                " attempts = attempts + 1, lease_expires_at = clock_timestamp() + %s"
+                " FROM unnest(%s::text[], %s::text[]) AS a(generation_id, server_id)"
+                " WHERE jobs.generation_id = a.generation_id"
+                " RETURNING jobs.generation_id, jobs.attempts, jobs.deadline",
+                (worker_id, _seconds(lease_seconds), ids, server_ids),
+            )
+            leases = {row["generation_id"]: row for row in await cur.fetchall()}
+            cur = await conn.execute(
+                "UPDATE generations g SET status = 'processing', server_id = a.server_id,"
+                " updated_at = clock_timestamp()"
+                " FROM unnest(%s::text[], %s::text[]) AS a(generation_id, server_id)"
+                " WHERE g.id = a.generation_id"
+                f" RETURNING {', '.join('g.' + c for c in _GENERATION_COLUMNS.split(', '))}",
+                (ids, server_ids),
+            )
+            generations = {row["id"]: row for row in await cur.fetchall()}
+            await conn.execute(
+                "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (ids,)
+            )
+            claimed = []
+            for job, server in assignments:
+                generation = generations[job.generation_id]
+                generation["images"] = []
+                lease = leases[job.generation_id]
+                claimed.append(
+                    {
+                        "generation": generation,
+                        "server": servers[server.id],
+                        "attempt": lease["attempts"],
+                        "deadline": lease["deadline"],
+                    }
+                )
+            return claimed
+
+    async def renew(self, worker_id: str, generation_ids: list[str], lease_seconds: float) -> list[str]:
+        """Answers the ids this worker no longer holds."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET lease_expires_at = clock_timestamp() + %s"
+                " WHERE generation_id = ANY(%s) AND worker_id = %s AND state = 'running'"
+                " RETURNING generation_id",
+                (_seconds(lease_seconds), generation_ids, worker_id),
+            )
+            held = {row["generation_id"] for row in await cur.fetchall()}
+        return [generation_id for generation_id in generation_ids if generation_id not in held]
+
+    async def release(self, worker_id: str, generation_ids: list[str]) -> None:
+        """Back to the queue without spending an attempt: the worker is stopping, not failing."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE jobs SET state = 'queued', worker_id = NULL, server_id = NULL, lease_expires_at = NULL,"
+                " attempts = greatest(attempts - 1, 0)"
+                " WHERE generation_id = ANY(%s) AND worker_id = %s AND state = 'running'"
+                " RETURNING generation_id",
+                (generation_ids, worker_id),
+            )
+            await self._back_to_pending(conn, [row["generation_id"] for row in await cur.fetchall()])
+
+    async def _back_to_pending(self, conn: AsyncConnection, generation_ids: list[str]) -> None:
+        if not generation_ids:
+            return
+        await conn.execute(
+            "UPDATE generations SET status = 'pending', updated_at = clock_timestamp()"
+            " WHERE id = ANY(%s) AND status = 'processing'",
+            (generation_ids,),
+        )
+        await conn.execute(
+            "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (generation_ids,)
+        )
+        await notify(conn, "imagegen_jobs")
+
+    # -- answers from workers ----------------------------------------------------------------------
+
+    async def complete(self, generation_id: str, server_id: str, images: list[Row]) -> tuple[Row | None, str]:
+        """(row, "") or (None, current status or "") when it had already finished or doesn't exist."""
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await self.repo.finish(conn, generation_id, "completed", server_id, "", images)
+            if row is None:
+                return None, await self.repo.status_of(conn, generation_id) or ""
+            await conn.execute(
+                "UPDATE model_servers SET consecutive_failures = 0, last_error = ''"
+                " WHERE id = %s AND consecutive_failures > 0",
+                (server_id,),
+            )
+            return row, ""
+
+    async def locked_job(self, conn: AsyncConnection, generation_id: str, worker_id: str) -> Row | None:
+        cur = await conn.execute(
+            "SELECT * FROM jobs WHERE generation_id = %s AND worker_id = %s AND state = 'running' FOR UPDATE",
+            (generation_id, worker_id),
+        )
+        return await cur.fetchone()
+
+    async def requeue(
+        self, conn: AsyncConnection, job: Row, error: str, run_after_seconds: float, server_failed: bool
+    ) -> None:
+        await conn.execute(
+            "UPDATE jobs SET state = 'queued', worker_id = NULL, server_id = NULL, lease_expires_at = NULL,"
+            " last_server_id = %s, last_error = %s, run_after = clock_timestamp() + %s,"
+            " server_failures = server_failures + %s"
+            " WHERE generation_id = %s",
+            (
+                job["server_id"],
+                error,
+                _seconds(run_after_seconds),
+                1 if server_failed else 0,
+                job["generation_id"],
+            ),
+        )
+        await self._back_to_pending(conn, [job["generation_id"]])
+
+    async def server_failed(
+        self, conn: AsyncConnection, server_id: str, error: str, bench_after: int, bench_seconds: float
+    ) -> None:
+        await conn.execute(
+            "UPDATE model_servers SET consecutive_failures = consecutive_failures + 1, last_error = %s,"
+            " benched_until = CASE WHEN consecutive_failures + 1 >= %s"
+            "   THEN clock_timestamp() + %s ELSE benched_until END"
+            " WHERE id = %s",
+            (error, bench_after, _seconds(bench_seconds), server_id),
+        )
+
+    async def generation(self, generation_id: str) -> Row | None:
+        async with self.pool.connection() as conn:
+            return await self._generation(conn, generation_id)
+
+    # -- housekeeping ------------------------------------------------------------------------------
+
+    async def expired_leases(self, conn: AsyncConnection) -> list[Row]:
+        cur = await conn.execute(
+            "SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at < clock_timestamp()"
+            " FOR UPDATE SKIP LOCKED"
+        )
+        return await cur.fetchall()
+
+    async def abandoned(self, conn: AsyncConnection, queue_timeout_seconds: float) -> list[Row]:
+        """Queued jobs whose sync caller's deadline passed, or that waited longer than the queue allows."""
+        cur = await conn.execute(
+            "SELECT *, deadline IS NOT NULL AND deadline < clock_timestamp() AS caller_gone FROM jobs"
+            " WHERE state = 'queued'"
+            "   AND (deadline < clock_timestamp() OR enqueued_at < clock_timestamp() - %s)"
+            " FOR UPDATE SKIP LOCKED",
+            (_seconds(queue_timeout_seconds),),
+        )
+        return await cur.fetchall()
+
+    async def due_probes(self, cooldown_seconds: float, limit: int = 10) -> list[Row]:
+        """Benched servers whose cool-down ended; claiming one pushes its bench out by another cool-down,
+        so it is probed by one worker at a time and stays benched unless the probe succeeds."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE model_servers s SET benched_until = clock_timestamp() + %s FROM models m"
+                " WHERE m.id = s.model_id AND s.id IN (SELECT id FROM model_servers"
+                "   WHERE benched_until <= clock_timestamp() LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING s.id, s.url, s.api_key, m.provider, m.upstream_model",
+                (_seconds(cooldown_seconds), limit),
+            )
+            return await cur.fetchall()
+
+    async def probe_result(self, server_id: str, ok: bool, error: str) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            if ok:
+                await conn.execute(
+                    "UPDATE model_servers SET benched_until = NULL, consecutive_failures = 0, last_error = ''"
+                    " WHERE id = %s",
+                    (server_id,),
+                )
+                await notify(conn, "imagegen_jobs")
+            else:
+                await conn.execute(
+                    "UPDATE model_servers SET last_error = %s WHERE id = %s", (error, server_id)
+                )
+
+    # -- webhook outbox ----------------------------------------------------------------------------
+
+    async def claim_deliveries(self, max_deliveries: int, lease_seconds: float) -> list[Row]:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE webhook_deliveries d SET attempts = attempts + 1,"
+                " next_attempt_at = clock_timestamp() + %s"
+                " FROM projects p WHERE p.id = d.project_id AND d.id IN (SELECT id FROM webhook_deliveries"
+                "   WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
+                "   ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING d.id, d.url, d.attempts, d.generation_id, d.project_id, p.webhook_secret",
+                (_seconds(lease_seconds), max_deliveries),
+            )
+            deliveries = await cur.fetchall()
+            for delivery in deliveries:
+                delivery["generation"] = await self._generation(conn, delivery["generation_id"])
+            return deliveries
+
+    async def delivery_result(
+        self, delivery_id: str, delivered: bool, status_code: int, error: str, retry_in: float | None
+    ) -> None:
+        """`retry_in` None with `delivered` false gives up on the delivery."""
+        if delivered:
+            state, next_at = "delivered", dt.timedelta(0)
+        elif retry_in is None:
+            state, next_at = "failed", dt.timedelta(0)
+        else:
+            state, next_at = "pending", _seconds(retry_in)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE webhook_deliveries SET state = %s, last_status = %s, last_error = %s,"
+                " next_attempt_at = clock_timestamp() + %s,"
+                " delivered_at = CASE WHEN %s THEN clock_timestamp() END"
+                " WHERE id = %s",
+                (state, status_code, error, next_at, delivered, delivery_id),
+            )
+
+    async def delivery_attempts(self, delivery_id: str) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT attempts FROM webhook_deliveries WHERE id = %s", (delivery_id,))
+            row = await cur.fetchone()
+            return row["attempts"] if row else 0

@@ -1,0 +1,174 @@
+"""What every provider shares: the request and result types, the two kinds of failure, and an HTTP
+helper that sorts a model server's answers into them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from PIL import Image, UnidentifiedImageError
+
+_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class ServerTarget:
+    id: str
+    url: str
+    api_key: str
+    upstream_model: str
+
+
+@dataclass(frozen=True)
+class RenderedImage:
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+class ModelError(Exception):
+    """The model could not or would not make the image; another attempt would answer the same. The
+    message becomes the generation's `reason`."""
+
+
+class ServerFailure(Exception):
+    """The server was unreachable, overloaded, broken or too slow: the job is retried on another server,
+    and this one moves towards the bench."""
+
+
+class Provider(Protocol):
+    async def generate(
+        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
+    ) -> list[RenderedImage]: ...
+
+    async def probe(self, server: ServerTarget, timeout: float) -> None:
+        """Raises ServerFailure unless the server answers like a healthy one."""
+
+
+def decode_image(data: bytes) -> RenderedImage:
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ModelError(f"the model server sent an image of {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind, (width, height) = image.format, image.size
+    except (UnidentifiedImageError, OSError):
+        raise ModelError("the model server sent data that is not an image") from None
+    if kind not in _CONTENT_TYPES:
+        raise ModelError(f"the model server sent a {kind} image; PNG, JPEG, WebP or GIF are accepted")
+    return RenderedImage(data, _CONTENT_TYPES[kind], width, height)
+
+
+def decode_base64_image(text: str) -> RenderedImage:
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return decode_image(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        raise ModelError("the model server sent an image that is not valid base64") from None
+
+
+class Http:
+    """One pooled aiohttp session per process, opened on first use inside the running loop."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
+                # Model servers are not browsers; redirects to other hosts would carry our key along.
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float,
+        headers: dict[str, str] | None = None,
+        json_body: Any = None,
+        describe: str,
+    ) -> tuple[int, Any, bytes]:
+        """(status, parsed JSON or None, raw body). Transport failures, timeouts, 408, 429 and 5xx raise
+        ServerFailure; other statuses come back for the provider to read."""
+        try:
+            async with self.session.request(
+                method,
+                url,
+                headers=headers,
+                json=json_body,
+                timeout=aiohttp.ClientTimeout(total=max(timeout, 0.001)),
+                allow_redirects=False,
+            ) as response:
+                raw = await response.read()
+                status = response.status
+        except TimeoutError:
+            raise ServerFailure(f"{describe}: no answer within {timeout:.1f} s") from None
+        except aiohttp.ClientError as exc:
+            raise ServerFailure(f"{describe}: {type(exc).__name__}: {exc}") from None
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        if status in (408, 429) or status >= 500:
+            raise ServerFailure(f"{describe}: HTTP {status}: {error_message(parsed, raw)}")
+        return status, parsed, raw
+
+
+def error_message(parsed: Any, raw: bytes) -> str:
+    """The human part of the error shapes model servers use: OpenAI's {"error": {"message"}},
+    FastAPI's {"detail"}, Replicate's problem details {"title", "detail"}, A1111's {"error", "errors"}."""
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        detail = parsed.get("detail")
+        if isinstance(detail, list):
+            return "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+        if detail:
+            return str(detail)
+        for key in ("errors", "title", "message"):
+            if parsed.get(key):
+                return str(parsed[key])
+        if isinstance(error, str) and error:
+            return error
+    text = raw.decode("utf-8", "replace").strip()
+    return text[:300] or "empty answer"
+
+
+def require(condition: bool, describe: str, what: str) -> None:
+    if not condition:
+        raise ServerFailure(f"{describe}: unexpected answer: {what}")
+
+
+def raise_for_status(status: int, parsed: Any, raw: bytes, describe: str) -> None:
+    """A rejected credential is the server's problem (another server may hold a good key); any other
+    4xx is the model refusing this request."""
+    if status in (401, 403):
+        raise ServerFailure(f"{describe}: HTTP {status}, the server rejected its API key: {error_message(parsed, raw)}")
+    if status >= 400:
+        raise ModelError(error_message(parsed, raw))

@@ -1,0 +1,138 @@
+"""Replicate's predictions API: create with `Prefer: wait`, poll `urls.get` until it ends, cancel
+through `urls.cancel` when the job is abandoned.
+
+`upstreamModel` is `owner/name` (an official model, created at `/models/owner/name/predictions`) or
+`owner/name:version` / a bare version id (created at `/predictions`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from urllib.parse import urlsplit
+
+from .base import (
+    Http,
+    ImageSpec,
+    ModelError,
+    RenderedImage,
+    ServerFailure,
+    ServerTarget,
+    decode_base64_image,
+    decode_image,
+    raise_for_status,
+    require,
+)
+
+_TERMINAL = ("succeeded", "failed", "canceled")
+# Replicate holds a request open at most 60 s; polling takes over after that.
+_MAX_WAIT_SECONDS = 60
+
+
+class ReplicateProvider:
+    def __init__(self, http: Http, poll_seconds: float = 0.5):
+        self.http = http
+        self.poll_seconds = poll_seconds
+
+    @staticmethod
+    def _headers(server: ServerTarget) -> dict[str, str]:
+        return {"Authorization": f"Bearer {server.api_key}"} if server.api_key else {}
+
+    async def generate(
+        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
+    ) -> list[RenderedImage]:
+        require_model(server)
+        started = time.monotonic()
+        describe = f"Replicate at {server.url}"
+        inputs = {
+            "prompt": spec.prompt,
+            "width": spec.width,
+            "height": spec.height,
+            "seed": spec.seed,
+            "num_outputs": n,
+        }
+        if spec.negative_prompt:
+            inputs["negative_prompt"] = spec.negative_prompt
+        model = server.upstream_model
+        if "/" in model and ":" not in model:
+            url, body = f"{server.url}/models/{model}/predictions", {"input": inputs}
+        else:
+            url, body = f"{server.url}/predictions", {"version": model.rpartition(":")[2], "input": inputs}
+        wait = max(1, min(_MAX_WAIT_SECONDS, int(timeout)))
+        status, prediction, raw = await self.http.request(
+            "POST",
+            url,
+            headers={**self._headers(server), "Prefer": f"wait={wait}"},
+            json_body=body,
+            timeout=timeout,
+            describe=describe,
+        )
+        raise_for_status(status, prediction, raw, describe)
+        require(isinstance(prediction, dict) and "status" in prediction, describe, "no prediction")
+        try:
+            while prediction["status"] not in _TERMINAL:
+                remaining = timeout - (time.monotonic() - started)
+                if remaining <= 0:
+                    raise ServerFailure(f"{describe}: prediction not finished within {timeout:.1f} s")
+                await asyncio.sleep(min(self.poll_seconds, remaining))
+                prediction = await self._get(server, prediction, remaining, describe)
+        except BaseException:
+            # Cancelled by our caller, timed out, or the server broke mid-way: stop paying for it.
+            await asyncio.shield(self._cancel(server, prediction))
+            raise
+        if prediction["status"] == "failed":
+            raise ModelError(str(prediction.get("error") or "the prediction failed"))
+        if prediction["status"] == "canceled":
+            raise ModelError("the prediction was canceled on Replicate")
+        output = prediction.get("output")
+        outputs = [output] if isinstance(output, str) else output
+        require(isinstance(outputs, list) and bool(outputs), describe, "a finished prediction without output")
+        remaining = timeout - (time.monotonic() - started)
+        return list(
+            await asyncio.gather(*(self._file(server, item, remaining, describe) for item in outputs[:n]))
+        )
+
+    async def _get(self, server: ServerTarget, prediction: dict, timeout: float, describe: str) -> dict:
+        status, parsed, raw = await self.http.request(
+            "GET", prediction["urls"]["get"], headers=self._headers(server), timeout=timeout, describe=describe
+        )
+        raise_for_status(status, parsed, raw, describe)
+        require(isinstance(parsed, dict) and "status" in parsed, describe, "no prediction")
+        return parsed
+
+    async def _cancel(self, server: ServerTarget, prediction: dict) -> None:
+        cancel_url = (prediction.get("urls") or {}).get("cancel")
+        if not cancel_url or prediction.get("status") in _TERMINAL:
+            return
+        with contextlib.suppress(ServerFailure, ModelError):
+            await self.http.request(
+                "POST", cancel_url, headers=self._headers(server), timeout=10, describe="Replicate cancel"
+            )
+
+    async def _file(self, server: ServerTarget, item: str, timeout: float, describe: str) -> RenderedImage:
+        if item.startswith("data:"):
+            return decode_base64_image(item)
+        # Files on the API's own host need the token; CDN links must not receive it.
+        same_host = urlsplit(item).netloc == urlsplit(server.url).netloc
+        status, parsed, raw = await self.http.request(
+            "GET",
+            item,
+            headers=self._headers(server) if same_host else None,
+            timeout=max(timeout, 1.0),
+            describe=f"{describe}, fetching its output",
+        )
+        raise_for_status(status, parsed, raw, describe)
+        return decode_image(raw)
+
+    async def probe(self, server: ServerTarget, timeout: float) -> None:
+        describe = f"Replicate account at {server.url}"
+        status, parsed, raw = await self.http.request(
+            "GET", f"{server.url}/account", headers=self._headers(server), timeout=timeout, describe=describe
+        )
+        raise_for_status(status, parsed, raw, describe)
+
+
+def require_model(server: ServerTarget) -> None:
+    if not server.upstream_model:
+        raise ModelError("a replicate model needs upstreamModel: `owner/name` or `owner/name:version`")

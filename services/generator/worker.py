@@ -1,0 +1,231 @@
+"""The worker: claims jobs from the catalog's queue, runs each on the server the catalog chose, stores
+the images, and answers for the job; it renews its leases while it works.
+
+A job whose lease this worker lost (cancelled, or claimed again elsewhere) is stopped at once, so an
+abandoned job does not keep a model server busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+import grpc
+from imagegen.catalog.v1 import catalog_pb2
+
+from services.common.errors import DomainError
+from services.common.ids import new_id
+
+from .clients import CatalogClient, StorageClient
+from .providers import ImageSpec, ModelError, Provider, ServerFailure, ServerTarget
+
+log = logging.getLogger("imagegen.generator.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    # Jobs this worker runs at once.
+    slots: int = 8
+    lease_seconds: float = 15.0
+    heartbeat_seconds: float = 1.0
+    # The longest a model server gets for one job with no caller deadline.
+    model_timeout_seconds: float = 300.0
+    probe_timeout_seconds: float = 5.0
+
+
+def _target(server: catalog_pb2.ServerTarget) -> ServerTarget:
+    return ServerTarget(server.id, server.url.rstrip("/"), server.api_key, server.upstream_model)
+
+
+class Worker:
+    def __init__(
+        self,
+        catalog: CatalogClient,
+        storage: StorageClient,
+        providers: dict[str, Provider],
+        config: WorkerConfig,
+    ):
+        self.catalog = catalog
+        self.storage = storage
+        self.providers = providers
+        self.config = config
+        self.id = new_id("worker")
+        self._running: dict[str, asyncio.Task] = {}
+        self._lost: set[str] = set()
+        self._slot_freed = asyncio.Event()
+        self._stopping = False
+        self._loops: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="claim-loop"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat-loop"),
+        ]
+
+    async def stop(self, grace: float) -> None:
+        """Stops claiming, lets running jobs finish within `grace`, and puts the rest back in the queue."""
+        self._stopping = True
+        self._loops[0].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._loops[0]
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=grace)
+        self._loops[1].cancel()
+        unfinished = list(self._running)
+        for task in self._running.values():
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        if unfinished:
+            with contextlib.suppress(DomainError):
+                await self.catalog.release_jobs(self.id, unfinished)
+            log.info("jobs released", extra={"fields": {"count": len(unfinished)}})
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            free = self.config.slots - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                answer = await self.catalog.claim_jobs(self.id, free, self.config.lease_seconds, 1.0)
+            except DomainError as exc:
+                log.warning("claim failed", extra={"fields": {"error": exc.message}})
+                await asyncio.sleep(0.5)
+                continue
+            for server in answer.probes:
+                asyncio.create_task(self._probe(server))
+            for job in answer.jobs:
+                generation_id = job.generation.id
+                self._running[generation_id] = asyncio.create_task(self._execute(job), name=generation_id)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_seconds)
+            held = list(self._running)
+            if not held:
+                continue
+            try:
+                lost = await self.catalog.renew_leases(self.id, held, self.config.lease_seconds)
+            except DomainError as exc:
+                log.warning("lease renewal failed", extra={"fields": {"error": exc.message}})
+                continue
+            for generation_id in lost:
+                task = self._running.get(generation_id)
+                if task is not None:
+                    self._lost.add(generation_id)
+                    task.cancel()
+
+    async def _execute(self, job: catalog_pb2.Job) -> None:
+        generation = job.generation
+        try:
+            await self._run(job)
+        except asyncio.CancelledError:
+            if generation.id in self._lost:
+                log.info("job stopped: no longer ours", extra={"fields": {"generation_id": generation.id}})
+            else:
+                raise
+        except Exception:
+            log.exception("job crashed", extra={"fields": {"generation_id": generation.id}})
+            await self._fail(job, "the worker hit an internal error", catalog_pb2.FAILURE_KIND_TRANSIENT)
+        finally:
+            self._running.pop(generation.id, None)
+            self._lost.discard(generation.id)
+            self._slot_freed.set()
+
+    def _time_budget(self, job: catalog_pb2.Job) -> float:
+        budget = self.config.model_timeout_seconds
+        if job.HasField("deadline"):
+            budget = min(budget, job.deadline.ToNanoseconds() / 1e9 - time.time())
+        return max(budget, 0.001)
+
+    async def _run(self, job: catalog_pb2.Job) -> None:
+        generation, server = job.generation, _target(job.server)
+        provider = self.providers.get(job.server.provider)
+        if provider is None:
+            await self._fail(job, f"no provider called {job.server.provider!r}", catalog_pb2.FAILURE_KIND_MODEL)
+            return
+        spec = ImageSpec(
+            generation.prompt, generation.negative_prompt, generation.width, generation.height, generation.seed
+        )
+        budget = self._time_budget(job)
+        try:
+            images = await asyncio.wait_for(provider.generate(server, spec, generation.n, budget), budget)
+        except TimeoutError:
+            await self._fail(job, f"{server.url} gave no images within {budget:.1f} s", catalog_pb2.FAILURE_KIND_SERVER)
+            return
+        except ServerFailure as exc:
+            await self._fail(job, str(exc), catalog_pb2.FAILURE_KIND_SERVER)
+            return
+        except ModelError as exc:
+            await self._fail(job, str(exc), catalog_pb2.FAILURE_KIND_MODEL)
+            return
+        try:
+            # Every image is durable in storage before the catalog row pointing at it commits.
+            stored = await asyncio.gather(*(self.storage.put(i.data, i.content_type, 60) for i in images))
+        except DomainError as exc:
+            await self._fail(job, f"storing the images failed: {exc.message}", catalog_pb2.FAILURE_KIND_TRANSIENT)
+            return
+        request = catalog_pb2.CompleteJobRequest(
+            worker_id=self.id,
+            generation_id=generation.id,
+            server_id=server.id,
+            images=[
+                catalog_pb2.ImageRecord(
+                    index=index,
+                    storage_key=put.key,
+                    sha256=put.sha256,
+                    content_type=put.content_type,
+                    size_bytes=put.size_bytes,
+                    width=image.width,
+                    height=image.height,
+                )
+                for index, (image, put) in enumerate(zip(images, stored, strict=True))
+            ],
+        )
+        try:
+            await self.catalog.complete_job(request)
+        except DomainError as exc:
+            if exc.code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                # Cancelled, deleted, or answered by another worker first: its images stand, not ours.
+                log.info("result discarded", extra={"fields": {"generation_id": generation.id, "why": exc.message}})
+                return
+            raise
+
+    async def _fail(self, job: catalog_pb2.Job, reason: str, kind: int) -> None:
+        log.info(
+            "job failed",
+            extra={"fields": {"generation_id": job.generation.id, "server": job.server.id, "reason": reason}},
+        )
+        try:
+            await self.catalog.fail_job(
+                catalog_pb2.FailJobRequest(
+                    worker_id=self.id,
+                    generation_id=job.generation.id,
+                    server_id=job.server.id,
+                    reason=reason,
+                    kind=kind,
+                )
+            )
+        except DomainError as exc:
+            # Not ours any more, or the catalog is away: the lease runs out and the job is claimed again.
+            log.info("failure not recorded", extra={"fields": {"generation_id": job.generation.id, "why": exc.message}})
+
+    async def _probe(self, server: catalog_pb2.ServerTarget) -> None:
+        provider = self.providers.get(server.provider)
+        error = ""
+        try:
+            if provider is None:
+                raise ServerFailure(f"no provider called {server.provider!r}")
+            await asyncio.wait_for(
+                provider.probe(_target(server), self.config.probe_timeout_seconds),
+                self.config.probe_timeout_seconds,
+            )
+        except (ServerFailure, ModelError, TimeoutError) as exc:
+            error = str(exc) or type(exc).__name__
+        log.info("server probed", extra={"fields": {"server": server.id, "ok": not error, "error": error}})
+        with contextlib.suppress(DomainError):
+            await self.catalog.report_probe(server.id, not error, error)
