@@ -11,7 +11,7 @@ import pytest
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.catalog.config import CatalogConfig
-from services.catalog.db import migrate
+from services.catalog.db import MIGRATIONS, migrate
 from services.catalog.server import create_server
 from services.common import server as lifecycle
 from tests.conftest import create_project
@@ -20,10 +20,15 @@ BOOTSTRAP_KEY = "sk_bootstrap_for_tests"
 
 
 @contextlib.asynccontextmanager
-async def catalog(database_url: str):
+async def catalog(database_url: str, **config):
     server, port = await create_server(
         CatalogConfig(
-            database_url=database_url, port=0, pool_min=1, pool_max=4, bootstrap_api_key=BOOTSTRAP_KEY
+            database_url=database_url,
+            port=0,
+            pool_min=1,
+            pool_max=8,
+            bootstrap_api_key=BOOTSTRAP_KEY,
+            **config,
         )
     )
     await lifecycle.start(server)
@@ -38,10 +43,17 @@ async def catalog(database_url: str):
         await lifecycle.stop(server, 1)
 
 
-def _create(project_id: str, user: str = "alice", model: str = "procedural", prompt: str = "lake"):
-    return catalog_pb2.CreateGenerationRequest(
-        project_id=project_id, model=model, user=user, prompt=prompt, n=1, width=64, height=64, seed=1
+def _create(project_id: str, user: str = "alice", model: str = "procedural", prompt: str = "lake", **more):
+    return catalog_pb2.EnqueueGenerationRequest(
+        project_id=project_id, model=model, user=user, prompt=prompt, n=1, width=64, height=64, seed=1, **more
     )
+
+
+async def _claim(internal, worker: str = "wrk_test", max_jobs: int = 1, lease: float = 30.0):
+    answer = await internal.ClaimJobs(
+        catalog_pb2.ClaimJobsRequest(worker_id=worker, max_jobs=max_jobs, lease_seconds=lease)
+    )
+    return list(answer.jobs)
 
 
 def _image(key: str, index: int = 0) -> catalog_pb2.ImageRecord:
@@ -65,12 +77,13 @@ def test_migrations_apply_once_and_concurrent_starts_are_safe(pg):
 
     async def scenario():
         results = await asyncio.gather(*(migrate(url) for _ in range(3)))
-        assert sorted(len(r) for r in results) == [0, 0, 1]
+        assert sorted(len(r) for r in results) == [0, 0, len(list(MIGRATIONS.glob("*.sql")))]
         assert await migrate(url) == []
 
     asyncio.run(scenario())
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+        applied = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
+        assert applied == len(list(MIGRATIONS.glob("*.sql")))
 
 
 def test_keys_are_stored_hashed_and_unknown_keys_are_unauthenticated(database_url):
@@ -93,23 +106,30 @@ def test_a_generation_gets_exactly_one_set_of_images(database_url):
 
     async def scenario():
         async with catalog(database_url) as (internal, _):
-            created = await internal.CreateGeneration(_create(project_id))
-            assert created.generation.status == "processing"
-            assert created.generation.id.startswith("img_") and created.model.id.startswith("mod_")
-            assert created.model.servers[0].id.startswith("srv_")
-            done = await internal.CompleteGeneration(
-                catalog_pb2.CompleteGenerationRequest(
-                    project_id=project_id,
+            created = await internal.EnqueueGeneration(_create(project_id))
+            assert created.generation.status == "pending"
+            assert created.generation.id.startswith("img_") and created.generation.model_id.startswith("mod_")
+            # The first worker's lease runs out, so a second claims the job; both then answer.
+            (first,) = await _claim(internal, "wrk_first", lease=0.2)
+            assert first.attempt == 1 and first.generation.status == "processing"
+            await asyncio.sleep(1.3)
+            (second,) = await _claim(internal, "wrk_second")
+            assert second.attempt == 2 and second.generation.id == created.generation.id
+            assert second.server.id.startswith("srv_")
+            done = await internal.CompleteJob(
+                catalog_pb2.CompleteJobRequest(
+                    worker_id="wrk_second",
                     generation_id=created.generation.id,
-                    server_id=created.model.servers[0].id,
+                    server_id=second.server.id,
                     images=[_image(KEY_A)],
                 )
             )
             assert done.status == "completed" and done.images[0].id.startswith("ima_")
+            assert done.server_id == second.server.id
             with pytest.raises(grpc.aio.AioRpcError) as again:
-                await internal.CompleteGeneration(
-                    catalog_pb2.CompleteGenerationRequest(
-                        project_id=project_id, generation_id=created.generation.id, images=[_image(KEY_B)]
+                await internal.CompleteJob(
+                    catalog_pb2.CompleteJobRequest(
+                        worker_id="wrk_first", generation_id=created.generation.id, images=[_image(KEY_B)]
                     )
                 )
             assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -127,7 +147,7 @@ def test_unknown_model_is_not_found_and_records_nothing(database_url):
     async def scenario():
         async with catalog(database_url) as (internal, _):
             with pytest.raises(grpc.aio.AioRpcError) as error:
-                await internal.CreateGeneration(_create(project_id, model="dall-e-9"))
+                await internal.EnqueueGeneration(_create(project_id, model="dall-e-9"))
             assert error.value.code() == grpc.StatusCode.NOT_FOUND
             assert "procedural" in error.value.details()
 
@@ -143,7 +163,7 @@ def test_pages_walk_forward_and_back_newest_first_with_filters(database_url):
         async with catalog(database_url) as (internal, _):
             ids = []
             for i in range(7):
-                created = await internal.CreateGeneration(
+                created = await internal.EnqueueGeneration(
                     _create(project_id, user="bob" if i % 2 else "alice")
                 )
                 ids.append(created.generation.id)
@@ -191,7 +211,7 @@ def test_projects_see_only_their_own_generations(database_url):
 
     async def scenario():
         async with catalog(database_url) as (internal, _):
-            created = await internal.CreateGeneration(_create(theirs))
+            created = await internal.EnqueueGeneration(_create(theirs))
             for call in (
                 internal.GetGeneration(
                     catalog_pb2.GetGenerationRequest(project_id=mine, id=created.generation.id)
@@ -220,10 +240,9 @@ def test_delete_reports_only_blobs_no_other_image_uses(database_url):
         async with catalog(database_url) as (internal, _):
 
             async def completed(keys):
-                created = await internal.CreateGeneration(_create(project_id))
-                await internal.CompleteGeneration(
-                    catalog_pb2.CompleteGenerationRequest(
-                        project_id=project_id,
+                created = await internal.EnqueueGeneration(_create(project_id))
+                await internal.CompleteJob(
+                    catalog_pb2.CompleteJobRequest(
                         generation_id=created.generation.id,
                         images=[_image(k, i) for i, k in enumerate(keys)],
                     )
