@@ -20,7 +20,9 @@ def _auth(key: str):
     return (("authorization", f"Bearer {key}"),)
 
 
-async def _model(public, key: str, name: str, servers: list[tuple[str, int]], provider: str = "automatic1111"):
+async def _model(
+    public, key: str, name: str, servers: list[tuple[str, int]], provider: str = "automatic1111"
+):
     return await public.CreateModel(
         catalog_pb2.CreateModelRequest(
             name=name,
@@ -172,7 +174,9 @@ def test_server_failures_retry_elsewhere_then_bench_the_server_until_a_probe_suc
 
 def test_a_job_fails_with_a_reason_after_too_many_server_failures_or_lost_workers(database_url):
     project_id, key = create_project(database_url)
-    policy = QueuePolicy(retry_base_seconds=0.01, max_server_failures=2, max_attempts=2, bench_after_failures=99)
+    policy = QueuePolicy(
+        retry_base_seconds=0.01, max_server_failures=2, max_attempts=2, bench_after_failures=99
+    )
 
     async def scenario():
         async with catalog(database_url, queue=policy) as (internal, public):
@@ -228,17 +232,23 @@ def test_cancel_watch_and_renew(database_url):
             await asyncio.sleep(0.2)
             (job,) = await _claim(internal, "wrk_a")
             lost = await internal.RenewLeases(
-                catalog_pb2.RenewLeasesRequest(worker_id="wrk_a", generation_ids=[generation_id], lease_seconds=30)
+                catalog_pb2.RenewLeasesRequest(
+                    worker_id="wrk_a", generation_ids=[generation_id], lease_seconds=30
+                )
             )
             assert list(lost.lost_generation_ids) == []
             cancelled = await internal.CancelGeneration(
-                catalog_pb2.CancelGenerationRequest(project_id=project_id, id=generation_id, reason="user left")
+                catalog_pb2.CancelGenerationRequest(
+                    project_id=project_id, id=generation_id, reason="user left"
+                )
             )
             assert cancelled.status == "cancelled" and cancelled.reason == "user left"
             await asyncio.wait_for(watcher, 5)
             assert statuses == ["pending", "processing", "cancelled"]
             lost = await internal.RenewLeases(
-                catalog_pb2.RenewLeasesRequest(worker_id="wrk_a", generation_ids=[generation_id], lease_seconds=30)
+                catalog_pb2.RenewLeasesRequest(
+                    worker_id="wrk_a", generation_ids=[generation_id], lease_seconds=30
+                )
             )
             assert list(lost.lost_generation_ids) == [generation_id], "the worker hears it must stop"
             with pytest.raises(grpc.aio.AioRpcError) as error:
@@ -268,9 +278,13 @@ def test_idempotency_keys_replay_the_first_generation_and_refuse_a_different_bod
             assert len({a.generation.id for a in answers}) == 1
             assert sorted(a.replayed for a in answers) == [False] + [True] * 5
             with pytest.raises(grpc.aio.AioRpcError) as error:
-                await internal.EnqueueGeneration(_create(project_id, idempotency_key="k1", request_hash=b"h2"))
+                await internal.EnqueueGeneration(
+                    _create(project_id, idempotency_key="k1", request_hash=b"h2")
+                )
             assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
-            other = await internal.EnqueueGeneration(_create(project_id, idempotency_key="k2", request_hash=b"h1"))
+            other = await internal.EnqueueGeneration(
+                _create(project_id, idempotency_key="k2", request_hash=b"h1")
+            )
             assert other.generation.id != answers[0].generation.id
 
     asyncio.run(scenario())
@@ -280,7 +294,9 @@ def test_idempotency_keys_replay_the_first_generation_and_refuse_a_different_bod
 
     async def after_a_day():
         async with catalog(database_url) as (internal, _):
-            fresh = await internal.EnqueueGeneration(_create(project_id, idempotency_key="k1", request_hash=b"h2"))
+            fresh = await internal.EnqueueGeneration(
+                _create(project_id, idempotency_key="k1", request_hash=b"h2")
+            )
             assert not fresh.replayed
 
     asyncio.run(after_a_day())
@@ -292,7 +308,9 @@ def test_webhook_deliveries_are_written_with_the_result_and_retried_with_backoff
 
     async def scenario():
         async with catalog(database_url, queue=policy) as (internal, public):
-            created = await internal.EnqueueGeneration(_create(project_id, callback_url="http://127.0.0.1:9/hook"))
+            created = await internal.EnqueueGeneration(
+                _create(project_id, callback_url="http://127.0.0.1:9/hook")
+            )
             claim = catalog_pb2.ClaimWebhookDeliveriesRequest(max_deliveries=5, lease_seconds=30)
             assert list((await internal.ClaimWebhookDeliveries(claim)).deliveries) == []
             await internal.CompleteJob(
@@ -314,7 +332,9 @@ def test_webhook_deliveries_are_written_with_the_result_and_retried_with_backoff
     async def after_restart():
         # A new catalog process picks the delivery up again: the outbox is in Postgres.
         async with catalog(database_url, queue=policy) as (internal, _):
-            claim = catalog_pb2.ClaimWebhookDeliveriesRequest(max_deliveries=5, lease_seconds=30, wait_seconds=3)
+            claim = catalog_pb2.ClaimWebhookDeliveriesRequest(
+                max_deliveries=5, lease_seconds=30, wait_seconds=3
+            )
             (delivery,) = (await internal.ClaimWebhookDeliveries(claim)).deliveries
             assert delivery.id == delivery_id and delivery.attempt == 2
             await internal.ReportWebhookDelivery(
@@ -337,17 +357,24 @@ def test_models_are_managed_per_project_with_clear_errors(database_url):
             assert created.id.startswith("mod_") and created.servers[0].id.startswith("srv_")
             assert created.servers[0].url == "http://sd-1:7860"
             bad_requests = [
-                catalog_pb2.CreateModelRequest(name="sdxl", provider="automatic1111", servers=[
-                    catalog_pb2.ServerSpec(url="http://x")]),
-                catalog_pb2.CreateModelRequest(name="a/b", provider="automatic1111", servers=[
-                    catalog_pb2.ServerSpec(url="http://x")]),
-                catalog_pb2.CreateModelRequest(name="m", provider="midjourney", servers=[
-                    catalog_pb2.ServerSpec(url="http://x")]),
+                catalog_pb2.CreateModelRequest(
+                    name="sdxl", provider="automatic1111", servers=[catalog_pb2.ServerSpec(url="http://x")]
+                ),
+                catalog_pb2.CreateModelRequest(
+                    name="a/b", provider="automatic1111", servers=[catalog_pb2.ServerSpec(url="http://x")]
+                ),
+                catalog_pb2.CreateModelRequest(
+                    name="m", provider="midjourney", servers=[catalog_pb2.ServerSpec(url="http://x")]
+                ),
                 catalog_pb2.CreateModelRequest(name="m", provider="openai", servers=[]),
-                catalog_pb2.CreateModelRequest(name="m", provider="openai", servers=[
-                    catalog_pb2.ServerSpec(url="ftp://x")]),
-                catalog_pb2.CreateModelRequest(name="m", provider="openai", servers=[
-                    catalog_pb2.ServerSpec(url="http://x", max_concurrency=5000)]),
+                catalog_pb2.CreateModelRequest(
+                    name="m", provider="openai", servers=[catalog_pb2.ServerSpec(url="ftp://x")]
+                ),
+                catalog_pb2.CreateModelRequest(
+                    name="m",
+                    provider="openai",
+                    servers=[catalog_pb2.ServerSpec(url="http://x", max_concurrency=5000)],
+                ),
             ]
             codes = []
             for request in bad_requests:

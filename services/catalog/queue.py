@@ -23,7 +23,8 @@ _READY_JOBS = (
     " WHERE j.state = 'queued' AND j.run_after <= clock_timestamp()"
     # Jobs of a model whose every server is full or benched are left for later rather than locked.
     "   AND j.model_id IN (SELECT s.model_id FROM model_servers s WHERE s.benched_until IS NULL"
-    "     AND s.max_concurrency > (SELECT count(*) FROM jobs r WHERE r.state = 'running' AND r.server_id = s.id))"
+    "     AND s.max_concurrency > (SELECT count(*) FROM jobs r"
+    "       WHERE r.state = 'running' AND r.server_id = s.id))"
     " ORDER BY j.score DESC, j.enqueued_at, j.generation_id"
     " LIMIT %s FOR UPDATE OF j SKIP LOCKED"
 )
@@ -229,8 +230,8 @@ class JobQueue:
         """Back to the queue without spending an attempt: the worker is stopping, not failing."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE jobs SET state = 'queued', worker_id = NULL, server_id = NULL, lease_expires_at = NULL,"
-                " attempts = greatest(attempts - 1, 0)"
+                "UPDATE jobs SET state = 'queued', worker_id = NULL, server_id = NULL,"
+                " lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)"
                 " WHERE generation_id = ANY(%s) AND worker_id = %s AND state = 'running'"
                 " RETURNING generation_id",
                 (generation_ids, worker_id),

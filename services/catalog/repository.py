@@ -86,7 +86,8 @@ class Repository:
             " coalesce(json_agg(json_build_object('id', s.id, 'url', s.url,"
             "   'max_concurrency', s.max_concurrency, 'benched', s.benched_until IS NOT NULL,"
             "   'last_error', s.last_error,"
-            "   'outstanding', (SELECT count(*) FROM jobs j WHERE j.state = 'running' AND j.server_id = s.id))"
+            "   'outstanding', (SELECT count(*) FROM jobs j"
+            "     WHERE j.state = 'running' AND j.server_id = s.id))"
             "   ORDER BY s.position) FILTER (WHERE s.id IS NOT NULL), '[]') AS servers"
             " FROM models m LEFT JOIN model_servers s ON s.model_id = m.id"
             " WHERE m.project_id = %s AND (%s::text IS NULL OR m.name = %s)"
@@ -180,7 +181,8 @@ class Repository:
         """
         cur = await conn.execute(
             "UPDATE generations"
-            " SET status = %s, server_id = coalesce(%s, server_id), reason = %s, updated_at = clock_timestamp()"
+            " SET status = %s, server_id = coalesce(%s, server_id), reason = %s,"
+            " updated_at = clock_timestamp()"
             " WHERE id = %s AND status IN ('pending', 'processing')"
             f" RETURNING {_GENERATION_COLUMNS}",
             (status, server_id, reason, generation_id),

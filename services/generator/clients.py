@@ -60,7 +60,9 @@ class CatalogClient:
             timeout=wait_seconds + 10,
         )
 
-    async def renew_leases(self, worker_id: str, generation_ids: list[str], lease_seconds: float) -> list[str]:
+    async def renew_leases(
+        self, worker_id: str, generation_ids: list[str], lease_seconds: float
+    ) -> list[str]:
         answer = await self._call(
             "RenewLeases",
             catalog_pb2.RenewLeasesRequest(
@@ -81,7 +83,9 @@ class CatalogClient:
         )
 
     async def report_probe(self, server_id: str, ok: bool, error: str) -> None:
-        await self._call("ReportProbe", catalog_pb2.ReportProbeRequest(server_id=server_id, ok=ok, error=error))
+        await self._call(
+            "ReportProbe", catalog_pb2.ReportProbeRequest(server_id=server_id, ok=ok, error=error)
+        )
 
     async def cancel_generation(self, project_id: str, generation_id: str, reason: str):
         return await self._call(

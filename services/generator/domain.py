@@ -189,7 +189,7 @@ class Generator:
             if isinstance(exc, DomainError):
                 raise DeadlineExceeded(
                     f"generation {record.id} did not finish in time and was cancelled; send"
-                    " `\"async\": true` and watch it instead for long jobs"
+                    ' `"async": true` and watch it instead for long jobs'
                 ) from None
             raise
 
@@ -197,7 +197,10 @@ class Generator:
         try:
             await self.catalog.cancel_generation(project_id, generation_id, "the caller stopped waiting")
         except DomainError as exc:
-            log.info("abandoned generation not cancelled", extra={"fields": {"id": generation_id, "why": exc.message}})
+            log.info(
+                "abandoned generation not cancelled",
+                extra={"fields": {"id": generation_id, "why": exc.message}},
+            )
 
     async def get(self, project_id: str, generation_id: str, timeout: float | None) -> Generated:
         if not is_id("generation", generation_id):

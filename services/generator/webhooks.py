@@ -34,7 +34,9 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 class WebhookDispatcher:
-    def __init__(self, catalog: CatalogClient, generator: Generator, timeout_seconds: float, parallel: int = 8):
+    def __init__(
+        self, catalog: CatalogClient, generator: Generator, timeout_seconds: float, parallel: int = 8
+    ):
         self.catalog = catalog
         self.generator = generator
         self.timeout = timeout_seconds

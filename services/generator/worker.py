@@ -136,29 +136,45 @@ class Worker:
             self._lost.discard(generation.id)
             self._slot_freed.set()
 
-    def _time_budget(self, job: catalog_pb2.Job) -> float:
+    def _time_budget(self, job: catalog_pb2.Job) -> tuple[float, bool]:
+        """Seconds the model server gets, and whether the caller's deadline (not ours) set them."""
         budget = self.config.model_timeout_seconds
         if job.HasField("deadline"):
-            budget = min(budget, job.deadline.ToNanoseconds() / 1e9 - time.time())
-        return max(budget, 0.001)
+            caller = job.deadline.ToNanoseconds() / 1e9 - time.time()
+            if caller < budget:
+                return max(caller, 0.001), True
+        return budget, False
 
     async def _run(self, job: catalog_pb2.Job) -> None:
         generation, server = job.generation, _target(job.server)
         provider = self.providers.get(job.server.provider)
         if provider is None:
-            await self._fail(job, f"no provider called {job.server.provider!r}", catalog_pb2.FAILURE_KIND_MODEL)
+            await self._fail(
+                job, f"no provider called {job.server.provider!r}", catalog_pb2.FAILURE_KIND_MODEL
+            )
             return
         spec = ImageSpec(
-            generation.prompt, generation.negative_prompt, generation.width, generation.height, generation.seed
+            generation.prompt,
+            generation.negative_prompt,
+            generation.width,
+            generation.height,
+            generation.seed,
         )
-        budget = self._time_budget(job)
+        budget, callers = self._time_budget(job)
         try:
             images = await asyncio.wait_for(provider.generate(server, spec, generation.n, budget), budget)
-        except TimeoutError:
-            await self._fail(job, f"{server.url} gave no images within {budget:.1f} s", catalog_pb2.FAILURE_KIND_SERVER)
-            return
-        except ServerFailure as exc:
-            await self._fail(job, str(exc), catalog_pb2.FAILURE_KIND_SERVER)
+        except (TimeoutError, ServerFailure) as exc:
+            if callers:
+                # Nobody is waiting any more: that is not the server's fault, and not worth a retry.
+                with contextlib.suppress(DomainError):
+                    await self.catalog.cancel_generation(
+                        generation.project_id,
+                        generation.id,
+                        "the caller's deadline passed before the model answered",
+                    )
+                return
+            reason = str(exc) or f"{server.url} gave no images within {budget:.1f} s"
+            await self._fail(job, reason, catalog_pb2.FAILURE_KIND_SERVER)
             return
         except ModelError as exc:
             await self._fail(job, str(exc), catalog_pb2.FAILURE_KIND_MODEL)
@@ -167,7 +183,9 @@ class Worker:
             # Every image is durable in storage before the catalog row pointing at it commits.
             stored = await asyncio.gather(*(self.storage.put(i.data, i.content_type, 60) for i in images))
         except DomainError as exc:
-            await self._fail(job, f"storing the images failed: {exc.message}", catalog_pb2.FAILURE_KIND_TRANSIENT)
+            await self._fail(
+                job, f"storing the images failed: {exc.message}", catalog_pb2.FAILURE_KIND_TRANSIENT
+            )
             return
         request = catalog_pb2.CompleteJobRequest(
             worker_id=self.id,
@@ -191,7 +209,9 @@ class Worker:
         except DomainError as exc:
             if exc.code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 # Cancelled, deleted, or answered by another worker first: its images stand, not ours.
-                log.info("result discarded", extra={"fields": {"generation_id": generation.id, "why": exc.message}})
+                log.info(
+                    "result discarded", extra={"fields": {"generation_id": generation.id, "why": exc.message}}
+                )
                 return
             raise
 
@@ -212,7 +232,10 @@ class Worker:
             )
         except DomainError as exc:
             # Not ours any more, or the catalog is away: the lease runs out and the job is claimed again.
-            log.info("failure not recorded", extra={"fields": {"generation_id": job.generation.id, "why": exc.message}})
+            log.info(
+                "failure not recorded",
+                extra={"fields": {"generation_id": job.generation.id, "why": exc.message}},
+            )
 
     async def _probe(self, server: catalog_pb2.ServerTarget) -> None:
         provider = self.providers.get(server.provider)

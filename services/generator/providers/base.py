@@ -63,7 +63,9 @@ class Provider(Protocol):
 
 def decode_image(data: bytes) -> RenderedImage:
     if len(data) > MAX_IMAGE_BYTES:
-        raise ModelError(f"the model server sent an image of {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
+        raise ModelError(
+            f"the model server sent an image of {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}"
+        )
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind, (width, height) = image.format, image.size
@@ -169,6 +171,8 @@ def raise_for_status(status: int, parsed: Any, raw: bytes, describe: str) -> Non
     """A rejected credential is the server's problem (another server may hold a good key); any other
     4xx is the model refusing this request."""
     if status in (401, 403):
-        raise ServerFailure(f"{describe}: HTTP {status}, the server rejected its API key: {error_message(parsed, raw)}")
+        raise ServerFailure(
+            f"{describe}: HTTP {status}, the server rejected its API key: {error_message(parsed, raw)}"
+        )
     if status >= 400:
         raise ModelError(error_message(parsed, raw))

@@ -95,7 +95,11 @@ class ReplicateProvider:
 
     async def _get(self, server: ServerTarget, prediction: dict, timeout: float, describe: str) -> dict:
         status, parsed, raw = await self.http.request(
-            "GET", prediction["urls"]["get"], headers=self._headers(server), timeout=timeout, describe=describe
+            "GET",
+            prediction["urls"]["get"],
+            headers=self._headers(server),
+            timeout=timeout,
+            describe=describe,
         )
         raise_for_status(status, parsed, raw, describe)
         require(isinstance(parsed, dict) and "status" in parsed, describe, "no prediction")

@@ -1,0 +1,140 @@
+"""Each provider is a real client of its wire protocol, run against a loopback server speaking it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.generator.providers import (
+    Http,
+    ImageSpec,
+    ModelError,
+    ServerFailure,
+    ServerTarget,
+    build_providers,
+)
+from tests.fakes import FakeModelServer
+from tools.embedded_pg import free_port
+
+SPEC = ImageSpec("a lake at dawn", "", 64, 48, 7)
+
+
+@pytest.fixture
+def fake():
+    server = FakeModelServer()
+    yield server
+    server.stop()
+
+
+def run(provider_name: str, server: ServerTarget, spec: ImageSpec = SPEC, n: int = 2, timeout: float = 10):
+    async def call():
+        http = Http()
+        try:
+            return await build_providers(http)[provider_name].generate(server, spec, n, timeout)
+        finally:
+            await http.close()
+
+    return asyncio.run(call())
+
+
+def probe(provider_name: str, server: ServerTarget):
+    async def call():
+        http = Http()
+        try:
+            await build_providers(http)[provider_name].probe(server, 5)
+        finally:
+            await http.close()
+
+    asyncio.run(call())
+
+
+def test_openai_images_api(fake):
+    server = ServerTarget("srv_1", f"{fake.url}/v1", "sk-test", "dall-e-3")
+    images = run("openai", server)
+    assert [(i.content_type, i.width, i.height) for i in images] == [("image/png", 64, 48)] * 2
+    assert images[0].data != images[1].data
+    body, headers = fake.stats.bodies[-1], fake.stats.headers[-1]
+    assert body == {
+        "prompt": "a lake at dawn",
+        "n": 2,
+        "size": "64x48",
+        "model": "dall-e-3",
+        "response_format": "b64_json",
+    }
+    assert headers["Authorization"] == "Bearer sk-test"
+    run("openai", ServerTarget("srv_1", f"{fake.url}/v1", "sk-test", "gpt-image-1"), n=1)
+    assert "response_format" not in fake.stats.bodies[-1], "gpt-image models refuse the parameter"
+    probe("openai", server)
+
+    with pytest.raises(ModelError, match="safety system"):
+        run("openai", server, ImageSpec("something forbidden", "", 64, 64, 1))
+    fake.fail_with, fake.fail_count = 500, 1
+    with pytest.raises(ServerFailure, match="HTTP 500: The server had an error"):
+        run("openai", server)
+
+
+def test_automatic1111_txt2img(fake):
+    server = ServerTarget("srv_1", fake.url, "user:pass", "sdxl_base.safetensors")
+    images = run("automatic1111", server, ImageSpec("a lake", "fog", 64, 64, 11), n=3)
+    assert len(images) == 3 and all(i.content_type == "image/png" for i in images)
+    body = fake.stats.bodies[-1]
+    assert (body["negative_prompt"], body["seed"], body["batch_size"]) == ("fog", 11, 3)
+    assert body["override_settings"] == {"sd_model_checkpoint": "sdxl_base.safetensors"}
+    assert fake.stats.headers[-1]["Authorization"] == "Basic dXNlcjpwYXNz"
+    probe("automatic1111", server)
+
+    with pytest.raises(ModelError, match="too wide"):
+        run("automatic1111", server, ImageSpec("a lake", "", 8192, 64, 1), n=1)
+    fake.fail_with, fake.fail_count = 500, 1
+    with pytest.raises(ServerFailure, match="CUDA out of memory"):
+        run("automatic1111", server)
+
+
+def test_replicate_predictions_poll_and_cancel(fake):
+    fake.delay = 0.3
+    official = ServerTarget("srv_1", f"{fake.url}/v1", "r8_token", "black-forest-labs/flux-schnell")
+    images = run("replicate", official)
+    assert len(images) == 2 and images[0].width == 64
+    assert fake.stats.headers[-1]["Prefer"].startswith("wait=")
+    versioned = ServerTarget("srv_1", f"{fake.url}/v1", "r8_token", "stability-ai/sdxl:39ed52f2a78e")
+    run("replicate", versioned, n=1)
+    assert fake.stats.bodies[-1]["version"] == "39ed52f2a78e"
+    probe("replicate", official)
+
+    with pytest.raises(ModelError, match="NSFW content detected"):
+        run("replicate", official, ImageSpec("fail please", "", 64, 64, 1), n=1)
+    with pytest.raises(ModelError, match="input.prompt"):
+        run("replicate", official, ImageSpec("forbidden", "", 64, 64, 1), n=1)
+    fake.fail_with, fake.fail_count = 429, 1
+    with pytest.raises(ServerFailure, match="HTTP 429: Request was throttled"):
+        run("replicate", official)
+
+    fake.delay = 5
+
+    async def abandoned():
+        http = Http()
+        task = asyncio.create_task(build_providers(http)["replicate"].generate(official, SPEC, 1, 30))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await http.close()
+
+    asyncio.run(abandoned())
+    assert fake.stats.cancels == 1, "an abandoned job cancels its prediction so nobody pays for it"
+
+
+@pytest.mark.parametrize("provider", ["openai", "automatic1111", "replicate"])
+def test_an_unreachable_or_slow_server_is_a_server_failure(provider, fake):
+    dead = ServerTarget("srv_1", f"http://127.0.0.1:{free_port()}/v1", "", "owner/model")
+    with pytest.raises(ServerFailure):
+        run(provider, dead)
+    with pytest.raises(ServerFailure):
+        probe(provider, dead)
+    fake.delay = 2
+    slow = ServerTarget(
+        "srv_1", f"{fake.url}/v1" if provider != "automatic1111" else fake.url, "", "owner/model"
+    )
+    with pytest.raises(ServerFailure, match="within"):
+        run(provider, slow, timeout=0.3)
