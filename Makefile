@@ -39,6 +39,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.rest_sync $(BENCH_ARGS)
+	$(PY) -m bench.queue $(BENCH_QUEUE_ARGS)
 
 up:
 	docker compose up --build -d --wait

@@ -154,6 +154,16 @@ class StorageClient:
     async def put(
         self, data: bytes, content_type: str, timeout: float | None
     ) -> storage_pb2.PutObjectResponse:
+        if len(data) <= CHUNK_BYTES:
+            async with upstream("storage"):
+                return await self.stub.PutSmallObject(
+                    storage_pb2.PutSmallObjectRequest(
+                        info=storage_pb2.ObjectInfo(content_type=content_type), data=data
+                    ),
+                    metadata=outgoing_metadata(),
+                    timeout=timeout,
+                )
+
         def messages():
             yield storage_pb2.PutObjectRequest(info=storage_pb2.ObjectInfo(content_type=content_type))
             for offset in range(0, len(data), CHUNK_BYTES):

@@ -1,4 +1,4 @@
-"""Maps storage protos to domain calls; bytes always move in chunks."""
+"""Maps storage protos to domain calls; bytes move in chunks of at most 1 MiB."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 from services.common.errors import InvalidArgument
 
 from .domain import Storage, content_type_of
+
+SMALL_OBJECT_BYTES = 1024 * 1024
 
 
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
@@ -36,7 +38,23 @@ class StorageInternalServicer(storage_pb2_grpc.StorageInternalServiceServicer):
                     raise InvalidArgument("only the first PutObject message may carry `info`", field="info")
                 yield message.chunk
 
-        stored = await self.storage.put(chunks(), first.info.content_type)
+        return await self._stored(chunks(), first.info.content_type)
+
+    async def PutSmallObject(self, request, context):
+        if len(request.data) > SMALL_OBJECT_BYTES:
+            raise InvalidArgument(
+                f"PutSmallObject takes at most {SMALL_OBJECT_BYTES} bytes;"
+                " stream larger objects with PutObject",
+                field="data",
+            )
+
+        async def one_chunk():
+            yield request.data
+
+        return await self._stored(one_chunk(), request.info.content_type)
+
+    async def _stored(self, chunks, content_type: str) -> storage_pb2.PutObjectResponse:
+        stored = await self.storage.put(chunks, content_type)
         return storage_pb2.PutObjectResponse(
             key=stored.key,
             sha256=stored.sha256,

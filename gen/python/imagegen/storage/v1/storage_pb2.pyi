@@ -33,6 +33,14 @@ class PutObjectRequest(_message.Message):
     chunk: bytes
     def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
+class PutSmallObjectRequest(_message.Message):
+    __slots__ = ("info", "data")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    info: ObjectInfo
+    data: bytes
+    def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class PutObjectResponse(_message.Message):
     __slots__ = ("key", "sha256", "size_bytes", "content_type", "url")
     KEY_FIELD_NUMBER: _ClassVar[int]

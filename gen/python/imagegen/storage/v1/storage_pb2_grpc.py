@@ -117,6 +117,11 @@ class StorageInternalServiceStub:
                 request_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectRequest.SerializeToString,
                 response_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.FromString,
                 _registered_method=True)
+        self.PutSmallObject = channel.unary_unary(
+                '/imagegen.storage.v1.StorageInternalService/PutSmallObject',
+                request_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectRequest.SerializeToString,
+                response_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.FromString,
+                _registered_method=True)
         self.GetObject = channel.unary_stream(
                 '/imagegen.storage.v1.StorageInternalService/GetObject',
                 request_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.GetObjectRequest.SerializeToString,
@@ -141,6 +146,14 @@ class StorageInternalServiceServicer:
     def PutObject(self, request_iterator, context):
         """Streams an object in: the first message carries `info`, every later one a chunk.
         The key is derived from the sha256 of the bytes, so equal bytes share one object.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutSmallObject(self, request, context):
+        """PutObject in one message, for objects up to 1 MiB (most generated images): a unary call costs a
+        fraction of a stream's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -173,6 +186,11 @@ def add_StorageInternalServiceServicer_to_server(servicer, server):
             'PutObject': grpc.stream_unary_rpc_method_handler(
                     servicer.PutObject,
                     request_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectRequest.FromString,
+                    response_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.SerializeToString,
+            ),
+            'PutSmallObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSmallObject,
+                    request_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectRequest.FromString,
                     response_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.SerializeToString,
             ),
             'GetObject': grpc.unary_stream_rpc_method_handler(
@@ -218,6 +236,33 @@ class StorageInternalService:
             target,
             '/imagegen.storage.v1.StorageInternalService/PutObject',
             imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectRequest.SerializeToString,
+            imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutSmallObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.storage.v1.StorageInternalService/PutSmallObject',
+            imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectRequest.SerializeToString,
             imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.FromString,
             options,
             channel_credentials,
