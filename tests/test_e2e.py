@@ -17,8 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 from PIL import Image
 
-from tests.conftest import create_project
-from tools.embedded_pg import free_port
+from tests.conftest import create_project, running_platform
 from tools.supervisor import Platform
 
 BOOTSTRAP_KEY = "sk_e2e_bootstrap_" + uuid.uuid4().hex
@@ -26,24 +25,8 @@ BOOTSTRAP_KEY = "sk_e2e_bootstrap_" + uuid.uuid4().hex
 
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
-    database_url = pg.create_database()
-    var = tmp_path_factory.mktemp("var")
-    # Local-folder URLs point at the gateway, so storage must know the gateway's port before it starts.
-    gateway_port = free_port()
-    running = Platform(
-        env={
-            "IMAGEGEN_DATABASE_URL": database_url,
-            "IMAGEGEN_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
-            "IMAGEGEN_VAR_DIR": str(var),
-            "IMAGEGEN_LOG_LEVEL": "INFO",
-            "IMAGEGEN_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
-        }
-    )
-    running.start(ports={"gateway": gateway_port}, log_dir=var)
-    running.database_url = database_url
-    running.log_dir = var
-    yield running
-    running.stop()
+    with running_platform(pg, tmp_path_factory, BOOTSTRAP_KEY) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from tests.conftest import running_platform
 from tests.fakes import FakeModelServer, WebhookReceiver
 from tools.embedded_pg import free_port
-from tools.supervisor import Platform
 
 KEY = "sk_queue_e2e_" + uuid.uuid4().hex
 TERMINAL = ("completed", "failed", "cancelled")
@@ -27,28 +27,19 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
-    database_url = pg.create_database()
-    var = tmp_path_factory.mktemp("var")
-    gateway_port = free_port()
-    running = Platform(
-        env={
-            "IMAGEGEN_DATABASE_URL": database_url,
-            "IMAGEGEN_BOOTSTRAP_API_KEY": KEY,
-            "IMAGEGEN_VAR_DIR": str(var),
-            "IMAGEGEN_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
-            "IMAGEGEN_WORKER_LEASE_SECONDS": "2",
-            "IMAGEGEN_WORKER_HEARTBEAT_SECONDS": "0.3",
-            "IMAGEGEN_QUEUE_RETRY_BASE_SECONDS": "0.05",
-            "IMAGEGEN_SERVER_BENCH_AFTER_FAILURES": "2",
-            "IMAGEGEN_SERVER_BENCH_SECONDS": "120",
-            "IMAGEGEN_WEBHOOK_RETRY_UNIT_SECONDS": "0.1",
-        }
-    )
-    running.start(ports={"gateway": gateway_port}, log_dir=var)
-    running.database_url = database_url
-    running.log_dir = var
-    yield running
-    running.stop()
+    # Short leases, retries and webhook backoff, so failures play out in seconds.
+    with running_platform(
+        pg,
+        tmp_path_factory,
+        KEY,
+        IMAGEGEN_WORKER_LEASE_SECONDS="2",
+        IMAGEGEN_WORKER_HEARTBEAT_SECONDS="0.3",
+        IMAGEGEN_QUEUE_RETRY_BASE_SECONDS="0.05",
+        IMAGEGEN_SERVER_BENCH_AFTER_FAILURES="2",
+        IMAGEGEN_SERVER_BENCH_SECONDS="120",
+        IMAGEGEN_WEBHOOK_RETRY_UNIT_SECONDS="0.1",
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -61,6 +61,10 @@ class Provider(Protocol):
         """Raises ServerFailure unless the server answers like a healthy one."""
 
 
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 def decode_image(data: bytes) -> RenderedImage:
     if len(data) > MAX_IMAGE_BYTES:
         raise ModelError(

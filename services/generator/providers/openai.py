@@ -10,6 +10,7 @@ from .base import (
     ImageSpec,
     RenderedImage,
     ServerTarget,
+    bearer,
     decode_base64_image,
     decode_image,
     raise_for_status,
@@ -23,7 +24,7 @@ class OpenAIProvider:
 
     @staticmethod
     def _headers(server: ServerTarget) -> dict[str, str]:
-        return {"Authorization": f"Bearer {server.api_key}"} if server.api_key else {}
+        return bearer(server.api_key)
 
     async def generate(
         self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float

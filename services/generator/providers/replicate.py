@@ -19,6 +19,7 @@ from .base import (
     RenderedImage,
     ServerFailure,
     ServerTarget,
+    bearer,
     decode_base64_image,
     decode_image,
     raise_for_status,
@@ -37,7 +38,7 @@ class ReplicateProvider:
 
     @staticmethod
     def _headers(server: ServerTarget) -> dict[str, str]:
-        return {"Authorization": f"Bearer {server.api_key}"} if server.api_key else {}
+        return bearer(server.api_key)
 
     async def generate(
         self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
