@@ -13,7 +13,9 @@ from imagegen.catalog.v1 import catalog_pb2
 
 from services.catalog.domain import QueuePolicy
 from tests.conftest import create_project
-from tests.test_catalog import KEY_A, _claim, _create, _image, catalog
+from tests.test_catalog import KEY_A, KEY_B, _claim, _create, _image, catalog
+
+_STATUS = {status.value[0]: status for status in grpc.StatusCode}
 
 
 def _auth(key: str):
@@ -395,5 +397,119 @@ def test_models_are_managed_per_project_with_clear_errors(database_url):
             await public.DeleteModel(catalog_pb2.DeleteModelRequest(name="sdxl"), metadata=_auth(key))
             names = await public.ListModels(catalog_pb2.ListModelsRequest(), metadata=_auth(key))
             assert [m.name for m in names.models] == ["procedural"]
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_of_completions_records_each_job_on_its_own(database_url):
+    """CompleteJobs: the jobs still open are recorded with their images, webhooks and server; one that
+    was cancelled or never existed is refused on its own line and holds back none of the others."""
+    project_id, _ = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            hooked = await internal.EnqueueGeneration(
+                _create(project_id, callback_url="http://127.0.0.1:9/h")
+            )
+            plain = await internal.EnqueueGeneration(_create(project_id, prompt="lake 2"))
+            cancelled = await internal.EnqueueGeneration(_create(project_id, prompt="lake 3"))
+            jobs = {job.generation.id: job for job in await _claim(internal, max_jobs=3)}
+            assert set(jobs) == {hooked.generation.id, plain.generation.id, cancelled.generation.id}
+            await internal.CancelGeneration(
+                catalog_pb2.CancelGenerationRequest(project_id=project_id, id=cancelled.generation.id)
+            )
+
+            def done(generation_id, *keys):
+                return catalog_pb2.CompleteJobRequest(
+                    worker_id="wrk_test",
+                    generation_id=generation_id,
+                    server_id=jobs[generation_id].server.id if generation_id in jobs else "",
+                    images=[_image(k, i) for i, k in enumerate(keys)],
+                )
+
+            answer = await internal.CompleteJobs(
+                catalog_pb2.CompleteJobsRequest(
+                    jobs=[
+                        done(hooked.generation.id, KEY_A, KEY_B),
+                        done(cancelled.generation.id, KEY_A),
+                        done("gen_doesnotexist"),
+                        done(plain.generation.id, KEY_B),
+                    ]
+                )
+            )
+            codes = [_STATUS[r.code] if r.code else None for r in answer.results]
+            assert [r.generation_id for r in answer.results] == [
+                hooked.generation.id, cancelled.generation.id, "gen_doesnotexist", plain.generation.id,
+            ]  # fmt: skip
+            assert codes == [None, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND, None]
+            assert "already cancelled" in answer.results[1].message
+            first, last = answer.results[0].generation, answer.results[3].generation
+            assert first.status == last.status == "completed"
+            assert [i.storage_key for i in first.images] == [KEY_A, KEY_B]
+            assert first.server_id == jobs[hooked.generation.id].server.id
+
+            stored = await internal.GetGeneration(
+                catalog_pb2.GetGenerationRequest(project_id=project_id, id=cancelled.generation.id)
+            )
+            assert stored.status == "cancelled" and list(stored.images) == [], "a refused job records nothing"
+            again = await internal.CompleteJobs(
+                catalog_pb2.CompleteJobsRequest(jobs=[done(plain.generation.id, KEY_A)])
+            )
+            assert _STATUS[again.results[0].code] == grpc.StatusCode.FAILED_PRECONDITION
+            claim = catalog_pb2.ClaimWebhookDeliveriesRequest(max_deliveries=5, lease_seconds=30)
+            deliveries = (await internal.ClaimWebhookDeliveries(claim)).deliveries
+            assert [d.generation.id for d in deliveries] == [hooked.generation.id]
+
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await internal.CompleteJobs(
+                    catalog_pb2.CompleteJobsRequest(
+                        jobs=[done(plain.generation.id), done(plain.generation.id)]
+                    )
+                )
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    asyncio.run(scenario())
+
+    with psycopg.connect(database_url) as conn:
+        (images,) = conn.execute("SELECT count(*) FROM output_images").fetchone()
+        (jobs_left,) = conn.execute("SELECT count(*) FROM jobs").fetchone()
+    assert images == 3 and jobs_left == 0
+
+
+def test_the_queue_table_is_analyzed_after_a_burst_so_claims_read_the_ready_index_in_order(database_url):
+    """Autovacuum looks once a minute; until it does, the planner takes a fresh backlog for an empty
+    queue and sorts all of it on every claim."""
+    project_id, _ = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            for first in range(0, 1200, 40):
+                await asyncio.gather(
+                    *(
+                        internal.EnqueueGeneration(_create(project_id, prompt=f"lake {i}"))
+                        for i in range(first, first + 40)
+                    )
+                )
+            # Statistics reach pg_stat_user_tables within a second; housekeeping runs once a second.
+            deadline = asyncio.get_running_loop().time() + 15
+            while asyncio.get_running_loop().time() < deadline:
+                await _claim(internal, max_jobs=1)
+                with psycopg.connect(database_url) as conn:
+                    (analyzed,) = conn.execute(
+                        "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'jobs'"
+                    ).fetchone()
+                if analyzed:
+                    break
+                await asyncio.sleep(0.3)
+            assert analyzed, "the catalog analyzed the jobs table"
+            with psycopg.connect(database_url) as conn:
+                plan = "\n".join(
+                    row[0]
+                    for row in conn.execute(
+                        "EXPLAIN SELECT generation_id FROM jobs WHERE state = 'queued'"
+                        " ORDER BY score DESC, enqueued_at, generation_id LIMIT 8"
+                    )
+                )
+            assert "using jobs_ready" in plan and "Sort" not in plan, plan
 
     asyncio.run(scenario())

@@ -167,3 +167,39 @@ def test_signed_urls_serve_the_object_and_tampered_or_expired_ones_are_refused(s
                 assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     asyncio.run(scenario())
+
+
+def test_small_objects_are_stored_together_in_order_and_a_bad_batch_stores_nothing(storage_config):
+    images = [b"\x89PNG one", b"\x89PNG two", b"\x89PNG one", os.urandom(300_000)]
+
+    def batch(objects):
+        return storage_pb2.PutSmallObjectsRequest(
+            objects=[
+                storage_pb2.SmallObject(info=storage_pb2.ObjectInfo(content_type=ct), data=data)
+                for data, ct in objects
+            ]
+        )
+
+    async def scenario():
+        async with storage(storage_config) as (internal, _):
+            answer = await internal.PutSmallObjects(batch([(d, "image/png") for d in images]))
+            assert [o.sha256 for o in answer.objects] == [hashlib.sha256(d).hexdigest() for d in images]
+            assert answer.objects[0].key == answer.objects[2].key, "equal bytes, one object"
+            for obj, data in zip(answer.objects, images, strict=True):
+                assert (await _get(internal, obj.key))[1] == data and obj.size_bytes == len(data)
+
+            refused = [
+                [(b"\x89PNG fine", "image/png"), (b"<html>", "text/html")],
+                [(b"\x89PNG fine", "image/png"), (os.urandom(1024 * 1024 + 1), "image/png")],
+                [(os.urandom(1024 * 1024), "image/png") for _ in range(3)] + [(b"\x89PNG fine", "image/png")],
+            ]
+            for objects in refused:
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await internal.PutSmallObjects(batch(objects))
+                assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            fine_key = hashlib.sha256(b"\x89PNG fine").hexdigest() + ".png"
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await _get(internal, fine_key)
+            assert error.value.code() == grpc.StatusCode.NOT_FOUND, "nothing of a refused batch is kept"
+
+    asyncio.run(scenario())

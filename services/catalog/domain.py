@@ -17,6 +17,7 @@ from typing import Any
 
 from services.common.errors import (
     AlreadyExists,
+    DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -25,7 +26,7 @@ from services.common.errors import (
 
 from .notifier import Notifier, wait_for
 from .queue import JobQueue
-from .repository import TERMINAL_STATUSES, Repository, Row
+from .repository import TERMINAL_STATUSES, Outcome, Repository, Row
 from .scheduling import PRIORITIES, PriorityPolicy
 
 log = logging.getLogger("imagegen.catalog")
@@ -293,6 +294,7 @@ class Catalog:
         if now < self._next_housekeeping:
             return
         self._next_housekeeping = now + 1.0
+        await self.queue.refresh_statistics()
         async with self.queue.pool.connection() as conn, conn.transaction():
             for job in await self.queue.expired_leases(conn):
                 if job["attempts"] >= self.policy.max_attempts:
@@ -333,13 +335,27 @@ class Catalog:
         if generation_ids:
             await self.queue.release(worker_id, generation_ids)
 
-    async def complete_job(self, generation_id: str, server_id: str, images: list[Row]) -> Row:
-        row, status = await self.queue.complete(generation_id, server_id, images)
-        if row is not None:
-            return row
-        if status:
-            raise FailedPrecondition(f"generation {generation_id} is already {status}")
-        raise NotFound(f"generation {generation_id} not found")
+    async def complete_jobs(self, completions: list[Outcome]) -> list[Row | DomainError]:
+        """Records each completed job, or answers why not, in the order given."""
+        if len({c.generation_id for c in completions}) != len(completions):
+            raise InvalidArgument("each generation may be completed only once per request")
+        if not completions:
+            return []
+        recorded, refused = await self.queue.complete(
+            [Outcome(c.generation_id, "completed", c.server_id or None, "", c.images) for c in completions]
+        )
+        answers: list[Row | DomainError] = []
+        for completion in completions:
+            generation_id = completion.generation_id
+            if generation_id in recorded:
+                answers.append(recorded[generation_id])
+            elif refused[generation_id]:
+                answers.append(
+                    FailedPrecondition(f"generation {generation_id} is already {refused[generation_id]}")
+                )
+            else:
+                answers.append(NotFound(f"generation {generation_id} not found"))
+        return answers
 
     async def fail_job(
         self, worker_id: str, generation_id: str, server_id: str, reason: str, kind: str

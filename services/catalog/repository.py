@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -11,6 +12,18 @@ from psycopg_pool import AsyncConnectionPool
 from services.common.ids import new_id
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a generation ended: `status` is one of TERMINAL_STATUSES; `images` only for completed."""
+
+    generation_id: str
+    status: str
+    server_id: str | None
+    reason: str
+    images: list[Row] = field(default_factory=list)
+
 
 _GENERATION_COLUMNS = (
     "id, project_id, model_id, model_name, server_id, status, end_user, reason, prompt, negative_prompt,"
@@ -173,57 +186,78 @@ class Repository:
         reason: str,
         images: list[Row],
     ) -> Row | None:
-        """Moves an unfinished generation to terminal `status`, in the caller's transaction: records its
-        images, drops its job, and queues its webhook.
+        """`finish_many` for one generation: its row, or None when it was missing or already finished."""
+        finished = await self.finish_many(conn, [Outcome(generation_id, status, server_id, reason, images)])
+        return finished.get(generation_id)
 
-        None when there is no such generation, or when it already finished: a generation gets exactly one
-        set of images however many workers answered for it.
+    async def finish_many(self, conn: AsyncConnection, outcomes: list[Outcome]) -> dict[str, Row]:
+        """Moves unfinished generations to their terminal status, in the caller's transaction: records
+        their images, drops their jobs, and queues their webhooks. Answers the rows it moved, by id.
+
+        A generation missing from the answer was not there or had already finished: a generation gets
+        exactly one set of images however many workers answered for it. Ids must be distinct.
         """
         cur = await conn.execute(
-            "UPDATE generations"
-            " SET status = %s, server_id = coalesce(%s, server_id), reason = %s,"
-            " updated_at = clock_timestamp()"
-            " WHERE id = %s AND status IN ('pending', 'processing')"
-            f" RETURNING {_GENERATION_COLUMNS}",
-            (status, server_id, reason, generation_id),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            return None
-        rows = [
+            "UPDATE generations g SET status = o.status, server_id = coalesce(o.server_id, g.server_id),"
+            " reason = o.reason, updated_at = clock_timestamp()"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS o(id, status, server_id, reason)"
+            " WHERE g.id = o.id AND g.status IN ('pending', 'processing')"
+            f" RETURNING {', '.join('g.' + c for c in _GENERATION_COLUMNS.split(', '))}",
             (
-                image["id"] or new_id("image"),
-                generation_id,
-                row["project_id"],
-                image["index"],
-                image["storage_key"],
-                image["sha256"],
-                image["content_type"],
-                image["size_bytes"],
-                image["width"],
-                image["height"],
-            )
-            for image in images
-        ]
-        if rows:
-            async with conn.cursor() as cursor:
-                await cursor.executemany(
+                [o.generation_id for o in outcomes],
+                [o.status for o in outcomes],
+                [o.server_id for o in outcomes],
+                [o.reason for o in outcomes],
+            ),
+        )
+        finished = {row["id"]: row for row in await cur.fetchall()}
+        if not finished:
+            return {}
+        images = []
+        for outcome in outcomes:
+            row = finished.get(outcome.generation_id)
+            if row is None:
+                continue
+            row["images"] = [
+                {
+                    **{c: image[c] for c in _IMAGE_COLUMNS.split(", ") if c in image},
+                    "id": image["id"] or new_id("image"),
+                    "generation_id": row["id"],
+                    "project_id": row["project_id"],
+                    "idx": image["index"],
+                }
+                for image in outcome.images
+            ]
+            images.extend(row["images"])
+        webhooks = [row for row in finished.values() if row["callback_url"]]
+        # One round trip for everything that follows from the rows moved.
+        async with conn.pipeline():
+            if images:
+                await conn.execute(
                     f"INSERT INTO output_images ({_IMAGE_COLUMNS})"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    rows,
+                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[],"
+                    "   %s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[])",
+                    [[image[c] for image in images] for c in _IMAGE_COLUMNS.split(", ")],
                 )
-        row["images"] = [dict(zip(_IMAGE_COLUMNS.split(", "), r, strict=True)) for r in rows]
-        await conn.execute("DELETE FROM jobs WHERE generation_id = %s", (generation_id,))
-        if row["callback_url"]:
+            await conn.execute("DELETE FROM jobs WHERE generation_id = ANY(%s)", (list(finished),))
+            if webhooks:
+                await conn.execute(
+                    "INSERT INTO webhook_deliveries (id, project_id, generation_id, url)"
+                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])",
+                    (
+                        [new_id("webhook") for _ in webhooks],
+                        [row["project_id"] for row in webhooks],
+                        [row["id"] for row in webhooks],
+                        [row["callback_url"] for row in webhooks],
+                    ),
+                )
+                await notify(conn, "imagegen_webhooks")
             await conn.execute(
-                "INSERT INTO webhook_deliveries (id, project_id, generation_id, url) VALUES (%s, %s, %s, %s)",
-                (new_id("webhook"), row["project_id"], generation_id, row["callback_url"]),
+                "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (list(finished),)
             )
-            await notify(conn, "imagegen_webhooks")
-        await notify(conn, "imagegen_generation", generation_id)
-        # A finished job frees a server slot that a queued job may be waiting for.
-        await notify(conn, "imagegen_jobs")
-        return row
+            # A finished job frees a server slot that a queued job may be waiting for.
+            await notify(conn, "imagegen_jobs")
+        return finished
 
     async def status_of(self, conn: AsyncConnection, generation_id: str) -> str | None:
         cur = await conn.execute("SELECT status FROM generations WHERE id = %s", (generation_id,))

@@ -8,9 +8,10 @@ from google.protobuf import empty_pb2, timestamp_pb2
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.common.auth import bearer_key
+from services.common.errors import DomainError
 
 from .domain import Catalog, Principal
-from .repository import Row
+from .repository import Outcome, Row
 
 
 def _timestamp(value) -> timestamp_pb2.Timestamp:
@@ -97,6 +98,16 @@ _FAILURE_KINDS = {
     catalog_pb2.FAILURE_KIND_SERVER: "server",
     catalog_pb2.FAILURE_KIND_TRANSIENT: "transient",
 }
+
+
+def _completion(request: catalog_pb2.CompleteJobRequest) -> Outcome:
+    return Outcome(
+        request.generation_id,
+        "completed",
+        request.server_id,
+        "",
+        [_image_fields(image) for image in request.images],
+    )
 
 
 def _image_fields(image: catalog_pb2.ImageRecord) -> Row:
@@ -216,10 +227,21 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         return catalog_pb2.RenewLeasesResponse(lost_generation_ids=lost)
 
     async def CompleteJob(self, request, context):
-        row = await self.catalog.complete_job(
-            request.generation_id, request.server_id, [_image_fields(image) for image in request.images]
-        )
-        return generation_to_proto(row)
+        (answer,) = await self.catalog.complete_jobs([_completion(request)])
+        if isinstance(answer, DomainError):
+            raise answer
+        return generation_to_proto(answer)
+
+    async def CompleteJobs(self, request, context):
+        answers = await self.catalog.complete_jobs([_completion(job) for job in request.jobs])
+        response = catalog_pb2.CompleteJobsResponse()
+        for job, answer in zip(request.jobs, answers, strict=True):
+            result = response.results.add(generation_id=job.generation_id)
+            if isinstance(answer, DomainError):
+                result.code, result.message = answer.code.value[0], answer.message
+            else:
+                result.generation.CopyFrom(generation_to_proto(answer))
+        return response
 
     async def FailJob(self, request, context):
         row = await self.catalog.fail_job(

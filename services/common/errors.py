@@ -116,3 +116,11 @@ class upstream:
         raise Unavailable(
             f"the {self.service} service is unavailable ({exc.code().name}); try again"
         ) from exc
+
+
+_STATUS_BY_NUMBER = {status.value[0]: status for status in grpc.StatusCode}
+
+
+def error_for(code_number: int, message: str) -> DomainError:
+    """The DomainError for a status reported inside a response (a batch's per-item outcome)."""
+    return _BY_CODE.get(_STATUS_BY_NUMBER.get(code_number), Internal)(message)

@@ -10,10 +10,13 @@ import grpc
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
-from services.common.errors import DomainError, upstream
+from services.common.errors import DomainError, error_for, upstream
 from services.common.logs import outgoing_metadata
 
 CHUNK_BYTES = 1024 * 1024
+# What the storage service's PutSmallObjects accepts.
+SMALL_OBJECT_BYTES = 1024 * 1024
+SMALL_BATCH_BYTES = 3 * 1024 * 1024
 
 
 class CatalogClient:
@@ -71,8 +74,14 @@ class CatalogClient:
         )
         return list(answer.lost_generation_ids)
 
-    async def complete_job(self, request: catalog_pb2.CompleteJobRequest):
-        return await self._call("CompleteJob", request, timeout=30)
+    async def complete_jobs(
+        self, requests: list[catalog_pb2.CompleteJobRequest]
+    ) -> list[catalog_pb2.GenerationRecord | DomainError]:
+        answer = await self._call("CompleteJobs", catalog_pb2.CompleteJobsRequest(jobs=requests), timeout=30)
+        return [
+            error_for(result.code, result.message) if result.code else result.generation
+            for result in answer.results
+        ]
 
     async def fail_job(self, request: catalog_pb2.FailJobRequest):
         return await self._call("FailJob", request)
@@ -151,19 +160,24 @@ class StorageClient:
     def __init__(self, channel: grpc.aio.Channel):
         self.stub = storage_pb2_grpc.StorageInternalServiceStub(channel)
 
+    async def put_small(self, objects: list[tuple[bytes, str]]) -> list[storage_pb2.PutObjectResponse]:
+        """Objects of at most SMALL_OBJECT_BYTES each, SMALL_BATCH_BYTES in all, in one call."""
+        async with upstream("storage"):
+            answer = await self.stub.PutSmallObjects(
+                storage_pb2.PutSmallObjectsRequest(
+                    objects=[
+                        storage_pb2.SmallObject(info=storage_pb2.ObjectInfo(content_type=ctype), data=data)
+                        for data, ctype in objects
+                    ]
+                ),
+                metadata=outgoing_metadata(),
+                timeout=60,
+            )
+        return list(answer.objects)
+
     async def put(
         self, data: bytes, content_type: str, timeout: float | None
     ) -> storage_pb2.PutObjectResponse:
-        if len(data) <= CHUNK_BYTES:
-            async with upstream("storage"):
-                return await self.stub.PutSmallObject(
-                    storage_pb2.PutSmallObjectRequest(
-                        info=storage_pb2.ObjectInfo(content_type=content_type), data=data
-                    ),
-                    metadata=outgoing_metadata(),
-                    timeout=timeout,
-                )
-
         def messages():
             yield storage_pb2.PutObjectRequest(info=storage_pb2.ObjectInfo(content_type=content_type))
             for offset in range(0, len(data), CHUNK_BYTES):

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 
 import grpc
 from imagegen.catalog.v1 import catalog_pb2
+from imagegen.storage.v1 import storage_pb2
 
 from services.common.errors import DomainError
 from services.common.ids import new_id
 
-from .clients import CatalogClient, StorageClient
-from .providers import ImageSpec, ModelError, Provider, ServerFailure, ServerTarget
+from .batching import Batcher
+from .clients import SMALL_BATCH_BYTES, SMALL_OBJECT_BYTES, CatalogClient, StorageClient
+from .providers import ImageSpec, ModelError, Provider, RenderedImage, ServerFailure, ServerTarget
 
 log = logging.getLogger("imagegen.generator.worker")
 
@@ -34,6 +36,8 @@ class WorkerConfig:
     # The longest a model server gets for one job with no caller deadline.
     model_timeout_seconds: float = 300.0
     probe_timeout_seconds: float = 5.0
+    # How long a freed slot may wait for others before the worker claims for it alone.
+    claim_coalesce_seconds: float = 0.01
 
 
 def _target(server: catalog_pb2.ServerTarget) -> ServerTarget:
@@ -53,11 +57,19 @@ class Worker:
         self.providers = providers
         self.config = config
         self.id = new_id("worker")
+        # Every job this worker holds a lease on, until the catalog has its answer.
         self._running: dict[str, asyncio.Task] = {}
+        # The jobs among them that occupy a slot: a job frees its slot once its images are stored,
+        # while its answer waits for the next batch to the catalog.
+        self._in_slot: set[str] = set()
         self._lost: set[str] = set()
         self._slot_freed = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task] = []
+        self._completions = Batcher(catalog.complete_jobs, name="complete-jobs")
+        self._puts = Batcher(
+            storage.put_small, name="put-images", max_weight=SMALL_BATCH_BYTES, weigh=lambda o: len(o[0])
+        )
 
     def start(self) -> None:
         self._loops = [
@@ -78,6 +90,8 @@ class Worker:
         for task in self._running.values():
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await self._completions.close()
+        await self._puts.close()
         if unfinished:
             with contextlib.suppress(DomainError):
                 await self.catalog.release_jobs(self.id, unfinished)
@@ -85,13 +99,12 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            free = self.config.slots - len(self._running)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
+            free = await self._free_slots()
             try:
-                answer = await self.catalog.claim_jobs(self.id, free, self.config.lease_seconds, 1.0)
+                # At most half the slots per claim: jobs claimed together finish together, and two
+                # cohorts keep the renderer busy while the other one's answers travel.
+                wanted = min(free, max(1, self.config.slots // 2))
+                answer = await self.catalog.claim_jobs(self.id, wanted, self.config.lease_seconds, 1.0)
             except DomainError as exc:
                 log.warning("claim failed", extra={"fields": {"error": exc.message}})
                 await asyncio.sleep(0.5)
@@ -100,7 +113,28 @@ class Worker:
                 asyncio.create_task(self._probe(server))
             for job in answer.jobs:
                 generation_id = job.generation.id
+                self._in_slot.add(generation_id)
                 self._running[generation_id] = asyncio.create_task(self._execute(job), name=generation_id)
+
+    async def _free_slots(self) -> int:
+        """Waits for a free slot. While other jobs run, it gives a few more slots a moment to free up,
+        so that one claim (one catalog round trip, one Postgres transaction) fills several."""
+        loop = asyncio.get_running_loop()
+        enough = max(1, self.config.slots // 4)
+        deadline = None
+        while True:
+            free = self.config.slots - len(self._in_slot)
+            if free >= enough or (free > 0 and not self._in_slot):
+                return free
+            timeout = None
+            if free > 0:
+                deadline = deadline or loop.time() + self.config.claim_coalesce_seconds
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    return free
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), timeout)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -133,7 +167,12 @@ class Worker:
             await self._fail(job, "the worker hit an internal error", catalog_pb2.FAILURE_KIND_TRANSIENT)
         finally:
             self._running.pop(generation.id, None)
+            self._free_slot(generation.id)
             self._lost.discard(generation.id)
+
+    def _free_slot(self, generation_id: str) -> None:
+        if generation_id in self._in_slot:
+            self._in_slot.discard(generation_id)
             self._slot_freed.set()
 
     def _time_budget(self, job: catalog_pb2.Job) -> tuple[float, bool]:
@@ -181,7 +220,7 @@ class Worker:
             return
         try:
             # Every image is durable in storage before the catalog row pointing at it commits.
-            stored = await asyncio.gather(*(self.storage.put(i.data, i.content_type, 60) for i in images))
+            stored = await asyncio.gather(*(self._store(image) for image in images))
         except DomainError as exc:
             await self._fail(
                 job, f"storing the images failed: {exc.message}", catalog_pb2.FAILURE_KIND_TRANSIENT
@@ -204,8 +243,9 @@ class Worker:
                 for index, (image, put) in enumerate(zip(images, stored, strict=True))
             ],
         )
+        self._free_slot(generation.id)
         try:
-            await self.catalog.complete_job(request)
+            await self._completions.submit(request)
         except DomainError as exc:
             if exc.code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 # Cancelled, deleted, or answered by another worker first: its images stand, not ours.
@@ -214,6 +254,11 @@ class Worker:
                 )
                 return
             raise
+
+    async def _store(self, image: RenderedImage) -> storage_pb2.PutObjectResponse:
+        if len(image.data) <= SMALL_OBJECT_BYTES:
+            return await self._puts.submit((image.data, image.content_type))
+        return await self.storage.put(image.data, image.content_type, 60)
 
     async def _fail(self, job: catalog_pb2.Job, reason: str, kind: int) -> None:
         log.info(

@@ -54,6 +54,7 @@ def check_content_type(content_type: str) -> str:
 
 class Backend(Protocol):
     async def put(self, chunks: AsyncIterator[bytes], content_type: str) -> StoredObject: ...
+    async def put_small(self, objects: list[tuple[bytes, str]]) -> list[StoredObject]: ...
     async def open(self, key: str) -> AsyncIterator[bytes]: ...
     async def exists(self, key: str) -> bool: ...
     async def delete(self, keys: list[str]) -> int: ...
@@ -90,6 +91,12 @@ class Storage:
 
     async def put(self, chunks: AsyncIterator[bytes], content_type: str) -> StoredObject:
         return await self.backend.put(chunks, check_content_type(content_type))
+
+    async def put_small(self, objects: list[tuple[bytes, str]]) -> list[StoredObject]:
+        """Stores objects held in memory; all are durable when it returns."""
+        for _, content_type in objects:
+            check_content_type(content_type)
+        return await self.backend.put_small(objects) if objects else []
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
         check_key(key)

@@ -7,9 +7,11 @@ from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
 from services.common.errors import InvalidArgument
 
-from .domain import Storage, content_type_of
+from .domain import Storage, StoredObject, content_type_of
 
 SMALL_OBJECT_BYTES = 1024 * 1024
+# Under gRPC's default 4 MiB message limit, with room for the envelope.
+SMALL_BATCH_BYTES = 3 * 1024 * 1024
 
 
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
@@ -40,21 +42,21 @@ class StorageInternalServicer(storage_pb2_grpc.StorageInternalServiceServicer):
 
         return await self._stored(chunks(), first.info.content_type)
 
-    async def PutSmallObject(self, request, context):
-        if len(request.data) > SMALL_OBJECT_BYTES:
+    async def PutSmallObjects(self, request, context):
+        sizes = [len(o.data) for o in request.objects]
+        if any(size > SMALL_OBJECT_BYTES for size in sizes) or sum(sizes) > SMALL_BATCH_BYTES:
             raise InvalidArgument(
-                f"PutSmallObject takes at most {SMALL_OBJECT_BYTES} bytes;"
-                " stream larger objects with PutObject",
-                field="data",
+                f"PutSmallObjects takes objects of at most {SMALL_OBJECT_BYTES} bytes, at most"
+                f" {SMALL_BATCH_BYTES} bytes in all; stream larger objects with PutObject",
+                field="objects",
             )
-
-        async def one_chunk():
-            yield request.data
-
-        return await self._stored(one_chunk(), request.info.content_type)
+        stored = await self.storage.put_small([(o.data, o.info.content_type) for o in request.objects])
+        return storage_pb2.PutSmallObjectsResponse(objects=[self._answer(s) for s in stored])
 
     async def _stored(self, chunks, content_type: str) -> storage_pb2.PutObjectResponse:
-        stored = await self.storage.put(chunks, content_type)
+        return self._answer(await self.storage.put(chunks, content_type))
+
+    def _answer(self, stored: StoredObject) -> storage_pb2.PutObjectResponse:
         return storage_pb2.PutObjectResponse(
             key=stored.key,
             sha256=stored.sha256,

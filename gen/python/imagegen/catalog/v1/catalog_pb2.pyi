@@ -250,6 +250,30 @@ class CompleteJobRequest(_message.Message):
     images: _containers.RepeatedCompositeFieldContainer[ImageRecord]
     def __init__(self, worker_id: _Optional[str] = ..., generation_id: _Optional[str] = ..., server_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ...) -> None: ...
 
+class CompleteJobsRequest(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[CompleteJobRequest]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[CompleteJobRequest, _Mapping]]] = ...) -> None: ...
+
+class CompleteJobsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[CompletedJob]
+    def __init__(self, results: _Optional[_Iterable[_Union[CompletedJob, _Mapping]]] = ...) -> None: ...
+
+class CompletedJob(_message.Message):
+    __slots__ = ("generation_id", "generation", "code", "message")
+    GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    generation_id: str
+    generation: GenerationRecord
+    code: int
+    message: str
+    def __init__(self, generation_id: _Optional[str] = ..., generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
 class FailJobRequest(_message.Message):
     __slots__ = ("worker_id", "generation_id", "server_id", "reason", "kind")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]

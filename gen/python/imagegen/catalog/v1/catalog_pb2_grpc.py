@@ -357,6 +357,11 @@ class CatalogInternalServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
                 _registered_method=True)
+        self.CompleteJobs = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/CompleteJobs',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobsResponse.FromString,
+                _registered_method=True)
         self.FailJob = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogInternalService/FailJob',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.FailJobRequest.SerializeToString,
@@ -445,6 +450,14 @@ class CatalogInternalServiceServicer:
     def CompleteJob(self, request, context):
         """Records the job's images and marks its generation `completed`, in one transaction; only the first
         answer for a generation is recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteJobs(self, request, context):
+        """CompleteJob for many jobs in one transaction: how a busy worker answers. Each job is recorded or
+        refused on its own; one refused job does not hold back the others.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -545,6 +558,11 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     servicer.CompleteJob,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.SerializeToString,
+            ),
+            'CompleteJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteJobs,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobsResponse.SerializeToString,
             ),
             'FailJob': grpc.unary_unary_rpc_method_handler(
                     servicer.FailJob,
@@ -733,6 +751,33 @@ class CatalogInternalService:
             '/imagegen.catalog.v1.CatalogInternalService/CompleteJob',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/CompleteJobs',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!imagegen/storage/v1/storage.proto\x12\x13imagegen.storage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\"G\n\x0eGetFileRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\x03\x12\x11\n\tsignature\x18\x03 \x01(\t\"\"\n\nObjectInfo\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\"\\\n\x10PutObjectRequest\x12/\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"T\n\x15PutSmallObjectRequest\x12-\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfo\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"g\n\x11PutObjectResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\"\x1f\n\x10GetObjectRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"]\n\x11GetObjectResponse\x12/\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x1f\n\x0fSignUrlsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\" \n\x10SignUrlsResponse\x12\x0c\n\x04urls\x18\x01 \x03(\t\"$\n\x14\x44\x65leteObjectsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\"(\n\x15\x44\x65leteObjectsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x32r\n\x0eStorageService\x12`\n\x07GetFile\x12#.imagegen.storage.v1.GetFileRequest\x1a\x14.google.api.HttpBody\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/files/{key}0\x01\x32\xfb\x03\n\x16StorageInternalService\x12\\\n\tPutObject\x12%.imagegen.storage.v1.PutObjectRequest\x1a&.imagegen.storage.v1.PutObjectResponse(\x01\x12\x64\n\x0ePutSmallObject\x12*.imagegen.storage.v1.PutSmallObjectRequest\x1a&.imagegen.storage.v1.PutObjectResponse\x12\\\n\tGetObject\x12%.imagegen.storage.v1.GetObjectRequest\x1a&.imagegen.storage.v1.GetObjectResponse0\x01\x12W\n\x08SignUrls\x12$.imagegen.storage.v1.SignUrlsRequest\x1a%.imagegen.storage.v1.SignUrlsResponse\x12\x66\n\rDeleteObjects\x12).imagegen.storage.v1.DeleteObjectsRequest\x1a*.imagegen.storage.v1.DeleteObjectsResponseBCZAgithub.com/imagegen/imagegen/gen/go/imagegen/storage/v1;storagev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!imagegen/storage/v1/storage.proto\x12\x13imagegen.storage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\"G\n\x0eGetFileRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\x03\x12\x11\n\tsignature\x18\x03 \x01(\t\"\"\n\nObjectInfo\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\"\\\n\x10PutObjectRequest\x12/\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"K\n\x16PutSmallObjectsRequest\x12\x31\n\x07objects\x18\x01 \x03(\x0b\x32 .imagegen.storage.v1.SmallObject\"J\n\x0bSmallObject\x12-\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfo\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"R\n\x17PutSmallObjectsResponse\x12\x37\n\x07objects\x18\x01 \x03(\x0b\x32&.imagegen.storage.v1.PutObjectResponse\"g\n\x11PutObjectResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\"\x1f\n\x10GetObjectRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"]\n\x11GetObjectResponse\x12/\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x1f\n\x0fSignUrlsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\" \n\x10SignUrlsResponse\x12\x0c\n\x04urls\x18\x01 \x03(\t\"$\n\x14\x44\x65leteObjectsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\"(\n\x15\x44\x65leteObjectsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x32r\n\x0eStorageService\x12`\n\x07GetFile\x12#.imagegen.storage.v1.GetFileRequest\x1a\x14.google.api.HttpBody\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/files/{key}0\x01\x32\x83\x04\n\x16StorageInternalService\x12\\\n\tPutObject\x12%.imagegen.storage.v1.PutObjectRequest\x1a&.imagegen.storage.v1.PutObjectResponse(\x01\x12l\n\x0fPutSmallObjects\x12+.imagegen.storage.v1.PutSmallObjectsRequest\x1a,.imagegen.storage.v1.PutSmallObjectsResponse\x12\\\n\tGetObject\x12%.imagegen.storage.v1.GetObjectRequest\x1a&.imagegen.storage.v1.GetObjectResponse0\x01\x12W\n\x08SignUrls\x12$.imagegen.storage.v1.SignUrlsRequest\x1a%.imagegen.storage.v1.SignUrlsResponse\x12\x66\n\rDeleteObjects\x12).imagegen.storage.v1.DeleteObjectsRequest\x1a*.imagegen.storage.v1.DeleteObjectsResponseBCZAgithub.com/imagegen/imagegen/gen/go/imagegen/storage/v1;storagev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,24 +45,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OBJECTINFO']._serialized_end=255
   _globals['_PUTOBJECTREQUEST']._serialized_start=257
   _globals['_PUTOBJECTREQUEST']._serialized_end=349
-  _globals['_PUTSMALLOBJECTREQUEST']._serialized_start=351
-  _globals['_PUTSMALLOBJECTREQUEST']._serialized_end=435
-  _globals['_PUTOBJECTRESPONSE']._serialized_start=437
-  _globals['_PUTOBJECTRESPONSE']._serialized_end=540
-  _globals['_GETOBJECTREQUEST']._serialized_start=542
-  _globals['_GETOBJECTREQUEST']._serialized_end=573
-  _globals['_GETOBJECTRESPONSE']._serialized_start=575
-  _globals['_GETOBJECTRESPONSE']._serialized_end=668
-  _globals['_SIGNURLSREQUEST']._serialized_start=670
-  _globals['_SIGNURLSREQUEST']._serialized_end=701
-  _globals['_SIGNURLSRESPONSE']._serialized_start=703
-  _globals['_SIGNURLSRESPONSE']._serialized_end=735
-  _globals['_DELETEOBJECTSREQUEST']._serialized_start=737
-  _globals['_DELETEOBJECTSREQUEST']._serialized_end=773
-  _globals['_DELETEOBJECTSRESPONSE']._serialized_start=775
-  _globals['_DELETEOBJECTSRESPONSE']._serialized_end=815
-  _globals['_STORAGESERVICE']._serialized_start=817
-  _globals['_STORAGESERVICE']._serialized_end=931
-  _globals['_STORAGEINTERNALSERVICE']._serialized_start=934
-  _globals['_STORAGEINTERNALSERVICE']._serialized_end=1441
+  _globals['_PUTSMALLOBJECTSREQUEST']._serialized_start=351
+  _globals['_PUTSMALLOBJECTSREQUEST']._serialized_end=426
+  _globals['_SMALLOBJECT']._serialized_start=428
+  _globals['_SMALLOBJECT']._serialized_end=502
+  _globals['_PUTSMALLOBJECTSRESPONSE']._serialized_start=504
+  _globals['_PUTSMALLOBJECTSRESPONSE']._serialized_end=586
+  _globals['_PUTOBJECTRESPONSE']._serialized_start=588
+  _globals['_PUTOBJECTRESPONSE']._serialized_end=691
+  _globals['_GETOBJECTREQUEST']._serialized_start=693
+  _globals['_GETOBJECTREQUEST']._serialized_end=724
+  _globals['_GETOBJECTRESPONSE']._serialized_start=726
+  _globals['_GETOBJECTRESPONSE']._serialized_end=819
+  _globals['_SIGNURLSREQUEST']._serialized_start=821
+  _globals['_SIGNURLSREQUEST']._serialized_end=852
+  _globals['_SIGNURLSRESPONSE']._serialized_start=854
+  _globals['_SIGNURLSRESPONSE']._serialized_end=886
+  _globals['_DELETEOBJECTSREQUEST']._serialized_start=888
+  _globals['_DELETEOBJECTSREQUEST']._serialized_end=924
+  _globals['_DELETEOBJECTSRESPONSE']._serialized_start=926
+  _globals['_DELETEOBJECTSRESPONSE']._serialized_end=966
+  _globals['_STORAGESERVICE']._serialized_start=968
+  _globals['_STORAGESERVICE']._serialized_end=1082
+  _globals['_STORAGEINTERNALSERVICE']._serialized_start=1085
+  _globals['_STORAGEINTERNALSERVICE']._serialized_end=1600
 # @@protoc_insertion_point(module_scope)

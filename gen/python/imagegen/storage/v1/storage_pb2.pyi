@@ -33,13 +33,25 @@ class PutObjectRequest(_message.Message):
     chunk: bytes
     def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
-class PutSmallObjectRequest(_message.Message):
+class PutSmallObjectsRequest(_message.Message):
+    __slots__ = ("objects",)
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    objects: _containers.RepeatedCompositeFieldContainer[SmallObject]
+    def __init__(self, objects: _Optional[_Iterable[_Union[SmallObject, _Mapping]]] = ...) -> None: ...
+
+class SmallObject(_message.Message):
     __slots__ = ("info", "data")
     INFO_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     info: ObjectInfo
     data: bytes
     def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PutSmallObjectsResponse(_message.Message):
+    __slots__ = ("objects",)
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    objects: _containers.RepeatedCompositeFieldContainer[PutObjectResponse]
+    def __init__(self, objects: _Optional[_Iterable[_Union[PutObjectResponse, _Mapping]]] = ...) -> None: ...
 
 class PutObjectResponse(_message.Message):
     __slots__ = ("key", "sha256", "size_bytes", "content_type", "url")

@@ -117,10 +117,10 @@ class StorageInternalServiceStub:
                 request_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectRequest.SerializeToString,
                 response_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.FromString,
                 _registered_method=True)
-        self.PutSmallObject = channel.unary_unary(
-                '/imagegen.storage.v1.StorageInternalService/PutSmallObject',
-                request_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectRequest.SerializeToString,
-                response_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.FromString,
+        self.PutSmallObjects = channel.unary_unary(
+                '/imagegen.storage.v1.StorageInternalService/PutSmallObjects',
+                request_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectsResponse.FromString,
                 _registered_method=True)
         self.GetObject = channel.unary_stream(
                 '/imagegen.storage.v1.StorageInternalService/GetObject',
@@ -151,9 +151,10 @@ class StorageInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def PutSmallObject(self, request, context):
-        """PutObject in one message, for objects up to 1 MiB (most generated images): a unary call costs a
-        fraction of a stream's.
+    def PutSmallObjects(self, request, context):
+        """PutObject for several small objects in one message (each up to 1 MiB, together up to 3 MiB), as
+        most generated images are: a unary call costs a fraction of a stream's, and the objects are made
+        durable together.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,10 +189,10 @@ def add_StorageInternalServiceServicer_to_server(servicer, server):
                     request_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectRequest.FromString,
                     response_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.SerializeToString,
             ),
-            'PutSmallObject': grpc.unary_unary_rpc_method_handler(
-                    servicer.PutSmallObject,
-                    request_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectRequest.FromString,
-                    response_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.SerializeToString,
+            'PutSmallObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSmallObjects,
+                    request_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectsRequest.FromString,
+                    response_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectsResponse.SerializeToString,
             ),
             'GetObject': grpc.unary_stream_rpc_method_handler(
                     servicer.GetObject,
@@ -248,7 +249,7 @@ class StorageInternalService:
             _registered_method=True)
 
     @staticmethod
-    def PutSmallObject(request,
+    def PutSmallObjects(request,
             target,
             options=(),
             channel_credentials=None,
@@ -261,9 +262,9 @@ class StorageInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/imagegen.storage.v1.StorageInternalService/PutSmallObject',
-            imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectRequest.SerializeToString,
-            imagegen_dot_storage_dot_v1_dot_storage__pb2.PutObjectResponse.FromString,
+            '/imagegen.storage.v1.StorageInternalService/PutSmallObjects',
+            imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectsRequest.SerializeToString,
+            imagegen_dot_storage_dot_v1_dot_storage__pb2.PutSmallObjectsResponse.FromString,
             options,
             channel_credentials,
             insecure,
