@@ -11,6 +11,7 @@ DESCRIPTOR_SET = REPO_ROOT / "gateway" / "api_descriptor.pb"
 TRANSCODED_SERVICES = {
     "imagegen.generator.v1.GeneratorService": "generator",
     "imagegen.catalog.v1.CatalogService": "catalog",
+    "imagegen.catalog.v1.AccountService": "catalog",
     "imagegen.storage.v1.StorageService": "storage",
 }
 # Per-upstream route timeouts, as in envoy.yaml.

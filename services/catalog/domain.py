@@ -21,9 +21,11 @@ from services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    QuotaExceeded,
     Unauthenticated,
 )
 
+from .accounts import MAX_CREDITS, Principal, check_limit, period_resets
 from .notifier import Notifier, wait_for
 from .queue import JobQueue
 from .repository import TERMINAL_STATUSES, Outcome, Repository, Row
@@ -43,13 +45,6 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def hash_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
-
-
-@dataclass(frozen=True)
-class Principal:
-    project_id: str
-    key_id: str
-    admin: bool
 
 
 @dataclass(frozen=True)
@@ -175,7 +170,13 @@ class Catalog:
             raise Unauthenticated(
                 "the API key is not valid; send `Authorization: Bearer <key>` with a live key"
             )
-        return Principal(project_id=row["project_id"], key_id=row["id"], admin=row["admin"])
+        return Principal(
+            project_id=row["project_id"],
+            key_id=row["id"],
+            admin=row["admin"],
+            kind=row["kind"],
+            user=row["end_user"],
+        )
 
     async def list_models(self, project_id: str) -> list[Row]:
         return await self.repo.list_models(project_id)
@@ -202,6 +203,12 @@ class Catalog:
             )
         if len(model["upstream_model"]) > 256:
             raise InvalidArgument("upstreamModel is longer than 256 characters", field="upstream_model")
+        check_limit(model.get("daily_limit"), "userLimits.daily")
+        check_limit(model.get("monthly_limit"), "userLimits.monthly")
+        if not 0 <= model.get("price_per_image", 0) <= MAX_CREDITS:
+            raise InvalidArgument(
+                f"pricePerImage must be between 0 and {MAX_CREDITS}", field="price_per_image"
+            )
         servers = _server_specs(model["servers"], provider)
         created = await self.repo.create_model(project_id, {**model, "servers": servers})
         if created is None:
@@ -252,6 +259,24 @@ class Catalog:
             raise AlreadyExists(
                 f"Idempotency-Key {idempotency_key!r} was used within 24 hours for a different request;"
                 " use a new key for a new request"
+            )
+        if outcome == "needs-user":
+            what = "per-user limits" if row["limited"] else "a price per image"
+            raise InvalidArgument(
+                f"user is required: model {row['model']!r} has {what}, counted per user", field="user"
+            )
+        if outcome == "over-limit":
+            daily_reset, monthly_reset = period_resets(row["day"])
+            period, reset = ("daily", daily_reset) if row["period"] == "day" else ("monthly", monthly_reset)
+            raise QuotaExceeded(
+                f"user {fields['user']!r} reached the {period} limit of {row['limit']} images for model"
+                f" {row['model']!r}; it resets at {reset.isoformat().replace('+00:00', 'Z')}",
+                subject=f"user:{fields['user']}/model:{row['model']}/{period}",
+            )
+        if outcome == "unpaid":
+            raise FailedPrecondition(
+                f"user {fields['user']!r} has too few credits: this generation costs {row['cost']}"
+                f" (model {row['model']!r}); add credits with PUT /api/credits"
             )
         if outcome == "no-model":
             available = ", ".join(m["name"] for m in await self.repo.list_models(fields["project_id"]))

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common.ids import new_id
 
+from .account_store import AccountStore
 from .repository import _GENERATION_COLUMNS, Outcome, Repository, Row, notify
 from .scheduling import QueuedJob, Server, assign_servers
 
@@ -42,10 +43,20 @@ def _seconds(value: float) -> dt.timedelta:
     return dt.timedelta(seconds=value)
 
 
+class Refused(Exception):
+    """A create the queue turns away; raised inside its transaction so nothing of it stays."""
+
+    def __init__(self, outcome: str, details: Row | None = None):
+        super().__init__(outcome)
+        self.outcome = outcome
+        self.details = details
+
+
 class JobQueue:
-    def __init__(self, pool: AsyncConnectionPool, repository: Repository):
+    def __init__(self, pool: AsyncConnectionPool, repository: Repository, accounts: AccountStore):
         self.pool = pool
         self.repo = repository
+        self.accounts = accounts
 
     # -- enqueue -----------------------------------------------------------------------------------
 
@@ -59,59 +70,87 @@ class JobQueue:
         """Records a `pending` generation and its job in one transaction.
 
         Answers ("created", row), ("replayed", row) for a live idempotency key with the same request hash,
-        ("conflict", None) for one with another hash, or ("no-model", None).
+        ("conflict", None) for one with another hash, or a refusal with its details: "no-model",
+        "needs-user" (the model has limits or a price), "over-limit" or "unpaid".
         """
         generation_id = new_id("generation")
-        async with self.pool.connection() as conn, conn.transaction():
-            if idempotency is not None:
-                outcome = await self._claim_idempotency_key(
-                    conn, fields["project_id"], generation_id, idempotency
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                if idempotency is not None:
+                    outcome = await self._claim_idempotency_key(
+                        conn, fields["project_id"], generation_id, idempotency
+                    )
+                    if outcome is not None:
+                        return outcome
+                quota_day, charged = await self._charge(conn, fields)
+                cur = await conn.execute(
+                    "SELECT count(*) AS n FROM generations WHERE project_id = %s AND end_user = %s"
+                    " AND created_at > clock_timestamp() - interval '24 hours'",
+                    (fields["project_id"], fields["user"]),
                 )
-                if outcome is not None:
-                    return outcome
-            cur = await conn.execute(
-                "SELECT id, name FROM models WHERE project_id = %s AND name = %s",
-                (fields["project_id"], fields["model"]),
-            )
-            model = await cur.fetchone()
-            if model is None:
-                return "no-model", None
-            cur = await conn.execute(
-                "SELECT count(*) AS n FROM generations WHERE project_id = %s AND end_user = %s"
-                " AND created_at > clock_timestamp() - interval '24 hours'",
-                (fields["project_id"], fields["user"]),
-            )
-            recent = (await cur.fetchone())["n"]
-            cur = await conn.execute(
-                "INSERT INTO generations (id, project_id, model_id, model_name, status, end_user, prompt,"
-                " negative_prompt, n, width, height, seed, priority, callback_url)"
-                " VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                f" RETURNING {_GENERATION_COLUMNS}",
-                (
-                    generation_id,
-                    fields["project_id"],
-                    model["id"],
-                    model["name"],
-                    fields["user"],
-                    fields["prompt"],
-                    fields["negative_prompt"],
-                    fields["n"],
-                    fields["width"],
-                    fields["height"],
-                    fields["seed"],
-                    fields["priority"],
-                    fields["callback_url"],
-                ),
-            )
-            row = await cur.fetchone()
-            await conn.execute(
-                "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline)"
-                " VALUES (%s, %s, %s, 'queued', %s, %s)",
-                (generation_id, fields["project_id"], model["id"], score(recent), deadline),
-            )
-            await notify(conn, "imagegen_jobs")
-            row["images"] = []
-            return "created", row
+                recent = (await cur.fetchone())["n"]
+                cur = await conn.execute(
+                    "INSERT INTO generations (id, project_id, model_id, model_name, status, end_user, prompt,"
+                    " negative_prompt, n, width, height, seed, priority, callback_url, quota_day,"
+                    " credits_charged)"
+                    " VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    f" RETURNING {_GENERATION_COLUMNS}",
+                    (
+                        generation_id,
+                        fields["project_id"],
+                        charged["model_id"],
+                        charged["model_name"],
+                        fields["user"],
+                        fields["prompt"],
+                        fields["negative_prompt"],
+                        fields["n"],
+                        fields["width"],
+                        fields["height"],
+                        fields["seed"],
+                        fields["priority"],
+                        fields["callback_url"],
+                        quota_day,
+                        charged["credits"],
+                    ),
+                )
+                row = await cur.fetchone()
+                await conn.execute(
+                    "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline)"
+                    " VALUES (%s, %s, %s, 'queued', %s, %s)",
+                    (generation_id, fields["project_id"], charged["model_id"], score(recent), deadline),
+                )
+                await notify(conn, "imagegen_jobs")
+                row["images"] = []
+                return "created", row
+        except Refused as refused:
+            # Raised inside the transaction, so whatever was counted or charged before it is undone.
+            return refused.outcome, refused.details
+
+    async def _charge(self, conn: AsyncConnection, fields: Row) -> tuple[dt.date | None, Row]:
+        """Counts the images against the user's limits and takes their price in credits, or raises
+        Refused. Answers the day counted (None when the model has no limits) and what was taken."""
+        model = await self.accounts.model_for_user(
+            conn, fields["project_id"], fields["model"], fields["user"]
+        )
+        if model is None:
+            raise Refused("no-model")
+        limited = model["daily_limit"] is not None or model["monthly_limit"] is not None
+        cost = model["price_per_image"] * fields["n"]
+        charged = {"model_id": model["id"], "model_name": model["name"], "credits": cost}
+        if (limited or cost) and not fields["user"]:
+            raise Refused("needs-user", {"model": model["name"], "limited": limited})
+        day = None
+        if limited:
+            day, refused_period = await self.accounts.count_images(conn, model, fields["user"], fields["n"])
+            if refused_period is not None:
+                limit = model["daily_limit"] if refused_period == "day" else model["monthly_limit"]
+                raise Refused(
+                    "over-limit",
+                    {"model": model["name"], "period": refused_period, "limit": limit, "day": day},
+                )
+        if cost and await self.accounts.charge(conn, fields["project_id"], fields["user"], cost) is None:
+            raise Refused("unpaid", {"model": model["name"], "cost": cost})
+        return day, charged
 
     async def _claim_idempotency_key(
         self, conn: AsyncConnection, project_id: str, generation_id: str, idempotency: tuple[str, bytes]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +84,8 @@ class Repository:
     async def find_key(self, key_hash: bytes) -> Row | None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT id, project_id, admin, revoked_at FROM api_keys WHERE key_hash = %s", (key_hash,)
+                "SELECT id, project_id, admin, kind, end_user, revoked_at FROM api_keys WHERE key_hash = %s",
+                (key_hash,),
             )
             return await cur.fetchone()
 
@@ -96,6 +98,7 @@ class Repository:
     async def _models(self, conn: AsyncConnection, project_id: str, name: str | None) -> list[Row]:
         cur = await conn.execute(
             "SELECT m.id, m.project_id, m.name, m.provider, m.upstream_model, m.created_at,"
+            " m.daily_limit, m.monthly_limit, m.price_per_image,"
             " coalesce(json_agg(json_build_object('id', s.id, 'url', s.url,"
             "   'max_concurrency', s.max_concurrency, 'benched', s.benched_until IS NOT NULL,"
             "   'last_error', s.last_error,"
@@ -113,9 +116,20 @@ class Repository:
         """None when the project already has a model of that name."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "INSERT INTO models (id, project_id, name, provider, upstream_model)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project_id, name) DO NOTHING RETURNING id",
-                (new_id("model"), project_id, model["name"], model["provider"], model["upstream_model"]),
+                "INSERT INTO models (id, project_id, name, provider, upstream_model, daily_limit,"
+                " monthly_limit, price_per_image)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (project_id, name) DO NOTHING RETURNING id",
+                (
+                    new_id("model"),
+                    project_id,
+                    model["name"],
+                    model["provider"],
+                    model["upstream_model"],
+                    model.get("daily_limit"),
+                    model.get("monthly_limit"),
+                    model.get("price_per_image", 0),
+                ),
             )
             row = await cur.fetchone()
             if row is None:
@@ -202,7 +216,8 @@ class Repository:
             " reason = o.reason, updated_at = clock_timestamp()"
             " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS o(id, status, server_id, reason)"
             " WHERE g.id = o.id AND g.status IN ('pending', 'processing')"
-            f" RETURNING {', '.join('g.' + c for c in _GENERATION_COLUMNS.split(', '))}",
+            f" RETURNING {', '.join('g.' + c for c in _GENERATION_COLUMNS.split(', '))},"
+            " g.quota_day, g.credits_charged",
             (
                 [o.generation_id for o in outcomes],
                 [o.status for o in outcomes],
@@ -252,12 +267,44 @@ class Repository:
                     ),
                 )
                 await notify(conn, "imagegen_webhooks")
+            await self._give_back(conn, [r for r in finished.values() if r["status"] != "completed"])
             await conn.execute(
                 "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (list(finished),)
             )
             # A finished job frees a server slot that a queued job may be waiting for.
             await notify(conn, "imagegen_jobs")
         return finished
+
+    async def _give_back(self, conn: AsyncConnection, unmade: list[Row]) -> None:
+        """Returns what failed and cancelled generations took: their images to the user's counters for
+        the day and month they were counted in, and their credits."""
+        images: dict[tuple[str, str, str, dt.date], int] = defaultdict(int)
+        credits: dict[tuple[str, str], int] = defaultdict(int)
+        for row in unmade:
+            if row["quota_day"] is not None:
+                day = row["quota_day"]
+                images[(row["model_id"], row["end_user"], "day", day)] += row["n"]
+                images[(row["model_id"], row["end_user"], "month", day.replace(day=1))] += row["n"]
+            if row["credits_charged"]:
+                credits[(row["project_id"], row["end_user"])] += row["credits_charged"]
+        if images:
+            keys = list(images)
+            await conn.execute(
+                "UPDATE usage_counters c SET images = greatest(c.images - r.n, 0)"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::date[], %s::int[])"
+                "   AS r(model_id, end_user, period, period_start, n)"
+                " WHERE c.model_id = r.model_id AND c.end_user = r.end_user AND c.period = r.period"
+                "   AND c.period_start = r.period_start",
+                [[k[i] for k in keys] for i in range(4)] + [[images[k] for k in keys]],
+            )
+        if credits:
+            keys = list(credits)
+            await conn.execute(
+                "UPDATE credits c SET balance = c.balance + r.amount, updated_at = clock_timestamp()"
+                " FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS r(project_id, end_user, amount)"
+                " WHERE c.project_id = r.project_id AND c.end_user = r.end_user",
+                ([k[0] for k in keys], [k[1] for k in keys], [credits[k] for k in keys]),
+            )
 
     async def status_of(self, conn: AsyncConnection, generation_id: str) -> str | None:
         cur = await conn.execute("SELECT status FROM generations WHERE id = %s", (generation_id,))

@@ -7,16 +7,19 @@ from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.common import server as lifecycle
 
+from .account_store import AccountStore
+from .accounts import Accounts
 from .config import CatalogConfig
 from .db import migrate, open_pool
 from .domain import Catalog
 from .notifier import Notifier
 from .queue import JobQueue
 from .repository import Repository
-from .servicer import CatalogInternalServicer, CatalogServicer
+from .servicer import AccountServicer, CatalogInternalServicer, CatalogServicer
 
 SERVICE_NAMES = [
     catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
+    catalog_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
     catalog_pb2.DESCRIPTOR.services_by_name["CatalogInternalService"].full_name,
 ]
 
@@ -27,11 +30,14 @@ async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
     notifier = Notifier(config.database_url)
     await notifier.start()
     repository = Repository(pool)
-    catalog = Catalog(repository, JobQueue(pool, repository), notifier, config.queue)
+    account_store = AccountStore(pool, repository)
+    catalog = Catalog(repository, JobQueue(pool, repository, account_store), notifier, config.queue)
+    accounts = Accounts(account_store)
     await catalog.bootstrap(config.bootstrap_api_key)
 
     server = lifecycle.new_server()
-    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), server)
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog, accounts), server)
+    catalog_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(catalog, accounts), server)
     catalog_pb2_grpc.add_CatalogInternalServiceServicer_to_server(CatalogInternalServicer(catalog), server)
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
     lifecycle.on_stop(server, notifier.stop)

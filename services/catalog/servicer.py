@@ -10,7 +10,8 @@ from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from services.common.auth import bearer_key
 from services.common.errors import DomainError
 
-from .domain import Catalog, Principal
+from .accounts import Accounts, Principal
+from .domain import Catalog, hash_key
 from .repository import Outcome, Row
 
 
@@ -39,6 +40,8 @@ def model_to_proto(row: Row) -> catalog_pb2.Model:
             for s in row["servers"]
         ],
         created_at=_timestamp(row["created_at"]),
+        user_limits=catalog_pb2.Limits(daily=row["daily_limit"], monthly=row["monthly_limit"]),
+        price_per_image=row["price_per_image"],
     )
 
 
@@ -77,6 +80,15 @@ def generation_to_proto(row: Row) -> catalog_pb2.GenerationRecord:
         priority=row["priority"],
         callback_url=row["callback_url"],
     )
+
+
+def _limits(limits: catalog_pb2.Limits | None) -> Row:
+    if limits is None:
+        return {"daily_limit": None, "monthly_limit": None}
+    return {
+        "daily_limit": limits.daily if limits.HasField("daily") else None,
+        "monthly_limit": limits.monthly if limits.HasField("monthly") else None,
+    }
 
 
 def _server_specs(servers) -> list[Row]:
@@ -124,13 +136,15 @@ def _image_fields(image: catalog_pb2.ImageRecord) -> Row:
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
-    """Public: callers authenticate with their own key."""
+    """Public: callers authenticate with their project's secret key."""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, accounts: Accounts):
         self.catalog = catalog
+        self.accounts = accounts
 
     async def _principal(self, context) -> Principal:
-        return await self.catalog.authenticate(bearer_key(context.invocation_metadata()))
+        principal = await self.catalog.authenticate(bearer_key(context.invocation_metadata()))
+        return principal.require_secret()
 
     async def ListModels(self, request, context):
         principal = await self._principal(context)
@@ -150,9 +164,22 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 "provider": request.provider,
                 "upstream_model": request.upstream_model,
                 "servers": _server_specs(request.servers),
+                **_limits(request.user_limits if request.HasField("user_limits") else None),
+                "price_per_image": request.price_per_image,
             },
         )
         return model_to_proto(model)
+
+    async def UpdateModel(self, request, context):
+        principal = await self._principal(context)
+        limits = _limits(request.user_limits) if request.HasField("user_limits") else None
+        await self.accounts.update_model(
+            principal,
+            request.name,
+            (limits["daily_limit"], limits["monthly_limit"]) if limits else None,
+            request.price_per_image if request.HasField("price_per_image") else None,
+        )
+        return model_to_proto(await self.catalog.get_model(principal.project_id, request.name))
 
     async def ReplaceModelServers(self, request, context):
         principal = await self._principal(context)
@@ -180,7 +207,11 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
     async def Authenticate(self, request, context):
         principal = await self.catalog.authenticate(request.api_key)
         return catalog_pb2.Principal(
-            project_id=principal.project_id, key_id=principal.key_id, admin=principal.admin
+            project_id=principal.project_id,
+            key_id=principal.key_id,
+            admin=principal.admin,
+            kind=principal.kind,
+            user=principal.user,
         )
 
     async def EnqueueGeneration(self, request, context):
@@ -309,3 +340,106 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
     async def ReportWebhookDelivery(self, request, context):
         await self.catalog.report_delivery(request.id, request.delivered, request.status_code, request.error)
         return empty_pb2.Empty()
+
+
+def key_to_proto(row: Row, key: str = "") -> catalog_pb2.ApiKey:
+    answer = catalog_pb2.ApiKey(
+        id=row["id"],
+        project_id=row["project_id"],
+        name=row["name"],
+        kind=row["kind"],
+        user=row["end_user"],
+        key=key,
+        hint=row["hint"],
+        created_at=_timestamp(row["created_at"]),
+    )
+    if row["revoked_at"] is not None:
+        answer.revoked_at.CopyFrom(_timestamp(row["revoked_at"]))
+    return answer
+
+
+class AccountServicer(catalog_pb2_grpc.AccountServiceServicer):
+    """Public: projects and keys for admin keys; limits, credits and usage for a project's secret keys."""
+
+    def __init__(self, catalog: Catalog, accounts: Accounts):
+        self.catalog = catalog
+        self.accounts = accounts
+
+    async def _principal(self, context) -> Principal:
+        return await self.catalog.authenticate(bearer_key(context.invocation_metadata()))
+
+    async def CreateProject(self, request, context):
+        row = await self.accounts.create_project(await self._principal(context), request.name)
+        return catalog_pb2.Project(id=row["id"], name=row["name"], created_at=_timestamp(row["created_at"]))
+
+    async def CreateKey(self, request, context):
+        row, key = await self.accounts.create_key(
+            await self._principal(context),
+            request.project_id,
+            request.name,
+            request.kind,
+            request.user,
+            hash_key,
+        )
+        return key_to_proto(row, key)
+
+    async def ListKeys(self, request, context):
+        rows = await self.accounts.list_keys(await self._principal(context), request.project_id)
+        return catalog_pb2.ListKeysResponse(keys=[key_to_proto(row) for row in rows])
+
+    async def RevokeKey(self, request, context):
+        return key_to_proto(await self.accounts.revoke_key(await self._principal(context), request.id))
+
+    async def SetUserLimits(self, request, context):
+        row = await self.accounts.set_user_limits(
+            await self._principal(context),
+            request.user,
+            request.model,
+            request.daily if request.HasField("daily") else None,
+            request.monthly if request.HasField("monthly") else None,
+        )
+        return catalog_pb2.UserLimits(
+            user=request.user, model=row["name"], daily=row["daily_limit"], monthly=row["monthly_limit"]
+        )
+
+    async def GetRemainingGenerations(self, request, context):
+        row = await self.accounts.remaining(await self._principal(context), request.user, request.model)
+        return catalog_pb2.RemainingGenerations(
+            remaining=row["remaining"],
+            remaining_this_month=row["remaining_this_month"],
+            daily_reset_at=_timestamp(row["daily_reset_at"]),
+            monthly_reset_at=_timestamp(row["monthly_reset_at"]),
+        )
+
+    async def AddCredits(self, request, context):
+        balance = await self.accounts.add_credits(
+            await self._principal(context), request.user, request.amount
+        )
+        return catalog_pb2.CreditBalance(user=request.user, balance=balance)
+
+    async def GetCredits(self, request, context):
+        balance = await self.accounts.balance(await self._principal(context), request.user)
+        return catalog_pb2.CreditBalance(user=request.user, balance=balance)
+
+    async def GetUsage(self, request, context):
+        usage = await self.accounts.usage(
+            await self._principal(context),
+            request.user,
+            request.model,
+            getattr(request, "from"),
+            request.to,
+        )
+        return catalog_pb2.Usage(
+            to=usage["to"].isoformat(),
+            days=[
+                catalog_pb2.UsageDay(
+                    date=d["day"].isoformat(),
+                    generations=d["generations"],
+                    images=d["images"],
+                    failed=d["failed"],
+                )
+                for d in usage["days"]
+            ],
+            totals=catalog_pb2.UsageCounts(**usage["totals"]),
+            **{"from": usage["from"].isoformat()},
+        )

@@ -66,6 +66,27 @@ class ResourceExhausted(DomainError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class QuotaExceeded(ResourceExhausted):
+    """A limit was reached; the status carries a google.rpc.QuotaFailure naming it."""
+
+    def __init__(self, message: str, *, subject: str):
+        super().__init__(message)
+        self.subject = subject
+
+    def status_details(self) -> bytes:
+        status = status_pb2.Status(code=self.code.value[0], message=self.message)
+        packed = any_pb2.Any()
+        packed.Pack(
+            error_details_pb2.QuotaFailure(
+                violations=[
+                    error_details_pb2.QuotaFailure.Violation(subject=self.subject, description=self.message)
+                ]
+            )
+        )
+        status.details.append(packed)
+        return status.SerializeToString()
+
+
 class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 

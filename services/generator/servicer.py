@@ -7,6 +7,7 @@ from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 
 from services.common.auth import bearer_key
+from services.common.errors import PermissionDenied
 
 from .clients import CatalogClient
 from .config import GeneratorConfig
@@ -14,6 +15,9 @@ from .domain import Generator, check_idempotency_key, validate
 from .public import to_public
 
 _TRUE = ("true", "1", "yes")
+_PUBLISHABLE_ONLY = (
+    "a publishable key can only create and list generations of the user it was made for; use a secret key"
+)
 
 
 def _metadata(context) -> dict[str, str]:
@@ -26,19 +30,33 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self.catalog = catalog
         self.config = config
 
+    async def _principal(self, metadata: dict[str, str]) -> catalog_pb2.Principal:
+        return await self.catalog.authenticate(bearer_key(metadata.items()))
+
     async def _project(self, metadata: dict[str, str]) -> str:
-        principal = await self.catalog.authenticate(bearer_key(metadata.items()))
+        """The project of a secret key; a publishable key may only create and list generations."""
+        principal = await self._principal(metadata)
+        if principal.kind == "publishable":
+            raise PermissionDenied(_PUBLISHABLE_ONLY)
         return principal.project_id
 
     async def CreateGeneration(self, request, context):
         metadata = _metadata(context)
-        project_id = await self._project(metadata)
+        principal = await self._principal(metadata)
+        # Meteron's headers fill in what the body leaves out.
+        user = request.user or metadata.get("x-user", "")
+        if principal.kind == "publishable":
+            if user and user != principal.user:
+                raise PermissionDenied(_PUBLISHABLE_ONLY)
+            if request.callback_url:
+                raise PermissionDenied("a publishable key cannot set callbackUrl; use a secret key")
+            user = principal.user
+        project_id = principal.project_id
         spec = validate(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
-            # Meteron's headers fill in what the body leaves out.
             model=request.model or metadata.get("x-model", ""),
-            user=request.user or metadata.get("x-user", ""),
+            user=user,
             n=request.n,
             width=request.width,
             height=request.height,
@@ -68,11 +86,16 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         return to_public(await self.generator.get(project_id, request.id, context.time_remaining()))
 
     async def ListGenerations(self, request, context):
-        project_id = await self._project(_metadata(context))
+        principal = await self._principal(_metadata(context))
+        user = request.user
+        if principal.kind == "publishable":
+            if user and user != principal.user:
+                raise PermissionDenied(_PUBLISHABLE_ONLY)
+            user = principal.user
         generated, page = await self.generator.list(
             catalog_pb2.ListGenerationsRequest(
-                project_id=project_id,
-                user=request.user,
+                project_id=principal.project_id,
+                user=user,
                 model=request.model,
                 status=request.status,
                 id=request.id,

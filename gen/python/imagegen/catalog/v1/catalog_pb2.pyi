@@ -24,6 +24,192 @@ FAILURE_KIND_MODEL: FailureKind
 FAILURE_KIND_SERVER: FailureKind
 FAILURE_KIND_TRANSIENT: FailureKind
 
+class CreateProjectRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class Project(_message.Message):
+    __slots__ = ("id", "name", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateKeyRequest(_message.Message):
+    __slots__ = ("project_id", "name", "kind", "user")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    name: str
+    kind: str
+    user: str
+    def __init__(self, project_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ...) -> None: ...
+
+class ApiKey(_message.Message):
+    __slots__ = ("id", "project_id", "name", "kind", "user", "key", "hint", "created_at", "revoked_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    project_id: str
+    name: str
+    kind: str
+    user: str
+    key: str
+    hint: str
+    created_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ..., key: _Optional[str] = ..., hint: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListKeysRequest(_message.Message):
+    __slots__ = ("project_id",)
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    def __init__(self, project_id: _Optional[str] = ...) -> None: ...
+
+class ListKeysResponse(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ...) -> None: ...
+
+class RevokeKeyRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class Limits(_message.Message):
+    __slots__ = ("daily", "monthly")
+    DAILY_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_FIELD_NUMBER: _ClassVar[int]
+    daily: int
+    monthly: int
+    def __init__(self, daily: _Optional[int] = ..., monthly: _Optional[int] = ...) -> None: ...
+
+class SetUserLimitsRequest(_message.Message):
+    __slots__ = ("user", "model", "daily", "monthly")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DAILY_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    model: str
+    daily: int
+    monthly: int
+    def __init__(self, user: _Optional[str] = ..., model: _Optional[str] = ..., daily: _Optional[int] = ..., monthly: _Optional[int] = ...) -> None: ...
+
+class UserLimits(_message.Message):
+    __slots__ = ("user", "model", "daily", "monthly")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DAILY_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    model: str
+    daily: int
+    monthly: int
+    def __init__(self, user: _Optional[str] = ..., model: _Optional[str] = ..., daily: _Optional[int] = ..., monthly: _Optional[int] = ...) -> None: ...
+
+class GetRemainingGenerationsRequest(_message.Message):
+    __slots__ = ("user", "model")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    model: str
+    def __init__(self, user: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class RemainingGenerations(_message.Message):
+    __slots__ = ("remaining", "remaining_this_month", "daily_reset_at", "monthly_reset_at")
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_THIS_MONTH_FIELD_NUMBER: _ClassVar[int]
+    DAILY_RESET_AT_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_RESET_AT_FIELD_NUMBER: _ClassVar[int]
+    remaining: int
+    remaining_this_month: int
+    daily_reset_at: _timestamp_pb2.Timestamp
+    monthly_reset_at: _timestamp_pb2.Timestamp
+    def __init__(self, remaining: _Optional[int] = ..., remaining_this_month: _Optional[int] = ..., daily_reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., monthly_reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AddCreditsRequest(_message.Message):
+    __slots__ = ("user", "amount")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    amount: int
+    def __init__(self, user: _Optional[str] = ..., amount: _Optional[int] = ...) -> None: ...
+
+class GetCreditsRequest(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    def __init__(self, user: _Optional[str] = ...) -> None: ...
+
+class CreditBalance(_message.Message):
+    __slots__ = ("user", "balance")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    balance: int
+    def __init__(self, user: _Optional[str] = ..., balance: _Optional[int] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("user", "model", "to")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    model: str
+    to: str
+    def __init__(self, user: _Optional[str] = ..., model: _Optional[str] = ..., to: _Optional[str] = ..., **kwargs) -> None: ...
+
+class UsageCounts(_message.Message):
+    __slots__ = ("generations", "images", "failed")
+    GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    generations: int
+    images: int
+    failed: int
+    def __init__(self, generations: _Optional[int] = ..., images: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
+class UsageDay(_message.Message):
+    __slots__ = ("date", "generations", "images", "failed")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    generations: int
+    images: int
+    failed: int
+    def __init__(self, date: _Optional[str] = ..., generations: _Optional[int] = ..., images: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("to", "days", "totals")
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    to: str
+    days: _containers.RepeatedCompositeFieldContainer[UsageDay]
+    totals: UsageCounts
+    def __init__(self, to: _Optional[str] = ..., days: _Optional[_Iterable[_Union[UsageDay, _Mapping]]] = ..., totals: _Optional[_Union[UsageCounts, _Mapping]] = ..., **kwargs) -> None: ...
+
 class ListModelsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -41,16 +227,30 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
-    __slots__ = ("name", "provider", "upstream_model", "servers")
+    __slots__ = ("name", "provider", "upstream_model", "servers", "user_limits", "price_per_image")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
     SERVERS_FIELD_NUMBER: _ClassVar[int]
+    USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     provider: str
     upstream_model: str
     servers: _containers.RepeatedCompositeFieldContainer[ServerSpec]
-    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ...) -> None: ...
+    user_limits: Limits
+    price_per_image: int
+    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ...) -> None: ...
+
+class UpdateModelRequest(_message.Message):
+    __slots__ = ("name", "user_limits", "price_per_image")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    user_limits: Limits
+    price_per_image: int
+    def __init__(self, name: _Optional[str] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ...) -> None: ...
 
 class ServerSpec(_message.Message):
     __slots__ = ("url", "api_key", "max_concurrency")
@@ -87,7 +287,7 @@ class WebhookSecret(_message.Message):
     def __init__(self, key: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "project_id", "name", "provider", "upstream_model", "servers", "created_at")
+    __slots__ = ("id", "project_id", "name", "provider", "upstream_model", "servers", "created_at", "user_limits", "price_per_image")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +295,8 @@ class Model(_message.Message):
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
     SERVERS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     name: str
@@ -102,7 +304,9 @@ class Model(_message.Message):
     upstream_model: str
     servers: _containers.RepeatedCompositeFieldContainer[ModelServer]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ModelServer, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    user_limits: Limits
+    price_per_image: int
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ModelServer, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ...) -> None: ...
 
 class ModelServer(_message.Message):
     __slots__ = ("id", "url", "max_concurrency", "status", "outstanding", "last_error")
@@ -127,14 +331,18 @@ class AuthenticateRequest(_message.Message):
     def __init__(self, api_key: _Optional[str] = ...) -> None: ...
 
 class Principal(_message.Message):
-    __slots__ = ("project_id", "key_id", "admin")
+    __slots__ = ("project_id", "key_id", "admin", "kind", "user")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ADMIN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     key_id: str
     admin: bool
-    def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ...) -> None: ...
+    kind: str
+    user: str
+    def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ...) -> None: ...
 
 class EnqueueGenerationRequest(_message.Message):
     __slots__ = ("project_id", "model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed", "priority", "callback_url", "idempotency_key", "request_hash", "deadline")

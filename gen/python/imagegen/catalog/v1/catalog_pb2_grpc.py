@@ -56,6 +56,11 @@ class CatalogServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReplaceModelServersRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.FromString,
                 _registered_method=True)
+        self.UpdateModel = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogService/UpdateModel',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UpdateModelRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.FromString,
+                _registered_method=True)
         self.DeleteModel = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogService/DeleteModel',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteModelRequest.SerializeToString,
@@ -100,6 +105,14 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateModel(self, request, context):
+        """Changes the model's per-user limits or price. A field left out stays as it was; `userLimits`, when
+        given, replaces both limits (a period left out of it has no limit).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteModel(self, request, context):
         """Removes the model; its unfinished generations fail, and finished ones keep their records.
         """
@@ -135,6 +148,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
             'ReplaceModelServers': grpc.unary_unary_rpc_method_handler(
                     servicer.ReplaceModelServers,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReplaceModelServersRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.SerializeToString,
+            ),
+            'UpdateModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModel,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UpdateModelRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.SerializeToString,
             ),
             'DeleteModel': grpc.unary_unary_rpc_method_handler(
@@ -268,6 +286,33 @@ class CatalogService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogService/UpdateModel',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UpdateModelRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DeleteModel(request,
             target,
             options=(),
@@ -311,6 +356,436 @@ class CatalogService:
             '/imagegen.catalog.v1.CatalogService/GetWebhookSecret',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetWebhookSecretRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.WebhookSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AccountServiceStub:
+    """Public: projects and their keys (admin keys only), and, for a project's secret keys, its end users'
+    limits, credits and usage.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateProject = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/CreateProject',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateProjectRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Project.FromString,
+                _registered_method=True)
+        self.CreateKey = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/CreateKey',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateKeyRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ApiKey.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/ListKeys',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeKey = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/RevokeKey',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RevokeKeyRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ApiKey.FromString,
+                _registered_method=True)
+        self.SetUserLimits = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/SetUserLimits',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.SetUserLimitsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UserLimits.FromString,
+                _registered_method=True)
+        self.GetRemainingGenerations = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/GetRemainingGenerations',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetRemainingGenerationsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RemainingGenerations.FromString,
+                _registered_method=True)
+        self.AddCredits = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/AddCredits',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AddCreditsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreditBalance.FromString,
+                _registered_method=True)
+        self.GetCredits = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/GetCredits',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetCreditsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreditBalance.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/GetUsage',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Usage.FromString,
+                _registered_method=True)
+
+
+class AccountServiceServicer:
+    """Public: projects and their keys (admin keys only), and, for a project's secret keys, its end users'
+    limits, credits and usage.
+    """
+
+    def CreateProject(self, request, context):
+        """Creates a project. Admin keys only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateKey(self, request, context):
+        """Makes a key for the project and answers it in clear, the only time it is ever shown. Admin keys only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """The project's keys, masked. Admin keys only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeKey(self, request, context):
+        """Revokes a key; every service refuses it within a second. Admin keys only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetUserLimits(self, request, context):
+        """Sets one user's own daily and monthly limits for a model, in place of the model's defaults.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRemainingGenerations(self, request, context):
+        """Images the user may still generate with the model today and this month (UTC).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCredits(self, request, context):
+        """Adds credits to a user's balance (a negative amount takes them away, never below zero).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCredits(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """Generations, images and failures per UTC day, and in all, for billing and dashboards.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AccountServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProject,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateProjectRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Project.SerializeToString,
+            ),
+            'CreateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKey,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateKeyRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ApiKey.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'RevokeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKey,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RevokeKeyRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ApiKey.SerializeToString,
+            ),
+            'SetUserLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetUserLimits,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.SetUserLimitsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UserLimits.SerializeToString,
+            ),
+            'GetRemainingGenerations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRemainingGenerations,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetRemainingGenerationsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RemainingGenerations.SerializeToString,
+            ),
+            'AddCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCredits,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AddCreditsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreditBalance.SerializeToString,
+            ),
+            'GetCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCredits,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetCreditsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreditBalance.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetUsageRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Usage.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'imagegen.catalog.v1.AccountService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('imagegen.catalog.v1.AccountService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AccountService:
+    """Public: projects and their keys (admin keys only), and, for a project's secret keys, its end users'
+    limits, credits and usage.
+    """
+
+    @staticmethod
+    def CreateProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/CreateProject',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateProjectRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Project.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/CreateKey',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateKeyRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/ListKeys',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/RevokeKey',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RevokeKeyRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetUserLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/SetUserLimits',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.SetUserLimitsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UserLimits.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRemainingGenerations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/GetRemainingGenerations',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetRemainingGenerationsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RemainingGenerations.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCredits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/AddCredits',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AddCreditsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreditBalance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCredits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/GetCredits',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetCreditsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreditBalance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/GetUsage',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetUsageRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Usage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,212 @@
+"""The rules for projects and keys, end users' limits and credits, and usage reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common.ids import is_id
+
+from .account_store import AccountStore
+from .repository import Row
+
+KEY_KINDS = {"secret": "sk", "publishable": "pub"}
+USER = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
+MAX_LIMIT = 10_000_000
+MAX_CREDITS = 1_000_000_000
+MAX_USAGE_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Principal:
+    project_id: str
+    key_id: str
+    admin: bool
+    kind: str = "secret"
+    # The one end user a publishable key acts for.
+    user: str = ""
+
+    def require_secret(self) -> Principal:
+        if self.kind != "secret":
+            raise PermissionDenied(
+                "a publishable key can only create and list its own user's generations; use a secret key"
+            )
+        return self
+
+    def require_admin(self) -> Principal:
+        if not self.admin:
+            raise PermissionDenied("managing projects and keys needs an admin key")
+        return self
+
+
+def new_key(kind: str) -> tuple[str, str]:
+    """A new key in clear, and the hint that stands for it in listings."""
+    key = f"{KEY_KINDS[kind]}_{secrets.token_urlsafe(32)}"
+    return key, f"{KEY_KINDS[kind]}_…{key[-4:]}"
+
+
+def check_user(user: str, field: str = "user") -> str:
+    if not USER.match(user or ""):
+        raise InvalidArgument(
+            f"{field} must be 1..256 characters with no control characters; got {user!r}", field=field
+        )
+    return user
+
+
+def check_limit(value: int | None, field: str) -> int | None:
+    if value is not None and not 0 <= value <= MAX_LIMIT:
+        raise InvalidArgument(f"{field} must be between 0 and {MAX_LIMIT}; got {value}", field=field)
+    return value
+
+
+def period_resets(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """When the daily and monthly counts that include `day` start again (UTC)."""
+    tomorrow = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    month = day.replace(day=1) + dt.timedelta(days=32)
+    return tomorrow, dt.datetime.combine(month.replace(day=1), dt.time(), dt.UTC)
+
+
+def _date(value: str, field: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument(f"{field} must be a date as YYYY-MM-DD; got {value!r}", field=field) from None
+
+
+class Accounts:
+    def __init__(self, store: AccountStore):
+        self.store = store
+
+    # -- projects and keys (admin) -----------------------------------------------------------------
+
+    async def create_project(self, principal: Principal, name: str) -> Row:
+        principal.require_admin()
+        name = name.strip()
+        if not 1 <= len(name) <= 100:
+            raise InvalidArgument("name must be 1..100 characters", field="name")
+        return await self.store.create_project(name)
+
+    async def _existing_project(self, project_id: str) -> str:
+        if not is_id("project", project_id) or not await self.store.project_exists(project_id):
+            raise NotFound(f"project {project_id!r} not found")
+        return project_id
+
+    async def create_key(
+        self, principal: Principal, project_id: str, name: str, kind: str, user: str, key_hash
+    ) -> tuple[Row, str]:
+        """The key's record and the key in clear; `key_hash` turns a key into what is stored."""
+        principal.require_admin()
+        await self._existing_project(project_id)
+        kind = kind or "secret"
+        if kind not in KEY_KINDS:
+            raise InvalidArgument(f"kind must be secret or publishable; got {kind!r}", field="kind")
+        if kind == "publishable":
+            check_user(user)
+        elif user:
+            raise InvalidArgument("only a publishable key is made for one user; leave user out", field="user")
+        if len(name) > 100:
+            raise InvalidArgument("name must be at most 100 characters", field="name")
+        key, hint = new_key(kind)
+        row = await self.store.create_key(project_id, name, kind, user, key_hash(key), hint)
+        return row, key
+
+    async def list_keys(self, principal: Principal, project_id: str) -> list[Row]:
+        principal.require_admin()
+        return await self.store.list_keys(await self._existing_project(project_id))
+
+    async def revoke_key(self, principal: Principal, key_id: str) -> Row:
+        principal.require_admin()
+        row = await self.store.revoke_key(key_id) if is_id("key", key_id) else None
+        if row is None:
+            raise NotFound(f"key {key_id!r} not found")
+        return row
+
+    # -- limits and credits (a project's secret keys) ----------------------------------------------
+
+    async def update_model(
+        self,
+        principal: Principal,
+        name: str,
+        limits: tuple[int | None, int | None] | None,
+        price: int | None,
+    ) -> None:
+        principal.require_secret()
+        if limits is not None:
+            limits = (
+                check_limit(limits[0], "userLimits.daily"),
+                check_limit(limits[1], "userLimits.monthly"),
+            )
+        if price is not None and not 0 <= price <= MAX_CREDITS:
+            raise InvalidArgument(
+                f"pricePerImage must be between 0 and {MAX_CREDITS}; got {price}", field="price_per_image"
+            )
+        if not await self.store.update_model(principal.project_id, name, limits, price):
+            raise NotFound(f"model {name!r} not found in this project")
+
+    async def set_user_limits(
+        self, principal: Principal, user: str, model: str, daily: int | None, monthly: int | None
+    ) -> Row:
+        principal.require_secret()
+        check_user(user)
+        row = await self.store.set_user_limits(
+            principal.project_id, model, user, check_limit(daily, "daily"), check_limit(monthly, "monthly")
+        )
+        if row is None:
+            raise NotFound(f"model {model!r} not found in this project", field="model")
+        return row
+
+    async def remaining(self, principal: Principal, user: str, model: str) -> Row:
+        principal.require_secret()
+        check_user(user)
+        async with self.store.pool.connection() as conn:
+            row = await self.store.model_for_user(conn, principal.project_id, model, user)
+            if row is None:
+                raise NotFound(f"model {model!r} not found in this project", field="model")
+            day = await self.store.today(conn)
+            counted = await self.store.counted(conn, row["id"], user, day)
+        daily_reset, monthly_reset = period_resets(day)
+        return {
+            "remaining": None if row["daily_limit"] is None else max(row["daily_limit"] - counted["day"], 0),
+            "remaining_this_month": None
+            if row["monthly_limit"] is None
+            else max(row["monthly_limit"] - counted["month"], 0),
+            "daily_reset_at": daily_reset,
+            "monthly_reset_at": monthly_reset,
+        }
+
+    async def add_credits(self, principal: Principal, user: str, amount: int) -> int:
+        principal.require_secret()
+        check_user(user)
+        if not -MAX_CREDITS <= amount <= MAX_CREDITS or amount == 0:
+            raise InvalidArgument(
+                f"amount must be a non-zero number of credits within ±{MAX_CREDITS}", field="amount"
+            )
+        balance = await self.store.add_credits(principal.project_id, user, amount)
+        if balance is None:
+            have = await self.store.balance(principal.project_id, user)
+            raise FailedPrecondition(
+                f"user {user!r} has {have} credits; taking {-amount} would go below zero"
+            )
+        if balance > MAX_CREDITS * 2:
+            raise InvalidArgument("that would put the balance over the most a user may hold", field="amount")
+        return balance
+
+    async def balance(self, principal: Principal, user: str) -> int:
+        principal.require_secret()
+        return await self.store.balance(principal.project_id, check_user(user))
+
+    async def usage(self, principal: Principal, user: str, model: str, first: str, last: str) -> Row:
+        principal.require_secret()
+        today = dt.datetime.now(dt.UTC).date()
+        last_day = _date(last, "to") if last else today
+        first_day = _date(first, "from") if first else last_day - dt.timedelta(days=29)
+        if first_day > last_day:
+            raise InvalidArgument("from must not be after to", field="from")
+        if (last_day - first_day).days >= MAX_USAGE_DAYS:
+            raise InvalidArgument(f"a usage report covers at most {MAX_USAGE_DAYS} days", field="from")
+        days = await self.store.usage(principal.project_id, user, model, first_day, last_day)
+        totals = {k: sum(d[k] for d in days) for k in ("generations", "images", "failed")}
+        return {"from": first_day, "to": last_day, "days": days, "totals": totals}
