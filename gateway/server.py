@@ -14,7 +14,7 @@ import grpc
 from aiohttp import web
 
 from services.common import logs
-from services.common.errors import STATUS_DETAILS_KEY
+from services.common.errors import RETRY_AFTER_KEY, STATUS_DETAILS_KEY
 from services.common.server import CHANNEL_OPTIONS, write_port_file
 
 from .config import (
@@ -83,11 +83,17 @@ class Gateway:
     def _error(self, error: grpc.aio.AioRpcError) -> web.Response:
         code = error.code().value[0]
         details = None
+        headers = {}
         for key, value in error.trailing_metadata() or ():
             if key == STATUS_DETAILS_KEY:
                 details = value
+            elif key == RETRY_AFTER_KEY:
+                # Envoy passes a trailers-only reply's metadata on as response headers; so do we.
+                headers["Retry-After"] = value
         body = self.transcoder.status_json(code, error.details() or "", details)
-        return web.Response(status=HTTP_STATUS.get(code, 500), body=body, content_type="application/json")
+        return web.Response(
+            status=HTTP_STATUS.get(code, 500), body=body, content_type="application/json", headers=headers
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         matched = self.transcoder.match(request.method, request.path_qs.split("?", 1)[0])

@@ -8,8 +8,8 @@ import secrets
 import psycopg
 import pytest
 
+from services.catalog.accounts import hash_key
 from services.catalog.db import migrate
-from services.catalog.domain import hash_key
 from services.catalog.repository import Repository
 from tests.infra import PostgresServer, S3Server, postgres_server, s3_server
 from tools.embedded_pg import free_port

@@ -20,12 +20,54 @@ _PERIOD_START = {
 }
 
 
+_KEY_COLUMNS = (
+    "id, project_id, name, kind, end_user, hint, created_at, revoked_at, rate_per_second, rate_burst"
+)
+
+# Tokens in a key's bucket now: what it held, plus the refill since, up to the burst.
+_AVAILABLE = (
+    "least(excluded.burst, b.tokens"
+    " + excluded.rate * greatest(0, extract(epoch FROM excluded.refilled_at - b.refilled_at)))"
+)
+# Finds the key and takes one token in one statement. The bucket row's lock makes concurrent requests
+# of one key take turns, so the count is exact across every catalog. A refused request takes nothing.
+_AUTHENTICATE = f"""
+WITH k AS (
+    SELECT id, project_id, admin, kind, end_user, revoked_at, key_hash,
+           coalesce(rate_per_second, %(rate)s) AS rate, coalesce(rate_burst, %(burst)s) AS burst
+      FROM api_keys WHERE key_hash = %(hash)s
+), taken AS (
+    INSERT INTO rate_buckets AS b (key_id, rate, burst, tokens, refilled_at, granted)
+    SELECT id, rate, burst, burst - 1, clock_timestamp(), true FROM k
+     WHERE revoked_at IS NULL AND rate > 0
+    ON CONFLICT (key_id) DO UPDATE SET
+        rate = excluded.rate,
+        burst = excluded.burst,
+        tokens = {_AVAILABLE} - CASE WHEN {_AVAILABLE} >= 1 THEN 1 ELSE 0 END,
+        granted = {_AVAILABLE} >= 1,
+        refilled_at = excluded.refilled_at
+    RETURNING key_id, rate, tokens, granted
+)
+SELECT k.id, k.project_id, k.admin, k.kind, k.end_user, k.revoked_at, k.key_hash,
+       t.rate, t.tokens, coalesce(t.granted, true) AS granted
+  FROM k LEFT JOIN taken t ON t.key_id = k.id
+"""
+
+
 class AccountStore:
     def __init__(self, pool: AsyncConnectionPool, repository: Repository):
         self.pool = pool
         self.repo = repository
 
     # -- projects and keys -------------------------------------------------------------------------
+
+    async def authenticate(self, key_hash: bytes, default_rate: float, default_burst: int) -> Row | None:
+        """The key's row with `granted` (a token was taken), `tokens` left and `rate`; None if unknown."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                _AUTHENTICATE, {"hash": key_hash, "rate": default_rate, "burst": default_burst}
+            )
+            return await cur.fetchone()
 
     async def create_project(self, name: str) -> Row:
         async with self.pool.connection() as conn, conn.transaction():
@@ -39,31 +81,59 @@ class AccountStore:
             return await cur.fetchone() is not None
 
     async def create_key(
-        self, project_id: str, name: str, kind: str, user: str, key_hash: bytes, hint: str
+        self,
+        project_id: str,
+        name: str,
+        kind: str,
+        user: str,
+        key_hash: bytes,
+        hint: str,
+        rate: tuple[float, int] | None,
     ) -> Row:
+        per_second, burst = rate or (None, None)
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "INSERT INTO api_keys (id, project_id, name, key_hash, kind, end_user, hint)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                " RETURNING id, project_id, name, kind, end_user, hint, created_at, revoked_at",
-                (new_id("key"), project_id, name, key_hash, kind, user, hint),
+                "INSERT INTO api_keys"
+                " (id, project_id, name, key_hash, kind, end_user, hint, rate_per_second, rate_burst)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_KEY_COLUMNS}",
+                (new_id("key"), project_id, name, key_hash, kind, user, hint, per_second, burst),
             )
             return await cur.fetchone()
 
     async def list_keys(self, project_id: str) -> list[Row]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT id, project_id, name, kind, end_user, hint, created_at, revoked_at FROM api_keys"
-                " WHERE project_id = %s ORDER BY created_at, id",
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE project_id = %s ORDER BY created_at, id",
                 (project_id,),
             )
             return await cur.fetchall()
+
+    async def update_key(
+        self, key_id: str, name: str | None, rate: tuple[float | None, int | None] | None
+    ) -> Row | None:
+        """`rate` None leaves the rate alone; (None, None) goes back to the default."""
+        per_second, burst = rate or (None, None)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE api_keys SET name = coalesce(%(name)s, name),"
+                " rate_per_second = CASE WHEN %(set_rate)s THEN %(per_second)s ELSE rate_per_second END,"
+                " rate_burst = CASE WHEN %(set_rate)s THEN %(burst)s ELSE rate_burst END"
+                f" WHERE id = %(id)s RETURNING {_KEY_COLUMNS}",
+                {
+                    "id": key_id,
+                    "name": name,
+                    "set_rate": rate is not None,
+                    "per_second": per_second,
+                    "burst": burst,
+                },
+            )
+            return await cur.fetchone()
 
     async def revoke_key(self, key_id: str) -> Row | None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp()) WHERE id = %s"
-                " RETURNING id, project_id, name, kind, end_user, hint, created_at, revoked_at",
+                f" RETURNING {_KEY_COLUMNS}",
                 (key_id,),
             )
             return await cur.fetchone()

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+)
 from services.common.ids import is_id
 
 from .account_store import AccountStore
@@ -18,6 +27,20 @@ USER = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 MAX_LIMIT = 10_000_000
 MAX_CREDITS = 1_000_000_000
 MAX_USAGE_DAYS = 366
+MAX_RATE = 100_000
+_NOT_VALID = "the API key is not valid; send `Authorization: Bearer <key>` with a live key"
+
+
+@dataclass(frozen=True)
+class KeyRate:
+    """The request rate of keys that have none of their own; 0 requests per second is unlimited."""
+
+    per_second: float = 100.0
+    burst: int = 200
+
+
+def hash_key(api_key: str) -> bytes:
+    return hashlib.sha256(api_key.encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,21 @@ def new_key(kind: str) -> tuple[str, str]:
     """A new key in clear, and the hint that stands for it in listings."""
     key = f"{KEY_KINDS[kind]}_{secrets.token_urlsafe(32)}"
     return key, f"{KEY_KINDS[kind]}_…{key[-4:]}"
+
+
+def check_rate(per_second: float, burst: int) -> tuple[float, int]:
+    """A key's own rate; a burst left at 0 holds one second of requests."""
+    if not 0 < per_second <= MAX_RATE:
+        raise InvalidArgument(
+            f"rateLimit.requestsPerSecond must be above 0 and at most {MAX_RATE}; got {per_second}",
+            field="rate_limit.requests_per_second",
+        )
+    burst = burst or max(1, round(per_second))
+    if not 1 <= burst <= MAX_RATE:
+        raise InvalidArgument(
+            f"rateLimit.burst must be between 1 and {MAX_RATE}; got {burst}", field="rate_limit.burst"
+        )
+    return per_second, burst
 
 
 def check_user(user: str, field: str = "user") -> str:
@@ -77,8 +115,41 @@ def _date(value: str, field: str) -> dt.date:
 
 
 class Accounts:
-    def __init__(self, store: AccountStore):
+    def __init__(self, store: AccountStore, default_rate: KeyRate | None = None):
         self.store = store
+        self.default_rate = default_rate or KeyRate()
+
+    # -- every request ------------------------------------------------------------------------------
+
+    async def authenticate(self, api_key: str) -> Principal:
+        """The key's principal, once it has taken one token of its rate."""
+        digest = hash_key(api_key)
+        row = await self.store.authenticate(digest, self.default_rate.per_second, self.default_rate.burst)
+        # The lookup goes by digest, so its timing can only tell about a sha256 of the key, never about
+        # the key; the stored digest is compared in constant time all the same.
+        if row is None or not hmac.compare_digest(row["key_hash"], digest) or row["revoked_at"] is not None:
+            raise Unauthenticated(_NOT_VALID)
+        if not row["granted"]:
+            wait = (1 - row["tokens"]) / row["rate"]
+            raise RateLimited(
+                f"this key's rate of {row['rate']:g} requests per second is used up; retry in {wait:.2f} s",
+                retry_after_seconds=wait,
+            )
+        return Principal(
+            project_id=row["project_id"],
+            key_id=row["id"],
+            admin=row["admin"],
+            kind=row["kind"],
+            user=row["end_user"],
+        )
+
+    def effective_rate(self, row: Row) -> tuple[float, int] | None:
+        """The rate a key is held to, or None when it is unlimited."""
+        if row["rate_per_second"] is not None:
+            return row["rate_per_second"], row["rate_burst"]
+        if self.default_rate.per_second > 0:
+            return self.default_rate.per_second, self.default_rate.burst
+        return None
 
     # -- projects and keys (admin) -----------------------------------------------------------------
 
@@ -95,9 +166,15 @@ class Accounts:
         return project_id
 
     async def create_key(
-        self, principal: Principal, project_id: str, name: str, kind: str, user: str, key_hash
+        self,
+        principal: Principal,
+        project_id: str,
+        name: str,
+        kind: str,
+        user: str,
+        rate: tuple[float, int] | None,
     ) -> tuple[Row, str]:
-        """The key's record and the key in clear; `key_hash` turns a key into what is stored."""
+        """The key's record and the key in clear."""
         principal.require_admin()
         await self._existing_project(project_id)
         kind = kind or "secret"
@@ -109,13 +186,30 @@ class Accounts:
             raise InvalidArgument("only a publishable key is made for one user; leave user out", field="user")
         if len(name) > 100:
             raise InvalidArgument("name must be at most 100 characters", field="name")
+        rate = check_rate(*rate) if rate is not None else None
         key, hint = new_key(kind)
-        row = await self.store.create_key(project_id, name, kind, user, key_hash(key), hint)
+        row = await self.store.create_key(project_id, name, kind, user, hash_key(key), hint, rate)
         return row, key
 
     async def list_keys(self, principal: Principal, project_id: str) -> list[Row]:
         principal.require_admin()
         return await self.store.list_keys(await self._existing_project(project_id))
+
+    async def update_key(
+        self, principal: Principal, key_id: str, name: str | None, rate: tuple[float, int] | None | str
+    ) -> Row:
+        """`rate` is None to leave it, "default" to go back to the platform's, or (per second, burst)."""
+        principal.require_admin()
+        if name is not None and len(name) > 100:
+            raise InvalidArgument("name must be at most 100 characters", field="name")
+        if rate == "default":
+            rate = (None, None)
+        elif rate is not None:
+            rate = check_rate(*rate)
+        row = await self.store.update_key(key_id, name, rate) if is_id("key", key_id) else None
+        if row is None:
+            raise NotFound(f"key {key_id!r} not found")
+        return row
 
     async def revoke_key(self, principal: Principal, key_id: str) -> Row:
         principal.require_admin()

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from services.common.config import DEFAULT_PORTS, Env
 
+from .accounts import KeyRate
 from .domain import QueuePolicy
 from .scheduling import PriorityPolicy
 
@@ -19,6 +20,8 @@ class CatalogConfig:
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
     queue: QueuePolicy = field(default_factory=QueuePolicy)
+    # For keys without a rate of their own.
+    key_rate: KeyRate = field(default_factory=KeyRate)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> CatalogConfig:
@@ -33,6 +36,10 @@ class CatalogConfig:
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             log_level=env.str("LOG_LEVEL", cls.log_level),
             queue=_queue_policy(env),
+            key_rate=KeyRate(
+                per_second=env.float("KEY_RATE_PER_SECOND", KeyRate.per_second),
+                burst=env.int("KEY_RATE_BURST", KeyRate.burst),
+            ),
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import json
 import logging
 import re
@@ -22,10 +21,9 @@ from services.common.errors import (
     InvalidArgument,
     NotFound,
     QuotaExceeded,
-    Unauthenticated,
 )
 
-from .accounts import MAX_CREDITS, Principal, check_limit, period_resets
+from .accounts import MAX_CREDITS, check_limit, hash_key, period_resets
 from .notifier import Notifier, wait_for
 from .queue import JobQueue
 from .repository import TERMINAL_STATUSES, Outcome, Repository, Row
@@ -41,10 +39,6 @@ MAX_SERVER_CONCURRENCY = 1000
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 200
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def hash_key(api_key: str) -> bytes:
-    return hashlib.sha256(api_key.encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -163,20 +157,6 @@ class Catalog:
             "default", hash_key(api_key), "bootstrap", admin=True
         )
         log.info("bootstrap project created", extra={"fields": {"project_id": project_id}})
-
-    async def authenticate(self, api_key: str) -> Principal:
-        row = await self.repo.find_key(hash_key(api_key)) if api_key else None
-        if row is None or row["revoked_at"] is not None:
-            raise Unauthenticated(
-                "the API key is not valid; send `Authorization: Bearer <key>` with a live key"
-            )
-        return Principal(
-            project_id=row["project_id"],
-            key_id=row["id"],
-            admin=row["admin"],
-            kind=row["kind"],
-            user=row["end_user"],
-        )
 
     async def list_models(self, project_id: str) -> list[Row]:
         return await self.repo.list_models(project_id)

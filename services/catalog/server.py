@@ -32,13 +32,15 @@ async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
     repository = Repository(pool)
     account_store = AccountStore(pool, repository)
     catalog = Catalog(repository, JobQueue(pool, repository, account_store), notifier, config.queue)
-    accounts = Accounts(account_store)
+    accounts = Accounts(account_store, config.key_rate)
     await catalog.bootstrap(config.bootstrap_api_key)
 
     server = lifecycle.new_server()
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog, accounts), server)
     catalog_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(catalog, accounts), server)
-    catalog_pb2_grpc.add_CatalogInternalServiceServicer_to_server(CatalogInternalServicer(catalog), server)
+    catalog_pb2_grpc.add_CatalogInternalServiceServicer_to_server(
+        CatalogInternalServicer(catalog, accounts), server
+    )
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
     lifecycle.on_stop(server, notifier.stop)
     lifecycle.on_stop(server, pool.close)

@@ -11,7 +11,7 @@ from services.common.auth import bearer_key
 from services.common.errors import DomainError
 
 from .accounts import Accounts, Principal
-from .domain import Catalog, hash_key
+from .domain import Catalog
 from .repository import Outcome, Row
 
 
@@ -143,7 +143,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self.accounts = accounts
 
     async def _principal(self, context) -> Principal:
-        principal = await self.catalog.authenticate(bearer_key(context.invocation_metadata()))
+        principal = await self.accounts.authenticate(bearer_key(context.invocation_metadata()))
         return principal.require_secret()
 
     async def ListModels(self, request, context):
@@ -201,11 +201,12 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
     """Internal: callers are other imagegen services that already authenticated the client."""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, accounts: Accounts):
         self.catalog = catalog
+        self.accounts = accounts
 
     async def Authenticate(self, request, context):
-        principal = await self.catalog.authenticate(request.api_key)
+        principal = await self.accounts.authenticate(request.api_key)
         return catalog_pb2.Principal(
             project_id=principal.project_id,
             key_id=principal.key_id,
@@ -342,7 +343,11 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         return empty_pb2.Empty()
 
 
-def key_to_proto(row: Row, key: str = "") -> catalog_pb2.ApiKey:
+def _rate(rate: catalog_pb2.RateLimit) -> tuple[float, int]:
+    return rate.requests_per_second, rate.burst
+
+
+def key_to_proto(row: Row, rate: tuple[float, int] | None, key: str = "") -> catalog_pb2.ApiKey:
     answer = catalog_pb2.ApiKey(
         id=row["id"],
         project_id=row["project_id"],
@@ -355,6 +360,8 @@ def key_to_proto(row: Row, key: str = "") -> catalog_pb2.ApiKey:
     )
     if row["revoked_at"] is not None:
         answer.revoked_at.CopyFrom(_timestamp(row["revoked_at"]))
+    if rate is not None:
+        answer.rate_limit.CopyFrom(catalog_pb2.RateLimit(requests_per_second=rate[0], burst=rate[1]))
     return answer
 
 
@@ -366,7 +373,10 @@ class AccountServicer(catalog_pb2_grpc.AccountServiceServicer):
         self.accounts = accounts
 
     async def _principal(self, context) -> Principal:
-        return await self.catalog.authenticate(bearer_key(context.invocation_metadata()))
+        return await self.accounts.authenticate(bearer_key(context.invocation_metadata()))
+
+    def _key(self, row: Row, key: str = "") -> catalog_pb2.ApiKey:
+        return key_to_proto(row, self.accounts.effective_rate(row), key)
 
     async def CreateProject(self, request, context):
         row = await self.accounts.create_project(await self._principal(context), request.name)
@@ -379,16 +389,29 @@ class AccountServicer(catalog_pb2_grpc.AccountServiceServicer):
             request.name,
             request.kind,
             request.user,
-            hash_key,
+            _rate(request.rate_limit) if request.HasField("rate_limit") else None,
         )
-        return key_to_proto(row, key)
+        return self._key(row, key)
 
     async def ListKeys(self, request, context):
         rows = await self.accounts.list_keys(await self._principal(context), request.project_id)
-        return catalog_pb2.ListKeysResponse(keys=[key_to_proto(row) for row in rows])
+        return catalog_pb2.ListKeysResponse(keys=[self._key(row) for row in rows])
+
+    async def UpdateKey(self, request, context):
+        rate = None
+        if request.HasField("rate_limit"):
+            empty = request.rate_limit == catalog_pb2.RateLimit()
+            rate = "default" if empty else _rate(request.rate_limit)
+        row = await self.accounts.update_key(
+            await self._principal(context),
+            request.id,
+            request.name if request.HasField("name") else None,
+            rate,
+        )
+        return self._key(row)
 
     async def RevokeKey(self, request, context):
-        return key_to_proto(await self.accounts.revoke_key(await self._principal(context), request.id))
+        return self._key(await self.accounts.revoke_key(await self._principal(context), request.id))
 
     async def SetUserLimits(self, request, context):
         row = await self.accounts.set_user_limits(

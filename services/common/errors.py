@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import math
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# Metadata an error carries besides its status, passed on by services and copied by gateways to HTTP.
+RETRY_AFTER_KEY = "retry-after"
+_PASSED_ON_METADATA = (RETRY_AFTER_KEY,)
 
 
 class DomainError(Exception):
     code = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str, *, field: str | None = None, details: bytes | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        details: bytes | None = None,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
         # A serialized google.rpc.Status received from another service, passed on unchanged.
         self._details = details
+        self._metadata = metadata
+
+    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        return ((STATUS_DETAILS_KEY, self.status_details()), *self._metadata)
 
     def status_details(self) -> bytes:
         if self._details is not None:
@@ -87,6 +103,24 @@ class QuotaExceeded(ResourceExhausted):
         return status.SerializeToString()
 
 
+class RateLimited(ResourceExhausted):
+    """The key's request rate was used up; says when to try again, in RetryInfo and `retry-after`."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float):
+        self.retry_after_seconds = retry_after_seconds
+        # HTTP's Retry-After is whole seconds; rounding up never invites an early retry.
+        super().__init__(message, metadata=((RETRY_AFTER_KEY, str(max(1, math.ceil(retry_after_seconds)))),))
+
+    def status_details(self) -> bytes:
+        status = status_pb2.Status(code=self.code.value[0], message=self.message)
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(self.retry_after_seconds * 1e9))
+        packed = any_pb2.Any()
+        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        status.details.append(packed)
+        return status.SerializeToString()
+
+
 class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 
@@ -132,8 +166,11 @@ class upstream:
             return False
         cls = _BY_CODE.get(exc.code())
         if cls is not None:
-            details = dict(exc.trailing_metadata() or ()).get(STATUS_DETAILS_KEY)
-            raise cls(exc.details() or "", details=details) from exc
+            trailers = dict(exc.trailing_metadata() or ())
+            passed_on = tuple((key, trailers[key]) for key in _PASSED_ON_METADATA if key in trailers)
+            raise cls(
+                exc.details() or "", details=trailers.get(STATUS_DETAILS_KEY), metadata=passed_on
+            ) from exc
         raise Unavailable(
             f"the {self.service} service is unavailable ({exc.code().name}); try again"
         ) from exc

@@ -8,7 +8,7 @@ import time
 
 import grpc
 
-from .errors import STATUS_DETAILS_KEY, DomainError
+from .errors import DomainError
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 
 log = logging.getLogger("imagegen.rpc")
@@ -26,9 +26,7 @@ async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseExcept
         log.info(
             "rpc failed", extra={"fields": {"method": method, "code": exc.code.name, "error": exc.message}}
         )
-        await context.abort(
-            exc.code, exc.message, trailing_metadata=((STATUS_DETAILS_KEY, exc.status_details()),)
-        )
+        await context.abort(exc.code, exc.message, trailing_metadata=exc.trailing_metadata())
     log.error("rpc crashed", exc_info=exc, extra={"fields": {"method": method}})
     await context.abort(
         grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id.get()} when reporting it"

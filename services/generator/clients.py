@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -20,32 +19,16 @@ SMALL_BATCH_BYTES = 3 * 1024 * 1024
 
 
 class CatalogClient:
-    def __init__(self, channel: grpc.aio.Channel, auth_cache_seconds: float):
+    def __init__(self, channel: grpc.aio.Channel):
         self.stub = catalog_pb2_grpc.CatalogInternalServiceStub(channel)
-        self._auth_ttl = auth_cache_seconds
-        self._auth_cache: dict[str, tuple[float, catalog_pb2.Principal | DomainError]] = {}
 
     async def authenticate(self, api_key: str) -> catalog_pb2.Principal:
-        now = time.monotonic()
-        cached = self._auth_cache.get(api_key)
-        if cached is None or cached[0] < now:
-            try:
-                async with upstream("catalog"):
-                    answer = await self.stub.Authenticate(
-                        catalog_pb2.AuthenticateRequest(api_key=api_key),
-                        metadata=outgoing_metadata(),
-                        timeout=5,
-                    )
-            except DomainError as exc:
-                if exc.code != grpc.StatusCode.UNAUTHENTICATED:
-                    raise
-                answer = exc
-            if len(self._auth_cache) > 10_000:
-                self._auth_cache.clear()
-            cached = self._auth_cache[api_key] = (now + self._auth_ttl, answer)
-        if isinstance(cached[1], DomainError):
-            raise cached[1]
-        return cached[1]
+        """Asked on every request, never cached: each takes a token of the key's rate, and a revoked key
+        is refused from its next request."""
+        async with upstream("catalog"):
+            return await self.stub.Authenticate(
+                catalog_pb2.AuthenticateRequest(api_key=api_key), metadata=outgoing_metadata(), timeout=5
+            )
 
     async def _call(self, method: str, request, timeout: float | None = 10):
         async with upstream("catalog"):

@@ -15,7 +15,6 @@ class GeneratorConfig:
     storage_target: str = f"127.0.0.1:{DEFAULT_PORTS['storage']}"
     default_model: str = "procedural"
     # How long a key's answer is reused; revocation takes effect within this time.
-    auth_cache_seconds: float = 1.0
     shutdown_grace_seconds: float = 30.0
     log_level: str = "INFO"
     # Every generator runs a worker unless told not to (an API-only replica).
@@ -32,7 +31,6 @@ class GeneratorConfig:
             catalog_target=env.str("CATALOG_TARGET", cls.catalog_target),
             storage_target=env.str("STORAGE_TARGET", cls.storage_target),
             default_model=env.str("DEFAULT_MODEL", cls.default_model),
-            auth_cache_seconds=env.float("AUTH_CACHE_SECONDS", cls.auth_cache_seconds),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             log_level=env.str("LOG_LEVEL", cls.log_level),
             worker_enabled=env.bool("WORKER_ENABLED", cls.worker_enabled),

@@ -21,7 +21,7 @@ SERVICE_NAMES = [generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].f
 async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     catalog_channel = lifecycle.insecure_channel(config.catalog_target)
     storage_channel = lifecycle.insecure_channel(config.storage_target)
-    catalog = CatalogClient(catalog_channel, config.auth_cache_seconds)
+    catalog = CatalogClient(catalog_channel)
     storage = StorageClient(storage_channel)
     generator = Generator(catalog, storage)
 

@@ -393,6 +393,11 @@ class AccountServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysResponse.FromString,
                 _registered_method=True)
+        self.UpdateKey = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/UpdateKey',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UpdateKeyRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ApiKey.FromString,
+                _registered_method=True)
         self.RevokeKey = channel.unary_unary(
                 '/imagegen.catalog.v1.AccountService/RevokeKey',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RevokeKeyRequest.SerializeToString,
@@ -451,8 +456,15 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateKey(self, request, context):
+        """Changes a key's name or request rate; it takes effect on the key's next request. Admin keys only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RevokeKey(self, request, context):
-        """Revokes a key; every service refuses it within a second. Admin keys only.
+        """Revokes a key; every service refuses it from its next request. Admin keys only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -509,6 +521,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.ListKeys,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'UpdateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateKey,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UpdateKeyRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ApiKey.SerializeToString,
             ),
             'RevokeKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RevokeKey,
@@ -624,6 +641,33 @@ class AccountService:
             '/imagegen.catalog.v1.AccountService/ListKeys',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/UpdateKey',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UpdateKeyRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ApiKey.FromString,
             options,
             channel_credentials,
             insecure,
