@@ -85,6 +85,8 @@ def main() -> None:
                 "IMAGEGEN_VAR_DIR": str(var),
                 "IMAGEGEN_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
                 "IMAGEGEN_LOG_LEVEL": "WARNING",
+                # Measures the platform, not one key's rate.
+                "IMAGEGEN_KEY_RATE_PER_SECOND": "0",
             }
         )
         try:

@@ -14,6 +14,8 @@ TRANSCODED_SERVICES = {
     "imagegen.catalog.v1.AccountService": "catalog",
     "imagegen.storage.v1.StorageService": "storage",
 }
+# Methods that take no API key: a signed URL carries its own credential.
+KEYLESS_METHODS = {"imagegen.storage.v1.StorageService.GetFile"}
 # Per-upstream route timeouts, as in envoy.yaml.
 ROUTE_TIMEOUT_SECONDS = {"generator": 120.0, "catalog": 30.0, "storage": 300.0}
 # Methods with a route of their own ahead of their service's: a watch lasts as long as its job.

@@ -7,6 +7,7 @@ For machines without Envoy; it answers every request as envoy.yaml's transcoder 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 
@@ -17,7 +18,9 @@ from services.common import logs
 from services.common.errors import RETRY_AFTER_KEY, STATUS_DETAILS_KEY
 from services.common.server import CHANNEL_OPTIONS, write_port_file
 
+from . import openapi
 from .config import (
+    KEYLESS_METHODS,
     METHOD_ROUTE_TIMEOUT_SECONDS,
     ROUTE_TIMEOUT_SECONDS,
     STREAM_SSE,
@@ -198,6 +201,15 @@ class Gateway:
 def create_app(config: GatewayConfig) -> web.Application:
     gateway = Gateway(config)
     app = web.Application(client_max_size=config.max_request_body_bytes)
+    # The same document `make protos` commits as gateway/openapi.yaml, made from the same descriptors.
+    document = json.dumps(
+        openapi.build(config.descriptor_set, TRANSCODED_SERVICES, KEYLESS_METHODS), ensure_ascii=False
+    ).encode()
+
+    async def openapi_json(_request: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    app.router.add_get("/openapi.json", openapi_json)
     app.router.add_route("*", "/{tail:.*}", gateway.handle)
 
     async def close(_app: web.Application) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import filecmp
 import pathlib
 
+import yaml
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from gateway.config import DESCRIPTOR_SET, TRANSCODED_SERVICES
+from gateway.transcoder import Transcoder
 from tools import gen_protos
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+OPENAPI = "gateway/openapi.yaml"
 
 
 def _files(root: pathlib.Path) -> set[pathlib.Path]:
@@ -27,6 +30,38 @@ def test_generated_code_and_descriptor_set_are_fresh(tmp_path):
     assert (tmp_path / "gateway/api_descriptor.pb").read_bytes() == DESCRIPTOR_SET.read_bytes(), (
         "gateway/api_descriptor.pb is stale: run `make protos`"
     )
+    assert (tmp_path / OPENAPI).read_text() == (REPO / OPENAPI).read_text(), (
+        "gateway/openapi.yaml is stale: run `make protos`"
+    )
+
+
+def test_openapi_document_has_every_route_both_gateways_transcode():
+    document = yaml.safe_load((REPO / OPENAPI).read_text())
+    documented = {
+        (method.upper(), path) for path, operations in document["paths"].items() for method in operations
+    }
+    transcoder = Transcoder.from_descriptor_set(DESCRIPTOR_SET, TRANSCODED_SERVICES)
+    routes = set()
+    for route in transcoder.routes:
+        template = route.template
+        names = iter("{" + ".".join(v.field_path) + "}" for v in template.variables)
+        parts = [next(names) if segment in ("*", "**") else segment for segment in template.segments]
+        routes.add(
+            (route.http_method, "/" + "/".join(parts) + (f":{template.verb}" if template.verb else ""))
+        )
+    assert documented == routes
+    create = document["paths"]["/api/images/generations"]["post"]
+    assert create["summary"].startswith("Queues a generation")
+    body = create["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    fields = document["components"]["schemas"][body]["properties"]
+    assert fields["prompt"]["type"] == "string" and fields["async"]["type"] == "boolean"
+    assert fields["n"] | {"description": ""} == {
+        "type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1, "description": ""
+    }  # fmt: skip
+    # A signed URL is its own credential; everything else needs a key and may answer 401 and 429.
+    get_file = document["paths"]["/api/files/{key}"]["get"]
+    assert get_file["security"] == [] and "401" not in get_file["responses"]
+    assert "Retry-After" in create["responses"]["429"]["headers"]
 
 
 def _services() -> dict[str, descriptor_pb2.ServiceDescriptorProto]:

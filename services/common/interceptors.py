@@ -1,4 +1,5 @@
-"""The one server interceptor every service installs: request ids, error translation, access logs."""
+"""The one server interceptor every service installs: request ids, text without NUL, error translation,
+access logs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import logging
 import time
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
-from .errors import DomainError
+from .errors import DomainError, InvalidArgument
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 
 log = logging.getLogger("imagegen.rpc")
@@ -31,6 +34,38 @@ async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseExcept
     await context.abort(
         grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id.get()} when reporting it"
     )
+
+
+def _nul_field(message: Message, prefix: str = "") -> str | None:
+    """The first text field holding a NUL character: Postgres can't store one, and no input needs one."""
+    for field, value in message.ListFields():
+        name = prefix + field.name
+        if field.type == FieldDescriptor.TYPE_STRING:
+            values = value if field.is_repeated else (value,)
+            if any("\x00" in item for item in values):
+                return name
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.message_type.GetOptions().map_entry:
+                items = [
+                    entry for pair in value.items() for entry in pair if isinstance(entry, (str, Message))
+                ]
+            else:
+                items = value if field.is_repeated else (value,)
+            for item in items:
+                if isinstance(item, str):
+                    if "\x00" in item:
+                        return name
+                    continue
+                found = _nul_field(item, name + ".")
+                if found:
+                    return found
+    return None
+
+
+def _check_text(request: Message) -> None:
+    field = _nul_field(request)
+    if field is not None:
+        raise InvalidArgument(f"{field} must not contain NUL characters", field=field)
 
 
 @contextlib.asynccontextmanager
@@ -64,6 +99,7 @@ class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_unary(request, context):
                 async with _rpc_scope(context, method, rid):
+                    _check_text(request)
                     return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -75,6 +111,7 @@ class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_stream(request, context):
                 async with _rpc_scope(context, method, rid):
+                    _check_text(request)
                     async for item in inner_stream(request, context):
                         yield item
 
