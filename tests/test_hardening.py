@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
+from urllib.parse import quote, urlsplit
 
+import psycopg
 import pytest
 import requests
 import yaml
 
+from services.storage.domain import UrlSigner
 from tests.conftest import REPO, running_platform
 
 ADMIN_KEY = "sk_hardening_" + uuid.uuid4().hex
@@ -23,6 +27,277 @@ def platform(pg, tmp_path_factory):
         pg, tmp_path_factory, ADMIN_KEY, IMAGEGEN_KEY_RATE_PER_SECOND="2000", IMAGEGEN_KEY_RATE_BURST="4000"
     ) as running:
         yield running
+
+
+def _client(platform, key: str | None):
+    session = requests.Session()
+    if key is not None:
+        session.headers["Authorization"] = f"Bearer {key}"
+
+    def call(method: str, path: str, **kwargs) -> requests.Response:
+        return session.request(method, platform.gateway_url + path, timeout=60, **kwargs)
+
+    return call
+
+
+def _project(platform, name: str) -> dict:
+    admin = _client(platform, ADMIN_KEY)
+    project_id = admin("POST", "/api/projects", json={"name": name}).json()["id"]
+    key = admin("POST", f"/api/projects/{project_id}/keys", json={"name": "backend"}).json()
+    return {"id": project_id, "key": key, "call": _client(platform, key["key"])}
+
+
+@pytest.fixture(scope="module")
+def tenants(platform):
+    """Two projects, each with a secret key, a completed generation with two images, and a model."""
+    made = {}
+    for name in ("alpha", "beta"):
+        tenant = _project(platform, name)
+        call = tenant["call"]
+        created = call("POST", "/api/images/generations", json={"prompt": f"{name} hills", "n": 2})
+        assert created.status_code == 200 and created.json()["status"] == "completed", created.text
+        model = call(
+            "POST",
+            "/api/models",
+            json={
+                "name": f"{name}-model",
+                "provider": "procedural",
+                "servers": [{"url": "builtin://procedural"}],
+            },
+        )
+        assert model.status_code == 200, model.text
+        tenant |= {"generation": created.json(), "model": f"{name}-model"}
+        made[name] = tenant
+    return made
+
+
+def _snapshot(platform) -> dict:
+    """Everything a request could change, as rows, to compare before and after."""
+    tables = ("projects", "api_keys", "models", "model_servers", "generations", "output_images", "jobs",
+              "user_limits", "credits", "usage_counters")  # fmt: skip
+    with psycopg.connect(platform.database_url) as conn:
+        return {
+            table: sorted(
+                map(repr, conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall())  # noqa: S608
+            )
+            for table in tables
+        }
+
+
+def test_another_projects_ids_answer_404_and_change_nothing(platform, tenants):
+    alpha, beta = tenants["alpha"], tenants["beta"]
+    theirs = beta["generation"]["id"]
+    before = _snapshot(platform)
+    for method, path, body in (
+        ("GET", f"/api/images/generations/{theirs}", None),
+        ("GET", f"/api/images/generations/{theirs}:watch", None),
+        ("POST", f"/api/images/generations/{theirs}:cancel", None),
+        ("DELETE", f"/api/images/generations/{theirs}", None),
+        ("GET", f"/api/models/{beta['model']}", None),
+        ("PATCH", f"/api/models/{beta['model']}", {"pricePerImage": 5}),
+        ("PUT", f"/api/models/{beta['model']}/servers", {"servers": [{"url": "http://127.0.0.1:9"}]}),
+        ("DELETE", f"/api/models/{beta['model']}", None),
+        ("PUT", "/api/users/u1/limits", {"model": beta["model"], "daily": 1}),
+        ("GET", f"/api/remaining/generations?user=u1&model={beta['model']}", None),
+        ("POST", "/api/images/generations", {"prompt": "x", "model": beta["model"]}),
+    ):
+        answer = alpha["call"](method, path, json=body)
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert theirs not in answer.text or "not found" in answer.text
+    listed = alpha["call"]("GET", f"/api/images/generations?id={theirs}").json()["results"]
+    assert listed == []
+    everything = alpha["call"]("GET", "/api/images/generations?pageSize=200").json()["results"]
+    assert {g["projectId"] for g in everything} == {alpha["id"]}
+    assert beta["model"] not in str(alpha["call"]("GET", "/api/models").json())
+
+    # Key management needs an admin key: a project key gets 403 for every project and key id, its own
+    # included, so the answer says nothing about whether another project's ids exist.
+    for method, path in (
+        ("GET", f"/api/projects/{beta['id']}/keys"),
+        ("GET", f"/api/projects/{alpha['id']}/keys"),
+        ("POST", f"/api/projects/{beta['id']}/keys"),
+        ("PATCH", f"/api/keys/{beta['key']['id']}"),
+        ("DELETE", f"/api/keys/{beta['key']['id']}"),
+        ("DELETE", "/api/keys/key_00000000000000000000"),
+    ):
+        answer = alpha["call"](method, path, json={})
+        assert answer.status_code == 403, (method, path, answer.text)
+
+    # An image URL works for what it was signed for and nothing else: pointing one of ours at their key
+    # is refused.
+    ours = urlsplit(alpha["generation"]["outputImages"][0]["url"])
+    their_key = urlsplit(beta["generation"]["outputImages"][0]["url"]).path.rsplit("/", 1)[1]
+    forged = requests.get(f"{platform.gateway_url}/api/files/{their_key}?{ours.query}", timeout=10)
+    assert forged.status_code == 403
+
+    assert _snapshot(platform) == before
+    # And theirs is still whole.
+    again = beta["call"]("GET", f"/api/images/generations/{theirs}").json()
+    assert again["status"] == "completed" and len(again["outputImages"]) == 2
+    assert requests.get(again["outputImages"][1]["url"], timeout=10).status_code == 200
+
+
+def test_revoked_malformed_or_wrong_keys_answer_401_on_every_service(platform, tenants):
+    admin = _client(platform, ADMIN_KEY)
+    real = tenants["alpha"]["key"]["key"]
+    revoked = admin("POST", f"/api/projects/{tenants['alpha']['id']}/keys", json={"name": "old"}).json()
+    assert admin("DELETE", f"/api/keys/{revoked['id']}").status_code == 200
+    near_miss = real[:-1] + ("A" if real[-1] != "A" else "B")
+    headers = [
+        None,
+        "Bearer",
+        "Bearer ",
+        f"Basic {real}",
+        f"Token {real}",
+        f"Bearer {revoked['key']}",
+        f"Bearer {near_miss}",
+        f"Bearer {real[:-4]}",
+        f"Bearer {real}x",
+        f"Bearer sk_{'0' * 43}",
+        f"Bearer {'k' * 4000}",
+        "Bearer ' OR '1'='1",
+    ]
+    for header in headers:
+        for path in ("/api/images/generations", "/api/models", "/api/credits?user=u", "/api/usage"):
+            answer = requests.get(
+                platform.gateway_url + path,
+                headers={"Authorization": header} if header is not None else {},
+                timeout=10,
+            )
+            assert answer.status_code == 401, (header and header[:40], path, answer.text)
+            assert answer.json()["code"] == 16
+    assert (
+        requests.get(
+            platform.gateway_url + "/api/models", headers={"Authorization": f"Bearer {real}"}, timeout=10
+        ).status_code
+        == 200
+    )
+
+
+def test_keys_are_kept_as_digests_and_compared_in_constant_time(platform, tenants, monkeypatch):
+    real = tenants["alpha"]["key"]["key"]
+    with psycopg.connect(platform.database_url) as conn:
+        dump = repr(conn.execute("SELECT * FROM api_keys").fetchall())
+    assert real not in dump and real[3:] not in dump, "a key is stored in clear"
+
+    import asyncio
+
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    from services.catalog import accounts as accounts_module
+    from services.catalog.account_store import AccountStore
+    from services.catalog.repository import Repository
+    from services.common.errors import Unauthenticated
+
+    compared = []
+    original = accounts_module.hmac.compare_digest
+
+    def recording(a, b):
+        compared.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(accounts_module.hmac, "compare_digest", recording)
+
+    async def check() -> None:
+        async with AsyncConnectionPool(
+            platform.database_url,
+            min_size=1,
+            max_size=1,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+        ) as pool:
+            accounts = accounts_module.Accounts(AccountStore(pool, Repository(pool)))
+            principal = await accounts.authenticate(real)
+            assert principal.project_id == tenants["alpha"]["id"]
+            with pytest.raises(Unauthenticated):
+                await accounts.authenticate(real[:-1] + ("A" if real[-1] != "A" else "B"))
+
+    asyncio.run(check())
+    digest = accounts_module.hash_key(real)
+    assert compared == [(digest, digest)], "the key's digest is compared with hmac.compare_digest"
+
+
+def test_a_tampered_or_expired_image_url_answers_403(platform, tenants):
+    url = tenants["alpha"]["generation"]["outputImages"][0]["url"]
+    assert requests.get(url, timeout=10).status_code == 200
+    parts = urlsplit(url)
+    key = parts.path.rsplit("/", 1)[1]
+    query = dict(pair.split("=", 1) for pair in parts.query.split("&"))
+    signature, expires = query["signature"], int(query["expires"])
+    flipped = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    base = f"{platform.gateway_url}/api/files/{key}"
+    for tampered in (
+        f"{base}?expires={expires}&signature={flipped}",
+        f"{base}?expires={expires + 3600}&signature={signature}",
+        f"{base}?expires={expires}&signature={signature.upper()}",
+        f"{base}?expires={expires}",
+        f"{base}?expires={expires}&signature=",
+        f"{base}?signature={signature}",
+    ):
+        answer = requests.get(tampered, timeout=10)
+        assert answer.status_code == 403, (tampered, answer.text)
+        assert "signature" in answer.json()["message"]
+
+    # Properly signed with the platform's own key, but for a time that has passed.
+    secret = (platform.log_dir / "url-signing-key").read_text().strip()
+    signer = UrlSigner(secret, platform.gateway_url, ttl_seconds=60)
+    expired = signer.sign(key, now=time.time() - 120)
+    answer = requests.get(expired, timeout=10)
+    assert answer.status_code == 403 and "expired" in answer.json()["message"], answer.text
+    assert requests.get(signer.sign(key), timeout=10).status_code == 200, "the test signs as storage does"
+
+
+INJECTIONS = [
+    "' OR '1'='1",
+    "x'; DROP TABLE generations; --",
+    '" OR ""="',
+    "../../../../etc/passwd",
+    "..%2F..%2Furl-signing-key",
+    "img_' UNION SELECT key_hash FROM api_keys --",
+    "%00",
+    "$(touch /tmp/pwned)",
+]
+
+
+def test_sql_and_path_shaped_values_are_only_values(platform, tenants):
+    call = tenants["beta"]["call"]
+    before = _snapshot(platform)
+    for value in INJECTIONS:
+        encoded = quote(value, safe="")
+        for path in (
+            f"/api/images/generations/{encoded}",
+            f"/api/images/generations/{encoded}:watch",
+            f"/api/models/{encoded}",
+        ):
+            answer = call("GET", path)
+            assert answer.status_code in (400, 404), (path, answer.status_code, answer.text)
+        for query in (f"user={encoded}", f"model={encoded}", f"id={encoded}", f"status={encoded}"):
+            answer = call("GET", f"/api/images/generations?{query}")
+            assert answer.status_code in (200, 400), (query, answer.text)
+            if answer.status_code == 200:
+                assert answer.json()["results"] == [], (query, answer.text)
+        for query in (f"user={encoded}", f"user=u&model={encoded}&from={encoded}"):
+            answer = call("GET", f"/api/usage?{query}")
+            assert answer.status_code in (200, 400, 404), (query, answer.text)
+        files = requests.get(
+            f"{platform.gateway_url}/api/files/{encoded}?expires=9999999999&signature=00", timeout=10
+        )
+        assert files.status_code in (400, 403, 404), (value, files.text)
+        assert "PRIVATE" not in files.text and files.headers["content-type"].startswith(
+            ("application/json", "text/plain")
+        )
+    assert _snapshot(platform) == before
+
+    # As a user name, an injection is stored and matched exactly, like any other name.
+    tricky = INJECTIONS[1]
+    created = call(
+        "POST", "/api/images/generations", json={"prompt": "tables", "user": tricky, "async": True}
+    )
+    assert created.status_code == 200, created.text
+    listed = call("GET", f"/api/images/generations?user={quote(tricky, safe='')}").json()["results"]
+    assert [g["id"] for g in listed] == [created.json()["id"]] and listed[0]["user"] == tricky
+    with psycopg.connect(platform.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM generations").fetchone()[0] >= 3
 
 
 def test_the_gateway_serves_the_committed_openapi_document(platform):
