@@ -12,6 +12,7 @@ from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.catalog.config import CatalogConfig
 from services.catalog.db import MIGRATIONS, migrate
+from services.catalog.domain import QueuePolicy
 from services.catalog.server import create_server
 from services.common import server as lifecycle
 from tests.conftest import create_project
@@ -70,6 +71,8 @@ def _image(key: str, index: int = 0) -> catalog_pb2.ImageRecord:
 
 KEY_A = "a" * 64 + ".png"
 KEY_B = "b" * 64 + ".png"
+KEY_C = "c" * 64 + ".png"
+KEY_D = "d" * 64 + ".png"
 
 
 def test_migrations_apply_once_and_concurrent_starts_are_safe(pg):
@@ -233,11 +236,12 @@ def test_projects_see_only_their_own_generations(database_url):
     asyncio.run(scenario())
 
 
-def test_delete_reports_only_blobs_no_other_image_uses(database_url):
+def test_unused_blobs_are_swept_only_after_a_grace_period_without_use(database_url):
     project_id, _ = create_project(database_url)
+    grace = 1.0
 
     async def scenario():
-        async with catalog(database_url) as (internal, _):
+        async with catalog(database_url, queue=QueuePolicy(unused_blob_grace_seconds=grace)) as (internal, _):
 
             async def completed(keys):
                 created = await internal.EnqueueGeneration(_create(project_id))
@@ -259,6 +263,19 @@ def test_delete_reports_only_blobs_no_other_image_uses(database_url):
                 catalog_pb2.DeleteGenerationRequest(project_id=project_id, id=shared)
             )
             assert list(answer.orphaned_keys) == [KEY_A]
+            # A discarded result's blob, and one that another job records again before the sweep.
+            await internal.ReportUnusedBlobs(catalog_pb2.ReportUnusedBlobsRequest(storage_keys=[KEY_C]))
+            await internal.ReportUnusedBlobs(catalog_pb2.ReportUnusedBlobsRequest(storage_keys=[KEY_D]))
+            await completed([KEY_D])
+
+            def claim():
+                return internal.ClaimUnusedBlobs(catalog_pb2.ClaimUnusedBlobsRequest(max_keys=10))
+
+            assert list((await claim()).storage_keys) == [], "nothing is swept within the grace period"
+            await asyncio.sleep(grace + 0.1)
+            swept = await claim()
+            assert sorted(swept.storage_keys) == sorted([KEY_A, KEY_B, KEY_C])
+            assert list((await claim()).storage_keys) == [], "a claimed blob is handed out once"
 
     asyncio.run(scenario())
 

@@ -25,7 +25,13 @@ BOOTSTRAP_KEY = "sk_e2e_bootstrap_" + uuid.uuid4().hex
 
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
-    with running_platform(pg, tmp_path_factory, BOOTSTRAP_KEY) as running:
+    with running_platform(
+        pg,
+        tmp_path_factory,
+        BOOTSTRAP_KEY,
+        IMAGEGEN_UNUSED_BLOB_GRACE_SECONDS="0.5",
+        IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS="0.2",
+    ) as running:
         yield running
 
 
@@ -112,6 +118,10 @@ def test_list_get_and_delete(api):
     assert api("DELETE", f"/api/images/generations/{ids[0]}").status_code == 200
     assert api("GET", f"/api/images/generations/{ids[0]}").status_code == 404
     assert api("DELETE", f"/api/images/generations/{ids[0]}").status_code == 404
+    # The blob goes once the sweep finds it unused for the grace period (0.5 s here).
+    deadline = time.monotonic() + 10
+    while requests.get(first_url, timeout=10).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert requests.get(first_url, timeout=10).status_code == 404, "the image went with its generation"
 
 

@@ -3,11 +3,17 @@ shaped values, a schemathesis fuzz of /openapi.json, and a minute of mixed load.
 
 from __future__ import annotations
 
+import collections
 import os
+import pathlib
+import random
+import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
 import psycopg
@@ -24,7 +30,14 @@ ADMIN_KEY = "sk_hardening_" + uuid.uuid4().hex
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
     with running_platform(
-        pg, tmp_path_factory, ADMIN_KEY, IMAGEGEN_KEY_RATE_PER_SECOND="2000", IMAGEGEN_KEY_RATE_BURST="4000"
+        pg,
+        tmp_path_factory,
+        ADMIN_KEY,
+        IMAGEGEN_KEY_RATE_PER_SECOND="2000",
+        IMAGEGEN_KEY_RATE_BURST="4000",
+        # Sweeps within the test's patience; the default grace is 10 minutes.
+        IMAGEGEN_UNUSED_BLOB_GRACE_SECONDS="2",
+        IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS="0.5",
     ) as running:
         yield running
 
@@ -320,3 +333,180 @@ def test_a_fuzzing_run_finds_no_server_error_and_no_answer_outside_the_schema(pl
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
+
+
+LOAD_SECONDS = float(os.environ.get("IMAGEGEN_LOAD_SECONDS", "60"))
+
+
+def _rss_kib(pid: int) -> int:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+class _Load:
+    """Clients that mix valid and invalid requests, and tally what came back."""
+
+    def __init__(self, platform, tenants):
+        self.platform = platform
+        self.alpha = tenants["alpha"]
+        self.beta = tenants["beta"]
+        self.mine: list[str] = []
+        self.answers: collections.Counter = collections.Counter()
+        self.unexpected: list[str] = []
+        self.lock = threading.Lock()
+
+    def run(self, worker: int, until: float) -> None:
+        rng = random.Random(worker)
+        call = _client(self.platform, self.alpha["key"]["key"])
+        stranger = _client(self.platform, "sk_not_a_key_" + uuid.uuid4().hex)
+        actions = [
+            (6, self._create_async), (2, self._create_sync), (4, self._get), (3, self._list),
+            (2, self._cancel), (2, self._delete), (1, self._models), (1, self._usage),
+            (2, self._bad_body), (2, self._bad_values), (1, self._bad_key), (2, self._foreign),
+            (1, self._bad_url),
+        ]  # fmt: skip
+        weights = [weight for weight, _ in actions]
+        while time.monotonic() < until:
+            _, action = rng.choices(actions, weights)[0]
+            name, answer, allowed = action(rng, call, stranger)
+            with self.lock:
+                self.answers[(name, answer.status_code)] += 1
+                if answer.status_code not in allowed:
+                    self.unexpected.append(f"{name}: {answer.status_code} {answer.text[:300]}")
+
+    def _pick(self, rng) -> str | None:
+        with self.lock:
+            return rng.choice(self.mine) if self.mine else None
+
+    def _created(self, answer) -> None:
+        if answer.status_code == 200:
+            with self.lock:
+                self.mine.append(answer.json()["id"])
+
+    # A few prompts and seeds, so identical images meet in storage (one blob, several rows).
+    def _body(self, rng, **more) -> dict:
+        return {
+            "prompt": f"dunes {rng.randrange(6)}",
+            "seed": rng.randrange(3),
+            "n": rng.randint(1, 2),
+        } | more
+
+    def _create_async(self, rng, call, _):
+        answer = call("POST", "/api/images/generations", json=self._body(rng, **{"async": True}))
+        self._created(answer)
+        return "create async", answer, {200}
+
+    def _create_sync(self, rng, call, _):
+        answer = call("POST", "/api/images/generations", json=self._body(rng))
+        self._created(answer)
+        return "create sync", answer, {200}
+
+    def _get(self, rng, call, _):
+        target = self._pick(rng) or "img_00000000000000000000"
+        return "get", call("GET", f"/api/images/generations/{target}"), {200, 404}
+
+    def _list(self, rng, call, _):
+        query = rng.choice(["", "?status=completed", "?pageSize=5", "?user=nobody", "?status=bogus"])
+        return "list", call("GET", "/api/images/generations" + query), {200, 400}
+
+    def _cancel(self, rng, call, _):
+        target = self._pick(rng) or "img_00000000000000000000"
+        return "cancel", call("POST", f"/api/images/generations/{target}:cancel"), {200, 400, 404}
+
+    def _delete(self, rng, call, _):
+        target = self._pick(rng) or "img_00000000000000000000"
+        return "delete", call("DELETE", f"/api/images/generations/{target}"), {200, 404}
+
+    def _models(self, rng, call, _):
+        return "models", call("GET", "/api/models"), {200}
+
+    def _usage(self, rng, call, _):
+        return "usage", call("GET", "/api/usage?user=nobody"), {200}
+
+    def _bad_body(self, rng, call, _):
+        body = rng.choice([b"{", b"[1,2]", b'{"prompt": 5, "n": "x"}', b"\xff\xfe", b'{"width": 1e99}'])
+        answer = call(
+            "POST", "/api/images/generations", data=body, headers={"content-type": "application/json"}
+        )
+        return "bad body", answer, {400}
+
+    def _bad_values(self, rng, call, _):
+        body = rng.choice([
+            {"prompt": ""}, {"prompt": "x", "width": 100}, {"prompt": "x", "n": 99},
+            {"prompt": "x", "model": "nope"}, {"prompt": "x", "priority": "urgent"},
+            {"prompt": "x", "callbackUrl": "file:///etc/passwd"}, {"prompt": "x" * 20_000},
+        ])  # fmt: skip
+        return "bad values", call("POST", "/api/images/generations", json=body), {400, 404}
+
+    def _bad_key(self, rng, call, stranger):
+        return "bad key", stranger("GET", "/api/images/generations"), {401}
+
+    def _foreign(self, rng, call, _):
+        theirs = self.beta["generation"]["id"]
+        path = rng.choice([f"/api/images/generations/{theirs}", f"/api/models/{self.beta['model']}"])
+        return "foreign", call(rng.choice(["GET", "DELETE"]), path), {404}
+
+    def _bad_url(self, rng, call, _):
+        url = self.alpha["generation"]["outputImages"][0]["url"]
+        answer = requests.get(url[:-1] + ("0" if url[-1] != "0" else "1"), timeout=30)
+        return "forged url", answer, {403}
+
+
+def _stored_keys(platform) -> set[str]:
+    root = platform.log_dir / "objects"
+    return {path.name for path in root.glob("??/*") if path.is_file()}
+
+
+def _referenced_keys(platform) -> set[str]:
+    with psycopg.connect(platform.database_url) as conn:
+        return {row[0] for row in conn.execute("SELECT DISTINCT storage_key FROM output_images")}
+
+
+def test_a_minute_of_mixed_load_leaves_no_restart_no_growth_and_storage_agreeing(platform, tenants):
+    pids = {name: process.pid for name, process in platform.processes.items()}
+    load = _Load(platform, tenants)
+    started = time.monotonic()
+    until = started + LOAD_SECONDS
+    samples: list[tuple[float, dict[str, int]]] = []
+    with ThreadPoolExecutor(8) as pool:
+        running = [pool.submit(load.run, worker, until) for worker in range(8)]
+        while time.monotonic() < until:
+            samples.append((time.monotonic() - started, {n: _rss_kib(p) for n, p in pids.items()}))
+            time.sleep(min(2.0, max(0.0, until - time.monotonic())))
+        for future in running:
+            future.result()
+
+    total = sum(load.answers.values())
+    print(f"{total} requests in {LOAD_SECONDS:.0f} s: {dict(sorted(load.answers.items()))}")
+    assert not load.unexpected, load.unexpected[:20]
+    assert total > 20 * LOAD_SECONDS, "the load was too light to show anything"
+
+    # No process restarted or died.
+    assert {name: process.pid for name, process in platform.processes.items()} == pids
+    assert all(process.poll() is None for process in platform.processes.values())
+
+    # Memory is flat: the median of the last third is no higher than that of the middle one (by then
+    # caches and pools are full). Medians, because rendering makes the generator's RSS swing by ±30 MiB.
+    for name in pids:
+        middle = statistics.median(
+            r[name] for at, r in samples if LOAD_SECONDS / 3 <= at < 2 * LOAD_SECONDS / 3
+        )
+        end = statistics.median(r[name] for at, r in samples if at >= 2 * LOAD_SECONDS / 3)
+        print(f"{name}: RSS median {middle / 1024:.1f} MiB mid-run, {end / 1024:.1f} MiB at the end")
+        assert end - middle < max(16 * 1024, middle // 10), f"{name} grew from {middle} to {end} KiB"
+
+    # Once the queue is empty and unused blobs are swept, catalog and storage hold the same images.
+    deadline = time.monotonic() + 60
+    while True:
+        with psycopg.connect(platform.database_url) as conn:
+            open_jobs = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+        stored, referenced = _stored_keys(platform), _referenced_keys(platform)
+        if (open_jobs == 0 and stored == referenced) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert open_jobs == 0
+    assert referenced - stored == set(), "rows whose image is missing from storage"
+    assert stored - referenced == set(), "images in storage that no row references"
+    assert list((platform.log_dir / "objects" / ".incoming").iterdir()) == []

@@ -56,6 +56,7 @@ def _queue_policy(env: Env) -> QueuePolicy:
         webhook_retry_unit_seconds=env.float(
             "WEBHOOK_RETRY_UNIT_SECONDS", default.webhook_retry_unit_seconds
         ),
+        unused_blob_grace_seconds=env.float("UNUSED_BLOB_GRACE_SECONDS", default.unused_blob_grace_seconds),
         priorities=PriorityPolicy(
             medium_daily_threshold=env.int(
                 "PRIORITY_MEDIUM_DAILY_THRESHOLD", default.priorities.medium_daily_threshold

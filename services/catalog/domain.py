@@ -37,6 +37,7 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_SERVERS = 32
 MAX_SERVER_CONCURRENCY = 1000
 DEFAULT_PAGE_SIZE = 20
+MAX_BLOB_BATCH = 1000
 MAX_PAGE_SIZE = 200
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -99,6 +100,9 @@ class QueuePolicy:
     webhook_retry_steps: tuple[int, ...] = (1, 6, 24, 60, 120, 360, 720, 1440, 2880)
     webhook_retry_unit_seconds: float = 5.0
     priorities: PriorityPolicy = PriorityPolicy()
+    # How long a blob must stay unused before a sweep deletes it: longer than any job takes from
+    # storing its images to recording them, since keys are content hashes shared between jobs.
+    unused_blob_grace_seconds: float = 600.0
 
     def retry_delay(self, failures: int) -> float:
         return min(self.retry_base_seconds * 2 ** max(failures - 1, 0), self.retry_max_seconds)
@@ -495,3 +499,13 @@ class Catalog:
         if orphaned is None:
             raise NotFound(f"generation {generation_id} not found")
         return orphaned
+
+    async def note_unused_blobs(self, keys: list[str]) -> None:
+        if len(keys) > MAX_BLOB_BATCH:
+            raise InvalidArgument(f"report at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")
+        await self.repo.note_unused(keys)
+
+    async def claim_unused_blobs(self, max_keys: int) -> list[str]:
+        return await self.repo.claim_unused(
+            min(max(max_keys, 1), MAX_BLOB_BATCH), self.policy.unused_blob_grace_seconds
+        )

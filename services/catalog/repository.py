@@ -379,7 +379,8 @@ class Repository:
             by_id[image["generation_id"]]["images"].append(image)
 
     async def delete_generation(self, project_id: str, generation_id: str) -> list[str] | None:
-        """Deletes the generation; answers the storage keys nothing references any more, or None."""
+        """Deletes the generation, or answers None; the keys nothing references any more become
+        unused blobs, and are answered."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "SELECT id FROM generations WHERE project_id = %s AND id = %s FOR UPDATE",
@@ -399,4 +400,34 @@ class Repository:
                 " WHERE NOT EXISTS (SELECT 1 FROM output_images WHERE storage_key = k)",
                 (keys,),
             )
-            return [row["k"] for row in await cur.fetchall()]
+            unused = [row["k"] for row in await cur.fetchall()]
+            await self._note_unused(conn, unused)
+            return unused
+
+    # -- unused blobs ------------------------------------------------------------------------------
+
+    async def _note_unused(self, conn: AsyncConnection, keys: list[str]) -> None:
+        # A key noticed again starts its grace period again: someone just stored it.
+        await conn.execute(
+            "INSERT INTO unused_blobs (storage_key) SELECT DISTINCT unnest(%s::text[])"
+            " ON CONFLICT (storage_key) DO UPDATE SET noticed_at = excluded.noticed_at",
+            (keys,),
+        )
+
+    async def note_unused(self, keys: list[str]) -> None:
+        async with self.pool.connection() as conn:
+            await self._note_unused(conn, keys)
+
+    async def claim_unused(self, max_keys: int, grace_seconds: float) -> list[str]:
+        """Takes blobs unused for the whole grace period; ones a row uses again are dropped as well."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM unused_blobs u WHERE storage_key IN ("
+                "  SELECT storage_key FROM unused_blobs"
+                "   WHERE noticed_at < clock_timestamp() - make_interval(secs => %s)"
+                "   ORDER BY noticed_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING storage_key,"
+                " EXISTS (SELECT 1 FROM output_images o WHERE o.storage_key = u.storage_key) AS used",
+                (grace_seconds, max_keys),
+            )
+            return [row["storage_key"] for row in await cur.fetchall() if not row["used"]]

@@ -317,6 +317,14 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         orphaned = await self.catalog.delete_generation(request.project_id, request.id)
         return catalog_pb2.DeleteGenerationResponse(orphaned_keys=orphaned)
 
+    async def ReportUnusedBlobs(self, request, context):
+        await self.catalog.note_unused_blobs(list(request.storage_keys))
+        return empty_pb2.Empty()
+
+    async def ClaimUnusedBlobs(self, request, context):
+        keys = await self.catalog.claim_unused_blobs(request.max_keys)
+        return catalog_pb2.ClaimUnusedBlobsResponse(storage_keys=keys)
+
     async def WatchGeneration(self, request, context):
         async for row in self.catalog.watch(request.project_id, request.id):
             yield generation_to_proto(row)

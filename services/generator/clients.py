@@ -138,6 +138,23 @@ class CatalogClient:
             )
         return list(answer.orphaned_keys)
 
+    async def report_unused_blobs(self, keys: list[str]) -> None:
+        async with upstream("catalog"):
+            await self.stub.ReportUnusedBlobs(
+                catalog_pb2.ReportUnusedBlobsRequest(storage_keys=keys),
+                metadata=outgoing_metadata(),
+                timeout=10,
+            )
+
+    async def claim_unused_blobs(self, max_keys: int) -> list[str]:
+        async with upstream("catalog"):
+            answer = await self.stub.ClaimUnusedBlobs(
+                catalog_pb2.ClaimUnusedBlobsRequest(max_keys=max_keys),
+                metadata=outgoing_metadata(),
+                timeout=10,
+            )
+        return list(answer.storage_keys)
+
 
 class StorageClient:
     def __init__(self, channel: grpc.aio.Channel):

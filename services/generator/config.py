@@ -14,13 +14,14 @@ class GeneratorConfig:
     catalog_target: str = f"127.0.0.1:{DEFAULT_PORTS['catalog']}"
     storage_target: str = f"127.0.0.1:{DEFAULT_PORTS['storage']}"
     default_model: str = "procedural"
-    # How long a key's answer is reused; revocation takes effect within this time.
     shutdown_grace_seconds: float = 30.0
     log_level: str = "INFO"
     # Every generator runs a worker unless told not to (an API-only replica).
     worker_enabled: bool = True
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     webhook_timeout_seconds: float = 10.0
+    # How often unused blobs are looked for (the catalog decides which are old enough).
+    blob_sweep_interval_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GeneratorConfig:
@@ -42,4 +43,7 @@ class GeneratorConfig:
                 probe_timeout_seconds=env.float("PROBE_TIMEOUT_SECONDS", WorkerConfig.probe_timeout_seconds),
             ),
             webhook_timeout_seconds=env.float("WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds),
+            blob_sweep_interval_seconds=env.float(
+                "BLOB_SWEEP_INTERVAL_SECONDS", cls.blob_sweep_interval_seconds
+            ),
         )

@@ -16,7 +16,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from imagegen.catalog.v1 import catalog_pb2
 
-from services.common.errors import DeadlineExceeded, DomainError, InvalidArgument, NotFound, Unavailable
+from services.common.errors import DeadlineExceeded, DomainError, InvalidArgument, NotFound
 from services.common.ids import is_id
 
 from .clients import CatalogClient, StorageClient
@@ -241,12 +241,8 @@ class Generator:
     async def delete(self, project_id: str, generation_id: str, timeout: float | None) -> None:
         if not is_id("generation", generation_id):
             raise NotFound(f"generation {generation_id!r} not found")
-        orphaned = await self.catalog.delete_generation(project_id, generation_id, timeout)
-        try:
-            await self.storage.delete(orphaned)
-        except Unavailable:
-            # The rows are gone, so no URL to these blobs is ever signed again; a later sweep can remove them.
-            log.warning("image blobs left behind", extra={"fields": {"keys": orphaned}})
+        # Blobs no other row uses are left to the sweep: another job may be storing the same bytes now.
+        await self.catalog.delete_generation(project_id, generation_id, timeout)
 
 
 def _timestamp_in(seconds: float) -> timestamp_pb2.Timestamp:

@@ -12,6 +12,7 @@ from .config import GeneratorConfig
 from .domain import Generator
 from .providers import Http, build_providers
 from .servicer import GeneratorServicer
+from .sweeper import BlobSweeper
 from .webhooks import WebhookDispatcher
 from .worker import Worker
 
@@ -34,11 +35,14 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
         http = Http()
         worker = Worker(catalog, storage, build_providers(http), config.worker)
         webhooks = WebhookDispatcher(catalog, generator, config.webhook_timeout_seconds)
+        sweeper = BlobSweeper(catalog, storage, config.blob_sweep_interval_seconds)
         worker.start()
         webhooks.start()
+        sweeper.start()
         # After the drain: sync callers still waiting need this worker to finish their jobs.
         lifecycle.on_stop(server, lambda: worker.stop(config.shutdown_grace_seconds))
         lifecycle.on_stop(server, webhooks.stop)
+        lifecycle.on_stop(server, sweeper.stop)
         lifecycle.on_stop(server, http.close)
     lifecycle.on_stop(server, lambda: close_channels(catalog_channel, storage_channel))
     return server, port

@@ -252,6 +252,7 @@ class Worker:
                 log.info(
                     "result discarded", extra={"fields": {"generation_id": generation.id, "why": exc.message}}
                 )
+                await self.catalog.report_unused_blobs([image.storage_key for image in request.images])
                 return
             raise
 

@@ -640,6 +640,24 @@ class DeleteGenerationResponse(_message.Message):
     orphaned_keys: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, orphaned_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ReportUnusedBlobsRequest(_message.Message):
+    __slots__ = ("storage_keys",)
+    STORAGE_KEYS_FIELD_NUMBER: _ClassVar[int]
+    storage_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ClaimUnusedBlobsRequest(_message.Message):
+    __slots__ = ("max_keys",)
+    MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
+    max_keys: int
+    def __init__(self, max_keys: _Optional[int] = ...) -> None: ...
+
+class ClaimUnusedBlobsResponse(_message.Message):
+    __slots__ = ("storage_keys",)
+    STORAGE_KEYS_FIELD_NUMBER: _ClassVar[int]
+    storage_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class GenerationRecord(_message.Message):
     __slots__ = ("id", "project_id", "model_id", "model", "server_id", "status", "user", "reason", "prompt", "negative_prompt", "n", "width", "height", "seed", "images", "created_at", "updated_at", "priority", "callback_url")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -921,6 +921,16 @@ class CatalogInternalServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationResponse.FromString,
                 _registered_method=True)
+        self.ReportUnusedBlobs = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ReportUnusedBlobs',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportUnusedBlobsRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ClaimUnusedBlobs = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ClaimUnusedBlobs',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
+                _registered_method=True)
         self.ClaimWebhookDeliveries = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogInternalService/ClaimWebhookDeliveries',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimWebhookDeliveriesRequest.SerializeToString,
@@ -1030,7 +1040,24 @@ class CatalogInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteGeneration(self, request, context):
-        """Deletes the generation and its image rows; answers which blobs no row references any more.
+        """Deletes the generation and its image rows. Blobs no row references any more become unused blobs,
+        swept after the grace period (never at once: another job may be storing the same bytes now).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportUnusedBlobs(self, request, context):
+        """Blobs a worker stored for a result that was not recorded (cancelled, deleted, answered first by
+        another worker), or that a sweep could not delete; swept once unused for the grace period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimUnusedBlobs(self, request, context):
+        """Takes up to `max_keys` blobs that no image row has used for the whole grace period, for the
+        caller to delete from storage (and report again if it cannot).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1122,6 +1149,16 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     servicer.DeleteGeneration,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationResponse.SerializeToString,
+            ),
+            'ReportUnusedBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportUnusedBlobs,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportUnusedBlobsRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ClaimUnusedBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimUnusedBlobs,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.SerializeToString,
             ),
             'ClaimWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimWebhookDeliveries,
@@ -1513,6 +1550,60 @@ class CatalogInternalService:
             '/imagegen.catalog.v1.CatalogInternalService/DeleteGeneration',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.DeleteGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportUnusedBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ReportUnusedBlobs',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportUnusedBlobsRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimUnusedBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ClaimUnusedBlobs',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
