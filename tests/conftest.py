@@ -7,6 +7,7 @@ import secrets
 
 import psycopg
 import pytest
+import requests
 
 from services.catalog.accounts import hash_key
 from services.catalog.db import migrate
@@ -80,3 +81,15 @@ def running_platform(pg, tmp_path_factory, api_key: str, **env: str):
         yield platform
     finally:
         platform.stop()
+
+
+def rest_client(platform, key: str | None):
+    """`call(method, path, **kwargs)` against the platform's REST gateway, sending `key` if given."""
+    session = requests.Session()
+    if key is not None:
+        session.headers["Authorization"] = f"Bearer {key}"
+
+    def call(method: str, path: str, **kwargs) -> requests.Response:
+        return session.request(method, platform.gateway_url + path, timeout=60, **kwargs)
+
+    return call

@@ -11,9 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-import requests
 
-from tests.conftest import running_platform
+from tests.conftest import rest_client, running_platform
 
 ADMIN_KEY = "sk_accounts_" + uuid.uuid4().hex
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
@@ -27,19 +26,9 @@ def platform(pg, tmp_path_factory):
         yield running
 
 
-def _client(platform, key: str):
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {key}"
-
-    def call(method: str, path: str, **kwargs) -> requests.Response:
-        return session.request(method, platform.gateway_url + path, timeout=60, **kwargs)
-
-    return call
-
-
 @pytest.fixture(scope="module")
 def admin(platform):
-    return _client(platform, ADMIN_KEY)
+    return rest_client(platform, ADMIN_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +46,8 @@ def project(platform, admin):
     assert secret.status_code == publishable.status_code == 200, (secret.text, publishable.text)
     return {
         "id": project_id,
-        "secret": _client(platform, secret.json()["key"]),
-        "publishable": _client(platform, publishable.json()["key"]),
+        "secret": rest_client(platform, secret.json()["key"]),
+        "publishable": rest_client(platform, publishable.json()["key"]),
         "keys": {"secret": secret.json(), "publishable": publishable.json()},
     }
 
@@ -105,7 +94,7 @@ def test_projects_and_keys_are_made_by_admin_keys_shown_once_and_listed_masked(p
 
 def test_a_revoked_key_is_refused_by_every_service_at_once(platform, admin, project):
     made = admin("POST", f"/api/projects/{project['id']}/keys", json={"name": "temp"}).json()
-    temp = _client(platform, made["key"])
+    temp = rest_client(platform, made["key"])
     assert temp("GET", "/api/images/generations").status_code == 200
     assert temp("GET", "/api/models").status_code == 200
     revoked = admin("DELETE", f"/api/keys/{made['id']}")
@@ -128,7 +117,7 @@ def test_a_key_rate_is_one_token_bucket_across_every_service(platform, admin, pr
         json={"name": "slow", "rateLimit": {"requestsPerSecond": 0.5, "burst": 3}},
     ).json()
     assert made["rateLimit"] == {"requestsPerSecond": 0.5, "burst": 3}
-    slow = _client(platform, made["key"])
+    slow = rest_client(platform, made["key"])
     assert [slow("GET", path).status_code for path in _ACROSS_SERVICES] == [200, 200, 200]
 
     for path in _ACROSS_SERVICES:
@@ -162,7 +151,7 @@ def test_simultaneous_requests_take_exactly_the_tokens_there_are(platform, admin
         f"/api/projects/{project['id']}/keys",
         json={"name": "burst", "rateLimit": {"requestsPerSecond": 0.01, "burst": 7}},
     ).json()
-    burst = _client(platform, made["key"])
+    burst = rest_client(platform, made["key"])
     paths = [_ACROSS_SERVICES[i % 3] for i in range(40)]
     with ThreadPoolExecutor(40) as pool:
         codes = list(pool.map(lambda path: burst("GET", path).status_code, paths))

@@ -22,7 +22,7 @@ import requests
 import yaml
 
 from services.storage.domain import UrlSigner
-from tests.conftest import REPO, running_platform
+from tests.conftest import REPO, rest_client, running_platform
 
 ADMIN_KEY = "sk_hardening_" + uuid.uuid4().hex
 
@@ -42,22 +42,11 @@ def platform(pg, tmp_path_factory):
         yield running
 
 
-def _client(platform, key: str | None):
-    session = requests.Session()
-    if key is not None:
-        session.headers["Authorization"] = f"Bearer {key}"
-
-    def call(method: str, path: str, **kwargs) -> requests.Response:
-        return session.request(method, platform.gateway_url + path, timeout=60, **kwargs)
-
-    return call
-
-
 def _project(platform, name: str) -> dict:
-    admin = _client(platform, ADMIN_KEY)
+    admin = rest_client(platform, ADMIN_KEY)
     project_id = admin("POST", "/api/projects", json={"name": name}).json()["id"]
     key = admin("POST", f"/api/projects/{project_id}/keys", json={"name": "backend"}).json()
-    return {"id": project_id, "key": key, "call": _client(platform, key["key"])}
+    return {"id": project_id, "key": key, "call": rest_client(platform, key["key"])}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +140,7 @@ def test_another_projects_ids_answer_404_and_change_nothing(platform, tenants):
 
 
 def test_revoked_malformed_or_wrong_keys_answer_401_on_every_service(platform, tenants):
-    admin = _client(platform, ADMIN_KEY)
+    admin = rest_client(platform, ADMIN_KEY)
     real = tenants["alpha"]["key"]["key"]
     revoked = admin("POST", f"/api/projects/{tenants['alpha']['id']}/keys", json={"name": "old"}).json()
     assert admin("DELETE", f"/api/keys/{revoked['id']}").status_code == 200
@@ -359,8 +348,8 @@ class _Load:
 
     def run(self, worker: int, until: float) -> None:
         rng = random.Random(worker)
-        call = _client(self.platform, self.alpha["key"]["key"])
-        stranger = _client(self.platform, "sk_not_a_key_" + uuid.uuid4().hex)
+        call = rest_client(self.platform, self.alpha["key"]["key"])
+        stranger = rest_client(self.platform, "sk_not_a_key_" + uuid.uuid4().hex)
         actions = [
             (6, self._create_async), (2, self._create_sync), (4, self._get), (3, self._list),
             (2, self._cancel), (2, self._delete), (1, self._models), (1, self._usage),
