@@ -10,20 +10,30 @@ DESCRIPTOR_SET = REPO_ROOT / "gateway" / "api_descriptor.pb"
 # on purpose: no REST path or gRPC route reaches them. A test holds envoy.yaml to this table.
 TRANSCODED_SERVICES = {
     "imagegen.generator.v1.GeneratorService": "generator",
+    "imagegen.generator.v1.ImageService": "generator",
+    "imagegen.generator.v1.RecoupService": "generator",
+    "imagegen.generator.v1.OpenAIImagesService": "generator",
     "imagegen.catalog.v1.CatalogService": "catalog",
     "imagegen.catalog.v1.AccountService": "catalog",
     "imagegen.storage.v1.StorageService": "storage",
 }
-# Methods that take no API key: a signed URL carries its own credential.
-KEYLESS_METHODS = {"imagegen.storage.v1.StorageService.GetFile"}
+# Methods that take no API key: a signed URL, or a permanent URL's unguessable sha256, is the credential.
+KEYLESS_METHODS = {
+    "imagegen.storage.v1.StorageService.GetFile",
+    "imagegen.generator.v1.ImageService.GetPermanentImage",
+}
 # Per-upstream route timeouts, as in envoy.yaml.
 ROUTE_TIMEOUT_SECONDS = {"generator": 120.0, "catalog": 30.0, "storage": 300.0}
 # Methods with a route of their own ahead of their service's: a watch lasts as long as its job.
-METHOD_ROUTE_TIMEOUT_SECONDS = {"/imagegen.generator.v1.GeneratorService/WatchGeneration": 3600.0}
+METHOD_ROUTE_TIMEOUT_SECONDS = {
+    "/imagegen.generator.v1.GeneratorService/WatchGeneration": 3600.0,
+    "/imagegen.generator.v1.ImageService/GetPermanentImage": 300.0,
+}
 # Server-streaming JSON goes out as server-sent events (`data: <json>\n\n`), as envoy.yaml's
 # `stream_sse_style_delimited` prints it.
 STREAM_SSE = True
-MAX_REQUEST_BODY_BYTES = 1024 * 1024
+# Images sent to provenance:verify are the largest bodies.
+MAX_REQUEST_BODY_BYTES = 12 * 1024 * 1024
 
 
 @dataclass(frozen=True)

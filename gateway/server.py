@@ -15,7 +15,7 @@ import grpc
 from aiohttp import web
 
 from services.common import logs
-from services.common.errors import RETRY_AFTER_KEY, STATUS_DETAILS_KEY
+from services.common.errors import HTTP_STATUS_KEY, RETRY_AFTER_KEY, STATUS_DETAILS_KEY
 from services.common.server import CHANNEL_OPTIONS, write_port_file
 
 from . import openapi
@@ -38,6 +38,10 @@ _SKIPPED_HEADERS = {
 }  # fmt: skip
 
 
+# Statuses that answer with no body, so no Content-Type.
+_BODILESS = (204, 304)
+
+
 def _metadata(request: web.Request, request_id: str) -> list[tuple[str, str]]:
     metadata = [("x-request-id", request_id)]
     for name, value in request.headers.items():
@@ -54,6 +58,20 @@ def _metadata(request: web.Request, request_id: str) -> list[tuple[str, str]]:
     metadata.append(("x-envoy-original-path", request.path_qs))
     metadata.append(("x-envoy-original-method", request.method))
     return metadata
+
+
+def _reply_headers(initial_metadata) -> tuple[int, dict[str, str]]:
+    """A reply's initial metadata becomes HTTP headers, as Envoy passes upstream headers on; the
+    `x-imagegen-status` entry becomes the status, as envoy.yaml's Lua filter makes it."""
+    status, headers = 200, {}
+    for key, value in initial_metadata or ():
+        if key.startswith("grpc-") or key.endswith("-bin") or key in _SKIPPED_HEADERS:
+            continue
+        if key == HTTP_STATUS_KEY:
+            status = int(value)
+        else:
+            headers[key] = value
+    return status, headers
 
 
 def _text(status: int, body: str) -> web.Response:
@@ -122,21 +140,24 @@ class Gateway:
             route.grpc_path,
             ROUTE_TIMEOUT_SECONDS[TRANSCODED_SERVICES[route.method.containing_service.full_name]],
         )
-        call = self._callable(route)
+        call = self._callable(route)(message, metadata=metadata, timeout=timeout)
         if route.server_streaming:
-            return await self._stream(request, route, call(message, metadata=metadata, timeout=timeout))
+            return await self._stream(request, route, call)
         try:
-            answer = await call(message, metadata=metadata, timeout=timeout)
+            answer = await call
         except grpc.aio.AioRpcError as error:
             return self._error(error)
+        status, headers = _reply_headers(await call.initial_metadata())
+        headers["grpc-status"] = "0"
         if route.http_body_response:
             return web.Response(
-                body=answer.data, content_type=answer.content_type or None, headers={"grpc-status": "0"}
+                status=status, body=answer.data, content_type=answer.content_type or None, headers=headers
             )
         return web.Response(
+            status=status,
             body=self.transcoder.to_json(answer),
             content_type="application/json",
-            headers={"grpc-status": "0"},
+            headers=headers,
         )
 
     async def _stream(self, request: web.Request, route: Route, call) -> web.StreamResponse:
@@ -148,11 +169,13 @@ class Gateway:
             first = None
         except grpc.aio.AioRpcError as error:
             return self._error(error)
-        response = web.StreamResponse(status=200)
+        status, headers = _reply_headers(await call.initial_metadata())
+        response = web.StreamResponse(status=status, headers=headers)
         if route.http_body_response:
-            response.content_type = (
-                first.content_type if first is not None else ""
-            ) or "application/octet-stream"
+            if first is not None or status not in _BODILESS:
+                response.content_type = (
+                    first.content_type if first is not None else ""
+                ) or "application/octet-stream"
             await response.prepare(request)
             if first is not None:
                 await response.write(first.data)

@@ -72,12 +72,17 @@ def test_create_is_synchronous_and_answers_the_stored_images(api):
         assert Image.open(io.BytesIO(fetched.content)).size == (128, 64)
 
 
-def test_same_prompt_seed_and_size_give_the_same_image(api):
+def test_same_prompt_seed_and_size_give_the_same_pixels_in_files_of_their_own(api):
     body = {"prompt": "twin peaks", "seed": 7, "width": 64, "height": 64}
     first = api("POST", "/api/images/generations", json=body).json()
     second = api("POST", "/api/images/generations", json=body).json()
     assert first["id"] != second["id"]
-    assert first["outputImages"][0]["sha256"] == second["outputImages"][0]["sha256"]
+    files = [requests.get(g["outputImages"][0]["url"], timeout=10).content for g in (first, second)]
+    pixels = [Image.open(io.BytesIO(f)).convert("RGB").tobytes() for f in files]
+    assert pixels[0] == pixels[1]
+    # Each file carries its own signed manifest, so its bytes (and permanent URL) are its own.
+    assert first["outputImages"][0]["sha256"] != second["outputImages"][0]["sha256"]
+    assert first["outputImages"][0]["manifestLabel"] != second["outputImages"][0]["manifestLabel"]
 
 
 def test_meteron_headers_supply_model_and_user(api):
@@ -169,7 +174,7 @@ def test_malformed_json_oversized_bodies_and_unknown_paths(api, platform):
         headers={"Content-Type": "application/json"},
     )
     assert broken.status_code == 400 and broken.headers["content-type"].startswith("text/plain")
-    huge = api("POST", "/api/images/generations", data=json.dumps({"prompt": "x" * (2 * 1024 * 1024)}))
+    huge = api("POST", "/api/images/generations", data=json.dumps({"prompt": "x" * (13 * 1024 * 1024)}))
     assert huge.status_code == 413
     assert api("GET", "/api/nothing/here").status_code == 404
     assert _count_generations(platform) == before

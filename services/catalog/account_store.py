@@ -20,6 +20,7 @@ _PERIOD_START = {
 }
 
 
+_PROJECT_COLUMNS = "id, name, created_at, permanent_urls"
 _KEY_COLUMNS = (
     "id, project_id, name, kind, end_user, hint, created_at, revoked_at, rate_per_second, rate_burst"
 )
@@ -49,8 +50,8 @@ WITH k AS (
     RETURNING key_id, rate, tokens, granted
 )
 SELECT k.id, k.project_id, k.admin, k.kind, k.end_user, k.revoked_at, k.key_hash,
-       t.rate, t.tokens, coalesce(t.granted, true) AS granted
-  FROM k LEFT JOIN taken t ON t.key_id = k.id
+       t.rate, t.tokens, coalesce(t.granted, true) AS granted, p.permanent_urls
+  FROM k JOIN projects p ON p.id = k.project_id LEFT JOIN taken t ON t.key_id = k.id
 """
 
 
@@ -72,7 +73,16 @@ class AccountStore:
     async def create_project(self, name: str) -> Row:
         async with self.pool.connection() as conn, conn.transaction():
             project_id = await self.repo.create_project(conn, name)
-            cur = await conn.execute("SELECT id, name, created_at FROM projects WHERE id = %s", (project_id,))
+            cur = await conn.execute(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = %s", (project_id,))
+            return await cur.fetchone()
+
+    async def update_project(self, project_id: str, permanent_urls: bool | None) -> Row | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE projects SET permanent_urls = coalesce(%s, permanent_urls)"
+                f" WHERE id = %s RETURNING {_PROJECT_COLUMNS}",
+                (permanent_urls, project_id),
+            )
             return await cur.fetchone()
 
     async def project_exists(self, project_id: str) -> bool:
@@ -141,20 +151,27 @@ class AccountStore:
     # -- limits ------------------------------------------------------------------------------------
 
     async def update_model(
-        self, project_id: str, name: str, limits: tuple[int | None, int | None] | None, price: int | None
+        self,
+        project_id: str,
+        name: str,
+        limits: tuple[int | None, int | None] | None,
+        price: int | None,
+        content_credentials: bool | None,
     ) -> bool:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE models SET"
                 " daily_limit = CASE WHEN %(set_limits)s THEN %(daily)s ELSE daily_limit END,"
                 " monthly_limit = CASE WHEN %(set_limits)s THEN %(monthly)s ELSE monthly_limit END,"
-                " price_per_image = coalesce(%(price)s, price_per_image)"
+                " price_per_image = coalesce(%(price)s, price_per_image),"
+                " content_credentials = coalesce(%(signed)s, content_credentials)"
                 " WHERE project_id = %(project)s AND name = %(name)s RETURNING id",
                 {
                     "set_limits": limits is not None,
                     "daily": limits[0] if limits else None,
                     "monthly": limits[1] if limits else None,
                     "price": price,
+                    "signed": content_credentials,
                     "project": project_id,
                     "name": name,
                 },

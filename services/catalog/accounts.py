@@ -51,6 +51,8 @@ class Principal:
     kind: str = "secret"
     # The one end user a publishable key acts for.
     user: str = ""
+    # The project's setting, read with the key.
+    permanent_urls: bool = True
 
     def require_secret(self) -> Principal:
         if self.kind != "secret":
@@ -141,6 +143,7 @@ class Accounts:
             admin=row["admin"],
             kind=row["kind"],
             user=row["end_user"],
+            permanent_urls=row["permanent_urls"],
         )
 
     def effective_rate(self, row: Row) -> tuple[float, int] | None:
@@ -159,6 +162,23 @@ class Accounts:
         if not 1 <= len(name) <= 100:
             raise InvalidArgument("name must be 1..100 characters", field="name")
         return await self.store.create_project(name)
+
+    async def update_project(self, principal: Principal, project_id: str, permanent_urls: bool | None) -> Row:
+        """An admin key changes any project; a secret key changes its own."""
+        if not principal.admin:
+            principal.require_secret()
+            if project_id != principal.project_id:
+                raise PermissionDenied(
+                    "a project's settings need an admin key or a secret key of that project"
+                )
+        row = (
+            await self.store.update_project(project_id, permanent_urls)
+            if is_id("project", project_id)
+            else None
+        )
+        if row is None:
+            raise NotFound(f"project {project_id!r} not found")
+        return row
 
     async def _existing_project(self, project_id: str) -> str:
         if not is_id("project", project_id) or not await self.store.project_exists(project_id):
@@ -226,6 +246,7 @@ class Accounts:
         name: str,
         limits: tuple[int | None, int | None] | None,
         price: int | None,
+        content_credentials: bool | None = None,
     ) -> None:
         principal.require_secret()
         if limits is not None:
@@ -237,7 +258,7 @@ class Accounts:
             raise InvalidArgument(
                 f"pricePerImage must be between 0 and {MAX_CREDITS}; got {price}", field="price_per_image"
             )
-        if not await self.store.update_model(principal.project_id, name, limits, price):
+        if not await self.store.update_model(principal.project_id, name, limits, price, content_credentials):
             raise NotFound(f"model {name!r} not found in this project")
 
     async def set_user_limits(

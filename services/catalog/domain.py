@@ -500,6 +500,12 @@ class Catalog:
             raise NotFound(f"generation {generation_id} not found")
         return orphaned
 
+    async def permanent_image(self, storage_key: str) -> Row:
+        row = await self.repo.permanent_image(storage_key)
+        if row is None:
+            raise NotFound("no image has this permanent URL")
+        return row
+
     async def note_unused_blobs(self, keys: list[str]) -> None:
         if len(keys) > MAX_BLOB_BATCH:
             raise InvalidArgument(f"report at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")

@@ -205,7 +205,7 @@ class JobQueue:
                 # Locked in id order so two claimers never wait on each other in a cycle.
                 servers_cur = await conn.execute(
                     "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key,"
-                    " m.provider, m.upstream_model"
+                    " m.provider, m.upstream_model, m.content_credentials"
                     " FROM model_servers s JOIN models m ON m.id = s.model_id"
                     " WHERE s.model_id = ANY(%s) AND s.benched_until IS NULL ORDER BY s.id FOR UPDATE OF s",
                     (model_ids,),
@@ -447,7 +447,8 @@ class JobQueue:
                 " FROM projects p WHERE p.id = d.project_id AND d.id IN (SELECT id FROM webhook_deliveries"
                 "   WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
                 "   ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING d.id, d.url, d.attempts, d.generation_id, d.project_id, p.webhook_secret",
+                " RETURNING d.id, d.url, d.attempts, d.generation_id, d.project_id, p.webhook_secret,"
+                " p.permanent_urls",
                 (_seconds(lease_seconds), max_deliveries),
             )
             deliveries = await cur.fetchall()

@@ -31,7 +31,8 @@ _GENERATION_COLUMNS = (
     " n, width, height, seed, created_at, updated_at, priority, callback_url"
 )
 _IMAGE_COLUMNS = (
-    "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height"
+    "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height,"
+    " manifest_label"
 )
 
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
@@ -98,7 +99,7 @@ class Repository:
     async def _models(self, conn: AsyncConnection, project_id: str, name: str | None) -> list[Row]:
         cur = await conn.execute(
             "SELECT m.id, m.project_id, m.name, m.provider, m.upstream_model, m.created_at,"
-            " m.daily_limit, m.monthly_limit, m.price_per_image,"
+            " m.daily_limit, m.monthly_limit, m.price_per_image, m.content_credentials,"
             " coalesce(json_agg(json_build_object('id', s.id, 'url', s.url,"
             "   'max_concurrency', s.max_concurrency, 'benched', s.benched_until IS NOT NULL,"
             "   'last_error', s.last_error,"
@@ -117,8 +118,8 @@ class Repository:
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO models (id, project_id, name, provider, upstream_model, daily_limit,"
-                " monthly_limit, price_per_image)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " monthly_limit, price_per_image, content_credentials)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (project_id, name) DO NOTHING RETURNING id",
                 (
                     new_id("model"),
@@ -129,6 +130,7 @@ class Repository:
                     model.get("daily_limit"),
                     model.get("monthly_limit"),
                     model.get("price_per_image", 0),
+                    model.get("content_credentials", True),
                 ),
             )
             row = await cur.fetchone()
@@ -251,7 +253,7 @@ class Repository:
                 await conn.execute(
                     f"INSERT INTO output_images ({_IMAGE_COLUMNS})"
                     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[],"
-                    "   %s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[])",
+                    "   %s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[], %s::text[])",
                     [[image[c] for image in images] for c in _IMAGE_COLUMNS.split(", ")],
                 )
             await conn.execute("DELETE FROM jobs WHERE generation_id = ANY(%s)", (list(finished),))
@@ -403,6 +405,17 @@ class Repository:
             unused = [row["k"] for row in await cur.fetchall()]
             await self._note_unused(conn, unused)
             return unused
+
+    async def permanent_image(self, storage_key: str) -> Row | None:
+        """An image stored under the key, if its project publishes permanent URLs."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {', '.join('o.' + c for c in _IMAGE_COLUMNS.split(', '))} FROM output_images o"
+                " JOIN projects p ON p.id = o.project_id"
+                " WHERE o.storage_key = %s AND p.permanent_urls LIMIT 1",
+                (storage_key,),
+            )
+            return await cur.fetchone()
 
     # -- unused blobs ------------------------------------------------------------------------------
 

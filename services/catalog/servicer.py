@@ -42,6 +42,16 @@ def model_to_proto(row: Row) -> catalog_pb2.Model:
         created_at=_timestamp(row["created_at"]),
         user_limits=catalog_pb2.Limits(daily=row["daily_limit"], monthly=row["monthly_limit"]),
         price_per_image=row["price_per_image"],
+        content_credentials=row["content_credentials"],
+    )
+
+
+def project_to_proto(row: Row) -> catalog_pb2.Project:
+    return catalog_pb2.Project(
+        id=row["id"],
+        name=row["name"],
+        created_at=_timestamp(row["created_at"]),
+        permanent_urls=row["permanent_urls"],
     )
 
 
@@ -55,6 +65,7 @@ def image_to_proto(row: Row) -> catalog_pb2.ImageRecord:
         size_bytes=row["size_bytes"],
         width=row["width"],
         height=row["height"],
+        manifest_label=row["manifest_label"],
     )
 
 
@@ -132,6 +143,7 @@ def _image_fields(image: catalog_pb2.ImageRecord) -> Row:
         "size_bytes": image.size_bytes,
         "width": image.width,
         "height": image.height,
+        "manifest_label": image.manifest_label,
     }
 
 
@@ -166,6 +178,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 "servers": _server_specs(request.servers),
                 **_limits(request.user_limits if request.HasField("user_limits") else None),
                 "price_per_image": request.price_per_image,
+                "content_credentials": (
+                    request.content_credentials if request.HasField("content_credentials") else True
+                ),
             },
         )
         return model_to_proto(model)
@@ -178,6 +193,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             request.name,
             (limits["daily_limit"], limits["monthly_limit"]) if limits else None,
             request.price_per_image if request.HasField("price_per_image") else None,
+            request.content_credentials if request.HasField("content_credentials") else None,
         )
         return model_to_proto(await self.catalog.get_model(principal.project_id, request.name))
 
@@ -213,6 +229,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
             admin=principal.admin,
             kind=principal.kind,
             user=principal.user,
+            permanent_urls=principal.permanent_urls,
         )
 
     async def EnqueueGeneration(self, request, context):
@@ -247,6 +264,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
                 generation=generation_to_proto(job["generation"]),
                 server=_target(job["server"]),
                 attempt=job["attempt"],
+                content_credentials=job["server"]["content_credentials"],
             )
             if job["deadline"] is not None:
                 claimed.deadline.FromDatetime(job["deadline"])
@@ -321,6 +339,9 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         await self.catalog.note_unused_blobs(list(request.storage_keys))
         return empty_pb2.Empty()
 
+    async def ResolvePermanentImage(self, request, context):
+        return image_to_proto(await self.catalog.permanent_image(request.storage_key))
+
     async def ClaimUnusedBlobs(self, request, context):
         keys = await self.catalog.claim_unused_blobs(request.max_keys)
         return catalog_pb2.ClaimUnusedBlobsResponse(storage_keys=keys)
@@ -341,6 +362,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
                     secret=d["webhook_secret"],
                     attempt=d["attempts"],
                     generation=generation_to_proto(d["generation"]),
+                    permanent_urls=d["permanent_urls"],
                 )
                 for d in deliveries
             ]
@@ -388,7 +410,15 @@ class AccountServicer(catalog_pb2_grpc.AccountServiceServicer):
 
     async def CreateProject(self, request, context):
         row = await self.accounts.create_project(await self._principal(context), request.name)
-        return catalog_pb2.Project(id=row["id"], name=row["name"], created_at=_timestamp(row["created_at"]))
+        return project_to_proto(row)
+
+    async def UpdateProject(self, request, context):
+        row = await self.accounts.update_project(
+            await self._principal(context),
+            request.id,
+            request.permanent_urls if request.HasField("permanent_urls") else None,
+        )
+        return project_to_proto(row)
 
     async def CreateKey(self, request, context):
         row, key = await self.accounts.create_key(

@@ -53,7 +53,7 @@ class Env:
             return False
         raise ConfigError(f"{PREFIX}{name} must be true or false, got {raw!r}")
 
-    def path(self, name: str, default: pathlib.Path) -> pathlib.Path:
+    def path(self, name: str, default: pathlib.Path | None) -> pathlib.Path | None:
         raw = self._environ.get(PREFIX + name)
         return pathlib.Path(raw) if raw else default
 

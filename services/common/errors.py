@@ -11,6 +11,9 @@ from google.rpc import error_details_pb2, status_pb2
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # Metadata an error carries besides its status, passed on by services and copied by gateways to HTTP.
 RETRY_AFTER_KEY = "retry-after"
+# Set on a reply's initial metadata, it is the HTTP status the gateways answer with (Envoy through a Lua
+# filter in envoy.yaml): the transcoder alone answers every success with 200.
+HTTP_STATUS_KEY = "x-imagegen-status"
 _PASSED_ON_METADATA = (RETRY_AFTER_KEY,)
 
 

@@ -19,7 +19,7 @@ from .interceptors import ErrorAndContextInterceptor
 log = logging.getLogger("imagegen.server")
 
 # Unbounded default message sizes would let one client pin a service's memory.
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -146,6 +146,11 @@ class CatalogClient:
                 timeout=10,
             )
 
+    async def resolve_permanent_image(self, storage_key: str) -> catalog_pb2.ImageRecord:
+        return await self._call(
+            "ResolvePermanentImage", catalog_pb2.ResolvePermanentImageRequest(storage_key=storage_key)
+        )
+
     async def claim_unused_blobs(self, max_keys: int) -> list[str]:
         async with upstream("catalog"):
             answer = await self.stub.ClaimUnusedBlobs(
@@ -185,6 +190,23 @@ class StorageClient:
 
         async with upstream("storage"):
             return await self.stub.PutObject(messages(), metadata=outgoing_metadata(), timeout=timeout)
+
+    async def read(
+        self, key: str, offset: int = 0, length: int = 0, timeout: float | None = 60
+    ) -> AsyncIterator[bytes]:
+        """The object's bytes (or `length` of them from `offset`), in chunks."""
+        async with upstream("storage"):
+            call = self.stub.GetObject(
+                storage_pb2.GetObjectRequest(key=key, offset=offset, length=length),
+                metadata=outgoing_metadata(),
+                timeout=timeout,
+            )
+            async for message in call:
+                if message.HasField("chunk"):
+                    yield message.chunk
+
+    async def read_all(self, key: str, timeout: float | None = 60) -> bytes:
+        return b"".join([chunk async for chunk in self.read(key, timeout=timeout)])
 
     async def sign(self, keys: list[str], timeout: float | None) -> list[str]:
         if not keys:

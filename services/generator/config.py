@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import pathlib
 from dataclasses import dataclass, field
 
-from services.common.config import DEFAULT_PORTS, Env
+from services.common.config import DEFAULT_PORTS, REPO_ROOT, Env, var_dir
 
+from .credentials import CredentialsConfig
 from .worker import WorkerConfig
 
 
@@ -22,6 +24,10 @@ class GeneratorConfig:
     webhook_timeout_seconds: float = 10.0
     # How often unused blobs are looked for (the catalog decides which are old enough).
     blob_sweep_interval_seconds: float = 30.0
+    # The gateway's address as clients see it; permanent URLs point there.
+    public_url: str = "http://127.0.0.1:8080"
+    var_dir: pathlib.Path = REPO_ROOT / "var"
+    credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GeneratorConfig:
@@ -45,5 +51,14 @@ class GeneratorConfig:
             webhook_timeout_seconds=env.float("WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds),
             blob_sweep_interval_seconds=env.float(
                 "BLOB_SWEEP_INTERVAL_SECONDS", cls.blob_sweep_interval_seconds
+            ),
+            public_url=env.str("PUBLIC_URL", cls.public_url).rstrip("/"),
+            var_dir=var_dir(env),
+            credentials=CredentialsConfig(
+                certificate_chain=env.path("C2PA_CERTIFICATE_CHAIN", None),
+                private_key=env.path("C2PA_PRIVATE_KEY", None),
+                trust_anchors=env.path("C2PA_TRUST_ANCHORS", None),
+                timestamp_url=env.str("C2PA_TIMESTAMP_URL"),
+                include_prompt=env.bool("C2PA_INCLUDE_PROMPT", False),
             ),
         )

@@ -6,8 +6,15 @@ from imagegen.generator.v1 import generator_pb2
 
 from .domain import Generated
 
+PERMANENT_PATH = "/api/permanent/"
 
-def to_public(generated: Generated) -> generator_pb2.Generation:
+
+def permanent_url(base: str, storage_key: str) -> str:
+    return f"{base}{PERMANENT_PATH}{storage_key}"
+
+
+def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Generation:
+    """`permanent_base` is the gateway's public URL, or empty where the project has no permanent URLs."""
     record = generated.record
     return generator_pb2.Generation(
         id=record.id,
@@ -35,6 +42,8 @@ def to_public(generated: Generated) -> generator_pb2.Generation:
                 size_bytes=image.size_bytes,
                 width=image.width,
                 height=image.height,
+                permanent_url=permanent_url(permanent_base, image.storage_key) if permanent_base else "",
+                manifest_label=image.manifest_label,
             )
             for image, url in zip(record.images, generated.urls, strict=True)
         ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import grpc
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 
@@ -9,14 +11,29 @@ from services.common import server as lifecycle
 
 from .clients import CatalogClient, StorageClient, close_channels
 from .config import GeneratorConfig
+from .credentials import load_identity
 from .domain import Generator
+from .images import Images
+from .provenance import ContentCredentials
 from .providers import Http, build_providers
-from .servicer import GeneratorServicer
+from .servicer import GeneratorServicer, ImageServicer
 from .sweeper import BlobSweeper
 from .webhooks import WebhookDispatcher
 from .worker import Worker
 
-SERVICE_NAMES = [generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name]
+SERVICE_NAMES = [
+    generator_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("GeneratorService", "ImageService", "RecoupService", "OpenAIImagesService")
+]
+
+
+def content_credentials(config: GeneratorConfig) -> ContentCredentials:
+    identity, trust_anchors = load_identity(config.credentials, config.var_dir)
+    try:
+        version = importlib.metadata.version("imagegen")
+    except importlib.metadata.PackageNotFoundError:
+        version = "dev"
+    return ContentCredentials(identity, trust_anchors, config.credentials.include_prompt, version)
 
 
 async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
@@ -25,16 +42,19 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     catalog = CatalogClient(catalog_channel)
     storage = StorageClient(storage_channel)
     generator = Generator(catalog, storage)
+    credentials = content_credentials(config)
+    images = Images(catalog, storage, credentials)
 
     server = lifecycle.new_server()
     generator_pb2_grpc.add_GeneratorServiceServicer_to_server(
         GeneratorServicer(generator, catalog, config), server
     )
+    generator_pb2_grpc.add_ImageServiceServicer_to_server(ImageServicer(images, catalog), server)
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
     if config.worker_enabled:
         http = Http()
-        worker = Worker(catalog, storage, build_providers(http), config.worker)
-        webhooks = WebhookDispatcher(catalog, generator, config.webhook_timeout_seconds)
+        worker = Worker(catalog, storage, build_providers(http), config.worker, credentials)
+        webhooks = WebhookDispatcher(catalog, generator, config.webhook_timeout_seconds, config.public_url)
         sweeper = BlobSweeper(catalog, storage, config.blob_sweep_interval_seconds)
         worker.start()
         webhooks.start()

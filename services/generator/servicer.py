@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from google.api import httpbody_pb2
 from google.protobuf import empty_pb2
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 
 from services.common.auth import bearer_key
-from services.common.errors import PermissionDenied
+from services.common.errors import HTTP_STATUS_KEY, InvalidArgument, PermissionDenied
 
 from .clients import CatalogClient
 from .config import GeneratorConfig
 from .domain import Generator, check_idempotency_key, validate
+from .images import Images
+from .provenance import Verification
 from .public import to_public
 
 _TRUE = ("true", "1", "yes")
@@ -33,12 +36,15 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     async def _principal(self, metadata: dict[str, str]) -> catalog_pb2.Principal:
         return await self.catalog.authenticate(bearer_key(metadata.items()))
 
-    async def _project(self, metadata: dict[str, str]) -> str:
-        """The project of a secret key; a publishable key may only create and list generations."""
+    async def _secret(self, metadata: dict[str, str]) -> catalog_pb2.Principal:
+        """A secret key's principal; a publishable key may only create and list generations."""
         principal = await self._principal(metadata)
         if principal.kind == "publishable":
             raise PermissionDenied(_PUBLISHABLE_ONLY)
-        return principal.project_id
+        return principal
+
+    def _public(self, principal: catalog_pb2.Principal, generated) -> generator_pb2.Generation:
+        return to_public(generated, self.config.public_url if principal.permanent_urls else "")
 
     async def CreateGeneration(self, request, context):
         metadata = _metadata(context)
@@ -70,20 +76,24 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         generated = await self.generator.create(
             project_id, spec, wait, idempotency_key, context.time_remaining()
         )
-        return to_public(generated)
+        return self._public(principal, generated)
 
     async def CancelGeneration(self, request, context):
-        project_id = await self._project(_metadata(context))
-        return to_public(await self.generator.cancel(project_id, request.id, context.time_remaining()))
+        principal = await self._secret(_metadata(context))
+        generated = await self.generator.cancel(principal.project_id, request.id, context.time_remaining())
+        return self._public(principal, generated)
 
     async def WatchGeneration(self, request, context):
-        project_id = await self._project(_metadata(context))
-        async for generated in self.generator.watch(project_id, request.id, context.time_remaining()):
-            yield to_public(generated)
+        principal = await self._secret(_metadata(context))
+        async for generated in self.generator.watch(
+            principal.project_id, request.id, context.time_remaining()
+        ):
+            yield self._public(principal, generated)
 
     async def GetGeneration(self, request, context):
-        project_id = await self._project(_metadata(context))
-        return to_public(await self.generator.get(project_id, request.id, context.time_remaining()))
+        principal = await self._secret(_metadata(context))
+        generated = await self.generator.get(principal.project_id, request.id, context.time_remaining())
+        return self._public(principal, generated)
 
     async def ListGenerations(self, request, context):
         principal = await self._principal(_metadata(context))
@@ -105,7 +115,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             context.time_remaining(),
         )
         return generator_pb2.ListGenerationsResponse(
-            results=[to_public(g) for g in generated],
+            results=[self._public(principal, g) for g in generated],
             pagination=generator_pb2.Pagination(
                 page_size=page.page_size,
                 next_page_token=page.next_page_token,
@@ -114,6 +124,60 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         )
 
     async def DeleteGeneration(self, request, context):
-        project_id = await self._project(_metadata(context))
-        await self.generator.delete(project_id, request.id, context.time_remaining())
+        principal = await self._secret(_metadata(context))
+        await self.generator.delete(principal.project_id, request.id, context.time_remaining())
         return empty_pb2.Empty()
+
+
+def provenance_to_proto(verification: Verification, image_id: str = "") -> generator_pb2.ImageProvenance:
+    answer = generator_pb2.ImageProvenance(
+        image_id=image_id,
+        sha256=verification.sha256,
+        validation_state=verification.state,
+        message=verification.message,
+        manifest_label=verification.manifest_label,
+        failures=verification.failures,
+    )
+    if verification.manifest_label:
+        answer.signer.CopyFrom(
+            generator_pb2.ManifestSigner(
+                issuer=verification.signer_issuer,
+                common_name=verification.signer_common_name,
+                alg=verification.signer_alg,
+            )
+        )
+        answer.manifest_store.update(verification.manifest_store)
+    return answer
+
+
+class ImageServicer(generator_pb2_grpc.ImageServiceServicer):
+    def __init__(self, images: Images, catalog: CatalogClient):
+        self.images = images
+        self.catalog = catalog
+
+    async def GetPermanentImage(self, request, context):
+        metadata = _metadata(context)
+        read = await self.images.permanent(
+            request.key, metadata.get("range", ""), metadata.get("if-none-match", "")
+        )
+        await context.send_initial_metadata([*read.headers, (HTTP_STATUS_KEY, str(read.status))])
+        if read.chunks is not None:
+            async for chunk in read.chunks:
+                yield httpbody_pb2.HttpBody(content_type=read.content_type, data=chunk)
+
+    async def GetGenerationProvenance(self, request, context):
+        principal = await self.catalog.authenticate(bearer_key(_metadata(context).items()))
+        if principal.kind == "publishable":
+            raise PermissionDenied(_PUBLISHABLE_ONLY)
+        verified = await self.images.generation_provenance(
+            principal.project_id, request.id, context.time_remaining()
+        )
+        return generator_pb2.GenerationProvenance(
+            id=request.id, images=[provenance_to_proto(v.verification, v.image.id) for v in verified]
+        )
+
+    async def VerifyImage(self, request, context):
+        await self.catalog.authenticate(bearer_key(_metadata(context).items()))
+        if not request.data:
+            raise InvalidArgument("send the image's bytes as the request body", field="data")
+        return provenance_to_proto(await self.images.verify(request.data, request.content_type))

@@ -35,8 +35,14 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 class WebhookDispatcher:
     def __init__(
-        self, catalog: CatalogClient, generator: Generator, timeout_seconds: float, parallel: int = 8
+        self,
+        catalog: CatalogClient,
+        generator: Generator,
+        timeout_seconds: float,
+        public_url: str,
+        parallel: int = 8,
     ):
+        self.public_url = public_url
         self.catalog = catalog
         self.generator = generator
         self.timeout = timeout_seconds
@@ -69,7 +75,10 @@ class WebhookDispatcher:
     async def _deliver(self, delivery: catalog_pb2.WebhookDelivery) -> None:
         status, error = 0, ""
         try:
-            public = to_public(await self.generator.signed(delivery.generation, 30))
+            public = to_public(
+                await self.generator.signed(delivery.generation, 30),
+                self.public_url if delivery.permanent_urls else "",
+            )
             body = json_format.MessageToJson(
                 public, always_print_fields_with_no_presence=True, indent=None
             ).encode()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 
+import c2pa
 import grpc
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.storage.v1 import storage_pb2
@@ -22,6 +24,7 @@ from services.common.ids import new_id
 
 from .batching import Batcher
 from .clients import SMALL_BATCH_BYTES, SMALL_OBJECT_BYTES, CatalogClient, StorageClient
+from .provenance import ContentCredentials, Creation
 from .providers import ImageSpec, ModelError, Provider, RenderedImage, ServerFailure, ServerTarget
 
 log = logging.getLogger("imagegen.generator.worker")
@@ -51,7 +54,9 @@ class Worker:
         storage: StorageClient,
         providers: dict[str, Provider],
         config: WorkerConfig,
+        credentials: ContentCredentials,
     ):
+        self.credentials = credentials
         self.catalog = catalog
         self.storage = storage
         self.providers = providers
@@ -218,6 +223,17 @@ class Worker:
         except ModelError as exc:
             await self._fail(job, str(exc), catalog_pb2.FAILURE_KIND_MODEL)
             return
+        labels = [""] * len(images)
+        if job.content_credentials:
+            try:
+                signed = await asyncio.gather(
+                    *(self._sign(job, index, image) for index, image in enumerate(images))
+                )
+            except c2pa.C2paError as exc:
+                await self._fail(job, f"signing the images failed: {exc}", catalog_pb2.FAILURE_KIND_MODEL)
+                return
+            images = [image for image, _ in signed]
+            labels = [label for _, label in signed]
         try:
             # Every image is durable in storage before the catalog row pointing at it commits.
             stored = await asyncio.gather(*(self._store(image) for image in images))
@@ -239,8 +255,9 @@ class Worker:
                     size_bytes=put.size_bytes,
                     width=image.width,
                     height=image.height,
+                    manifest_label=label,
                 )
-                for index, (image, put) in enumerate(zip(images, stored, strict=True))
+                for index, (image, put, label) in enumerate(zip(images, stored, labels, strict=True))
             ],
         )
         self._free_slot(generation.id)
@@ -255,6 +272,22 @@ class Worker:
                 await self.catalog.report_unused_blobs([image.storage_key for image in request.images])
                 return
             raise
+
+    async def _sign(
+        self, job: catalog_pb2.Job, index: int, image: RenderedImage
+    ) -> tuple[RenderedImage, str]:
+        generation = job.generation
+        creation = Creation(
+            generation_id=generation.id,
+            index=index,
+            model=generation.model,
+            provider=job.server.provider,
+            upstream_model=job.server.upstream_model,
+            server_id=job.server.id,
+            prompt=generation.prompt,
+        )
+        data, label = await asyncio.to_thread(self.credentials.sign, image.data, image.content_type, creation)
+        return dataclasses.replace(image, data=data), label
 
     async def _store(self, image: RenderedImage) -> storage_pb2.PutObjectResponse:
         if len(image.data) <= SMALL_OBJECT_BYTES:

@@ -150,10 +150,14 @@ class LocalFolderBackend:
     async def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    async def open(self, key: str) -> AsyncIterator[bytes]:
+    async def open(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]:
         with open(self._path(key), "rb") as source:  # noqa: ASYNC230  (local reads of one chunk)
-            while chunk := source.read(CHUNK_BYTES):
+            source.seek(offset)
+            left = length or None
+            while chunk := source.read(CHUNK_BYTES if left is None else min(CHUNK_BYTES, left)):
                 yield chunk
+                if left is not None:
+                    left -= len(chunk)
 
     async def delete(self, keys: list[str]) -> int:
         deleted = 0
@@ -252,8 +256,8 @@ class S3Backend:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._exists, key)
 
-    async def open(self, key: str) -> AsyncIterator[bytes]:
-        response = await asyncio.to_thread(self.client.get_object, self.bucket, key)
+    async def open(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]:
+        response = await asyncio.to_thread(self.client.get_object, self.bucket, key, offset, length)
         try:
             stream = response.stream(CHUNK_BYTES)
             while chunk := await asyncio.to_thread(next, stream, b""):

@@ -55,7 +55,7 @@ def check_content_type(content_type: str) -> str:
 class Backend(Protocol):
     async def put(self, chunks: AsyncIterator[bytes], content_type: str) -> StoredObject: ...
     async def put_small(self, objects: list[tuple[bytes, str]]) -> list[StoredObject]: ...
-    async def open(self, key: str) -> AsyncIterator[bytes]: ...
+    async def open(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]: ...
     async def exists(self, key: str) -> bool: ...
     async def delete(self, keys: list[str]) -> int: ...
     def sign(self, key: str) -> str: ...
@@ -98,11 +98,13 @@ class Storage:
             check_content_type(content_type)
         return await self.backend.put_small(objects) if objects else []
 
-    async def open(self, key: str) -> AsyncIterator[bytes]:
+    async def open(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]:
         check_key(key)
+        if offset < 0 or length < 0:
+            raise InvalidArgument("offset and length must not be negative", field="offset")
         if not await self.backend.exists(key):
             raise NotFound(f"object {key} not found")
-        return self.backend.open(key)
+        return self.backend.open(key, offset, length)
 
     def sign(self, key: str) -> str:
         return self.backend.sign(check_key(key))

@@ -66,7 +66,7 @@ class StorageInternalServicer(storage_pb2_grpc.StorageInternalServiceServicer):
         )
 
     async def GetObject(self, request, context):
-        chunks = await self.storage.open(request.key)
+        chunks = await self.storage.open(request.key, request.offset, request.length)
         yield storage_pb2.GetObjectResponse(
             info=storage_pb2.ObjectInfo(content_type=content_type_of(request.key))
         )

@@ -31,14 +31,24 @@ class CreateProjectRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Project(_message.Message):
-    __slots__ = ("id", "name", "created_at")
+    __slots__ = ("id", "name", "created_at", "permanent_urls")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PERMANENT_URLS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    permanent_urls: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
+
+class UpdateProjectRequest(_message.Message):
+    __slots__ = ("id", "permanent_urls")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PERMANENT_URLS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    permanent_urls: bool
+    def __init__(self, id: _Optional[str] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
 
 class CreateKeyRequest(_message.Message):
     __slots__ = ("project_id", "name", "kind", "user", "rate_limit")
@@ -249,30 +259,34 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
-    __slots__ = ("name", "provider", "upstream_model", "servers", "user_limits", "price_per_image")
+    __slots__ = ("name", "provider", "upstream_model", "servers", "user_limits", "price_per_image", "content_credentials")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
     SERVERS_FIELD_NUMBER: _ClassVar[int]
     USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     name: str
     provider: str
     upstream_model: str
     servers: _containers.RepeatedCompositeFieldContainer[ServerSpec]
     user_limits: Limits
     price_per_image: int
-    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ...) -> None: ...
+    content_credentials: bool
+    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ...) -> None: ...
 
 class UpdateModelRequest(_message.Message):
-    __slots__ = ("name", "user_limits", "price_per_image")
+    __slots__ = ("name", "user_limits", "price_per_image", "content_credentials")
     NAME_FIELD_NUMBER: _ClassVar[int]
     USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     name: str
     user_limits: Limits
     price_per_image: int
-    def __init__(self, name: _Optional[str] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ...) -> None: ...
+    content_credentials: bool
+    def __init__(self, name: _Optional[str] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ...) -> None: ...
 
 class ServerSpec(_message.Message):
     __slots__ = ("url", "api_key", "max_concurrency")
@@ -309,7 +323,7 @@ class WebhookSecret(_message.Message):
     def __init__(self, key: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "project_id", "name", "provider", "upstream_model", "servers", "created_at", "user_limits", "price_per_image")
+    __slots__ = ("id", "project_id", "name", "provider", "upstream_model", "servers", "created_at", "user_limits", "price_per_image", "content_credentials")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -319,6 +333,7 @@ class Model(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     name: str
@@ -328,7 +343,8 @@ class Model(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     user_limits: Limits
     price_per_image: int
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ModelServer, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ...) -> None: ...
+    content_credentials: bool
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ModelServer, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ...) -> None: ...
 
 class ModelServer(_message.Message):
     __slots__ = ("id", "url", "max_concurrency", "status", "outstanding", "last_error")
@@ -353,18 +369,20 @@ class AuthenticateRequest(_message.Message):
     def __init__(self, api_key: _Optional[str] = ...) -> None: ...
 
 class Principal(_message.Message):
-    __slots__ = ("project_id", "key_id", "admin", "kind", "user")
+    __slots__ = ("project_id", "key_id", "admin", "kind", "user", "permanent_urls")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ADMIN_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
+    PERMANENT_URLS_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     key_id: str
     admin: bool
     kind: str
     user: str
-    def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ...) -> None: ...
+    permanent_urls: bool
+    def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
 
 class EnqueueGenerationRequest(_message.Message):
     __slots__ = ("project_id", "model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed", "priority", "callback_url", "idempotency_key", "request_hash", "deadline")
@@ -427,16 +445,18 @@ class ClaimJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., probes: _Optional[_Iterable[_Union[ServerTarget, _Mapping]]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("generation", "server", "attempt", "deadline")
+    __slots__ = ("generation", "server", "attempt", "deadline", "content_credentials")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     generation: GenerationRecord
     server: ServerTarget
     attempt: int
     deadline: _timestamp_pb2.Timestamp
-    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., server: _Optional[_Union[ServerTarget, _Mapping]] = ..., attempt: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    content_credentials: bool
+    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., server: _Optional[_Union[ServerTarget, _Mapping]] = ..., attempt: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_credentials: _Optional[bool] = ...) -> None: ...
 
 class ServerTarget(_message.Message):
     __slots__ = ("id", "url", "api_key", "provider", "upstream_model")
@@ -563,18 +583,20 @@ class ClaimWebhookDeliveriesResponse(_message.Message):
     def __init__(self, deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ...) -> None: ...
 
 class WebhookDelivery(_message.Message):
-    __slots__ = ("id", "url", "secret", "attempt", "generation")
+    __slots__ = ("id", "url", "secret", "attempt", "generation", "permanent_urls")
     ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    PERMANENT_URLS_FIELD_NUMBER: _ClassVar[int]
     id: str
     url: str
     secret: str
     attempt: int
     generation: GenerationRecord
-    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., attempt: _Optional[int] = ..., generation: _Optional[_Union[GenerationRecord, _Mapping]] = ...) -> None: ...
+    permanent_urls: bool
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., attempt: _Optional[int] = ..., generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
 
 class ReportWebhookDeliveryRequest(_message.Message):
     __slots__ = ("id", "delivered", "status_code", "error")
@@ -701,7 +723,7 @@ class GenerationRecord(_message.Message):
     def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., user: _Optional[str] = ..., reason: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ...) -> None: ...
 
 class ImageRecord(_message.Message):
-    __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height")
+    __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height", "manifest_label")
     ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     STORAGE_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -710,6 +732,7 @@ class ImageRecord(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_LABEL_FIELD_NUMBER: _ClassVar[int]
     id: str
     index: int
     storage_key: str
@@ -718,4 +741,11 @@ class ImageRecord(_message.Message):
     size_bytes: int
     width: int
     height: int
-    def __init__(self, id: _Optional[str] = ..., index: _Optional[int] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    manifest_label: str
+    def __init__(self, id: _Optional[str] = ..., index: _Optional[int] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., manifest_label: _Optional[str] = ...) -> None: ...
+
+class ResolvePermanentImageRequest(_message.Message):
+    __slots__ = ("storage_key",)
+    STORAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    storage_key: str
+    def __init__(self, storage_key: _Optional[str] = ...) -> None: ...

@@ -383,6 +383,11 @@ class AccountServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateProjectRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Project.FromString,
                 _registered_method=True)
+        self.UpdateProject = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/UpdateProject',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProjectRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Project.FromString,
+                _registered_method=True)
         self.CreateKey = channel.unary_unary(
                 '/imagegen.catalog.v1.AccountService/CreateKey',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateKeyRequest.SerializeToString,
@@ -437,6 +442,13 @@ class AccountServiceServicer:
 
     def CreateProject(self, request, context):
         """Creates a project. Admin keys only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProject(self, request, context):
+        """Changes a project's settings: with an admin key, or a secret key of that project.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -510,6 +522,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
             'CreateProject': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateProject,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateProjectRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Project.SerializeToString,
+            ),
+            'UpdateProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProject,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProjectRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Project.SerializeToString,
             ),
             'CreateKey': grpc.unary_unary_rpc_method_handler(
@@ -586,6 +603,33 @@ class AccountService:
             target,
             '/imagegen.catalog.v1.AccountService/CreateProject',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateProjectRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Project.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/UpdateProject',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProjectRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Project.FromString,
             options,
             channel_credentials,
@@ -931,6 +975,11 @@ class CatalogInternalServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
                 _registered_method=True)
+        self.ResolvePermanentImage = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ResolvePermanentImage',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ResolvePermanentImageRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ImageRecord.FromString,
+                _registered_method=True)
         self.ClaimWebhookDeliveries = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogInternalService/ClaimWebhookDeliveries',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimWebhookDeliveriesRequest.SerializeToString,
@@ -1063,6 +1112,14 @@ class CatalogInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolvePermanentImage(self, request, context):
+        """The image a permanent URL names, if some generation still has it and its project allows permanent
+        URLs; NOT_FOUND otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ClaimWebhookDeliveries(self, request, context):
         """Claims webhook deliveries that are due, under a lease. Waits up to `wait_seconds` for one.
         """
@@ -1159,6 +1216,11 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     servicer.ClaimUnusedBlobs,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.SerializeToString,
+            ),
+            'ResolvePermanentImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolvePermanentImage,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ResolvePermanentImageRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ImageRecord.SerializeToString,
             ),
             'ClaimWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimWebhookDeliveries,
@@ -1604,6 +1666,33 @@ class CatalogInternalService:
             '/imagegen.catalog.v1.CatalogInternalService/ClaimUnusedBlobs',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolvePermanentImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ResolvePermanentImage',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ResolvePermanentImageRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ImageRecord.FromString,
             options,
             channel_credentials,
             insecure,

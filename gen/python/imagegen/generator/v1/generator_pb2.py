@@ -24,11 +24,13 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%imagegen/generator/v1/generator.proto\x12\x15imagegen.generator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n\x17\x43reateGenerationRequest\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\x05\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x11\n\x04seed\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x17\n\x0fnegative_prompt\x18\x08 \x01(\t\x12\r\n\x05\x61sync\x18\t \x01(\x08\x12\x10\n\x08priority\x18\n \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x0b \x01(\tB\x07\n\x05_seed\"+\n\x17\x43\x61ncelGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"*\n\x16WatchGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"(\n\x14GetGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"x\n\x16ListGenerationsRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\n\n\x02id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\x84\x01\n\x17ListGenerationsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.imagegen.generator.v1.Generation\x12\x35\n\npagination\x18\x02 \x01(\x0b\x32!.imagegen.generator.v1.Pagination\"U\n\nPagination\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1b\n\x13previous_page_token\x18\x03 \x01(\t\"+\n\x17\x44\x65leteGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xb2\x03\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x11\n\tserver_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0c\n\x04user\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06prompt\x18\t \x01(\t\x12\x17\n\x0fnegative_prompt\x18\n \x01(\t\x12\t\n\x01n\x18\x0b \x01(\x05\x12\r\n\x05width\x18\x0c \x01(\x05\x12\x0e\n\x06height\x18\r \x01(\x05\x12\x0c\n\x04seed\x18\x0e \x01(\r\x12\x39\n\routput_images\x18\x0f \x03(\x0b\x32\".imagegen.generator.v1.OutputImage\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x12 \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x13 \x01(\t\"\xb0\x01\n\x0bOutputImage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x1b\n\x13image_generation_id\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\x32\xe9\x06\n\x10GeneratorService\x12\x89\x01\n\x10\x43reateGeneration\x12..imagegen.generator.v1.CreateGenerationRequest\x1a!.imagegen.generator.v1.Generation\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/images/generations:\x01*\x12\x85\x01\n\rGetGeneration\x12+.imagegen.generator.v1.GetGenerationRequest\x1a!.imagegen.generator.v1.Generation\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/images/generations/{id}\x12\x91\x01\n\x0fListGenerations\x12-.imagegen.generator.v1.ListGenerationsRequest\x1a..imagegen.generator.v1.ListGenerationsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/images/generations\x12\x95\x01\n\x10\x43\x61ncelGeneration\x12..imagegen.generator.v1.CancelGenerationRequest\x1a!.imagegen.generator.v1.Generation\".\x82\xd3\xe4\x93\x02(\"#/api/images/generations/{id}:cancel:\x01*\x12\x91\x01\n\x0fWatchGeneration\x12-.imagegen.generator.v1.WatchGenerationRequest\x1a!.imagegen.generator.v1.Generation\"*\x82\xd3\xe4\x93\x02$\x12\"/api/images/generations/{id}:watch0\x01\x12\x80\x01\n\x10\x44\x65leteGeneration\x12..imagegen.generator.v1.DeleteGenerationRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/images/generations/{id}BGZEgithub.com/imagegen/imagegen/gen/go/imagegen/generator/v1;generatorv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%imagegen/generator/v1/generator.proto\x12\x15imagegen.generator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n\x17\x43reateGenerationRequest\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\x05\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x11\n\x04seed\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x17\n\x0fnegative_prompt\x18\x08 \x01(\t\x12\r\n\x05\x61sync\x18\t \x01(\x08\x12\x10\n\x08priority\x18\n \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x0b \x01(\tB\x07\n\x05_seed\"+\n\x17\x43\x61ncelGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"*\n\x16WatchGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"(\n\x14GetGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"x\n\x16ListGenerationsRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\n\n\x02id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\x84\x01\n\x17ListGenerationsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.imagegen.generator.v1.Generation\x12\x35\n\npagination\x18\x02 \x01(\x0b\x32!.imagegen.generator.v1.Pagination\"U\n\nPagination\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1b\n\x13previous_page_token\x18\x03 \x01(\t\"+\n\x17\x44\x65leteGenerationRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xb2\x03\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x11\n\tserver_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0c\n\x04user\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06prompt\x18\t \x01(\t\x12\x17\n\x0fnegative_prompt\x18\n \x01(\t\x12\t\n\x01n\x18\x0b \x01(\x05\x12\r\n\x05width\x18\x0c \x01(\x05\x12\x0e\n\x06height\x18\r \x01(\x05\x12\x0c\n\x04seed\x18\x0e \x01(\r\x12\x39\n\routput_images\x18\x0f \x03(\x0b\x32\".imagegen.generator.v1.OutputImage\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x12 \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x13 \x01(\t\"\xdf\x01\n\x0bOutputImage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x1b\n\x13image_generation_id\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\x12\x15\n\rpermanent_url\x18\n \x01(\t\x12\x16\n\x0emanifest_label\x18\x0b \x01(\t\"-\n\x18GetPermanentImageRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"2\n\x1eGetGenerationProvenanceRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"Z\n\x14GenerationProvenance\x12\n\n\x02id\x18\x01 \x01(\t\x12\x36\n\x06images\x18\x02 \x03(\x0b\x32&.imagegen.generator.v1.ImageProvenance\"\xf0\x01\n\x0fImageProvenance\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x18\n\x10validation_state\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x16\n\x0emanifest_label\x18\x05 \x01(\t\x12\x35\n\x06signer\x18\x06 \x01(\x0b\x32%.imagegen.generator.v1.ManifestSigner\x12/\n\x0emanifest_store\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08\x66\x61ilures\x18\x08 \x03(\t\"B\n\x0eManifestSigner\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x13\n\x0b\x63ommon_name\x18\x02 \x01(\t\x12\x0b\n\x03\x61lg\x18\x03 \x01(\t\"]\n\x1aRecoupGenerateImageRequest\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\naccount_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07include\x18\x03 \x03(\t\"\xd3\x03\n\x1bRecoupGenerateImageResponse\x12\x32\n\x06images\x18\x01 \x03(\x0b\x32\".imagegen.generator.v1.RecoupImage\x12\x36\n\x08warnings\x18\x02 \x03(\x0b\x32$.imagegen.generator.v1.RecoupWarning\x12\x38\n\tresponses\x18\x03 \x03(\x0b\x32%.imagegen.generator.v1.RecoupResponse\x12H\n\x11provider_metadata\x18\x04 \x01(\x0b\x32-.imagegen.generator.v1.RecoupProviderMetadata\x12\x31\n\x05usage\x18\x05 \x01(\x0b\x32\".imagegen.generator.v1.RecoupUsage\x12\x11\n\timage_url\x18\x06 \x01(\t\x12;\n\nprovenance\x18\x07 \x01(\x0b\x32\'.imagegen.generator.v1.RecoupProvenance\x12\x41\n\x0e\x61rweave_result\x18\x08 \x01(\x0b\x32).imagegen.generator.v1.ArweaveTransaction\"b\n\x0bRecoupImage\x12\x0e\n\x06\x62\x61se64\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12/\n\x0buint8_array\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.ListValue\"?\n\rRecoupWarning\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07setting\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"h\n\x0eRecoupResponse\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x16RecoupProviderMetadata\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\t\"U\n\x0bRecoupUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\"d\n\x10RecoupProvenance\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x16\n\x0emanifest_label\x18\x02 \x01(\t\x12\x0e\n\x06signer\x18\x03 \x01(\t\x12\x18\n\x10validation_state\x18\x04 \x01(\t\"\xb5\x01\n\x12\x41rweaveTransaction\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12/\n\x04tags\x18\x03 \x03(\x0b\x32!.imagegen.generator.v1.ArweaveTag\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\t\x12\x0e\n\x06reward\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x08 \x01(\x05\")\n\nArweaveTag\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t2\xe9\x06\n\x10GeneratorService\x12\x89\x01\n\x10\x43reateGeneration\x12..imagegen.generator.v1.CreateGenerationRequest\x1a!.imagegen.generator.v1.Generation\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/images/generations:\x01*\x12\x85\x01\n\rGetGeneration\x12+.imagegen.generator.v1.GetGenerationRequest\x1a!.imagegen.generator.v1.Generation\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/images/generations/{id}\x12\x91\x01\n\x0fListGenerations\x12-.imagegen.generator.v1.ListGenerationsRequest\x1a..imagegen.generator.v1.ListGenerationsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/images/generations\x12\x95\x01\n\x10\x43\x61ncelGeneration\x12..imagegen.generator.v1.CancelGenerationRequest\x1a!.imagegen.generator.v1.Generation\".\x82\xd3\xe4\x93\x02(\"#/api/images/generations/{id}:cancel:\x01*\x12\x91\x01\n\x0fWatchGeneration\x12-.imagegen.generator.v1.WatchGenerationRequest\x1a!.imagegen.generator.v1.Generation\"*\x82\xd3\xe4\x93\x02$\x12\"/api/images/generations/{id}:watch0\x01\x12\x80\x01\n\x10\x44\x65leteGeneration\x12..imagegen.generator.v1.DeleteGenerationRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/images/generations/{id}2\xab\x03\n\x0cImageService\x12z\n\x11GetPermanentImage\x12/.imagegen.generator.v1.GetPermanentImageRequest\x1a\x14.google.api.HttpBody\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/permanent/{key}0\x01\x12\xae\x01\n\x17GetGenerationProvenance\x12\x35.imagegen.generator.v1.GetGenerationProvenanceRequest\x1a+.imagegen.generator.v1.GenerationProvenance\"/\x82\xd3\xe4\x93\x02)\x12\'/api/images/generations/{id}/provenance\x12n\n\x0bVerifyImage\x12\x14.google.api.HttpBody\x1a&.imagegen.generator.v1.ImageProvenance\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/api/provenance:verify:\x01*2\xa5\x01\n\rRecoupService\x12\x93\x01\n\rGenerateImage\x12\x31.imagegen.generator.v1.RecoupGenerateImageRequest\x1a\x32.imagegen.generator.v1.RecoupGenerateImageResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/image/generate2s\n\x13OpenAIImagesService\x12\\\n\x0b\x43reateImage\x12\x14.google.api.HttpBody\x1a\x14.google.api.HttpBody\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/images/generations:\x01*BGZEgithub.com/imagegen/imagegen/gen/go/imagegen/generator/v1;generatorv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +48,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETGENERATIONREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_DELETEGENERATIONREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_DELETEGENERATIONREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_GETPERMANENTIMAGEREQUEST'].fields_by_name['key']._loaded_options = None
+  _globals['_GETPERMANENTIMAGEREQUEST'].fields_by_name['key']._serialized_options = b'\342A\001\002'
+  _globals['_GETGENERATIONPROVENANCEREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_GETGENERATIONPROVENANCEREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_RECOUPGENERATEIMAGEREQUEST'].fields_by_name['prompt']._loaded_options = None
+  _globals['_RECOUPGENERATEIMAGEREQUEST'].fields_by_name['prompt']._serialized_options = b'\342A\001\002'
+  _globals['_RECOUPGENERATEIMAGEREQUEST'].fields_by_name['account_id']._loaded_options = None
+  _globals['_RECOUPGENERATEIMAGEREQUEST'].fields_by_name['account_id']._serialized_options = b'\342A\001\002'
   _globals['_GENERATORSERVICE'].methods_by_name['CreateGeneration']._loaded_options = None
   _globals['_GENERATORSERVICE'].methods_by_name['CreateGeneration']._serialized_options = b'\202\323\344\223\002\034\"\027/api/images/generations:\001*'
   _globals['_GENERATORSERVICE'].methods_by_name['GetGeneration']._loaded_options = None
@@ -58,26 +68,72 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATORSERVICE'].methods_by_name['WatchGeneration']._serialized_options = b'\202\323\344\223\002$\022\"/api/images/generations/{id}:watch'
   _globals['_GENERATORSERVICE'].methods_by_name['DeleteGeneration']._loaded_options = None
   _globals['_GENERATORSERVICE'].methods_by_name['DeleteGeneration']._serialized_options = b'\202\323\344\223\002\036*\034/api/images/generations/{id}'
-  _globals['_CREATEGENERATIONREQUEST']._serialized_start=190
-  _globals['_CREATEGENERATIONREQUEST']._serialized_end=416
-  _globals['_CANCELGENERATIONREQUEST']._serialized_start=418
-  _globals['_CANCELGENERATIONREQUEST']._serialized_end=461
-  _globals['_WATCHGENERATIONREQUEST']._serialized_start=463
-  _globals['_WATCHGENERATIONREQUEST']._serialized_end=505
-  _globals['_GETGENERATIONREQUEST']._serialized_start=507
-  _globals['_GETGENERATIONREQUEST']._serialized_end=547
-  _globals['_LISTGENERATIONSREQUEST']._serialized_start=549
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=669
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=672
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=804
-  _globals['_PAGINATION']._serialized_start=806
-  _globals['_PAGINATION']._serialized_end=891
-  _globals['_DELETEGENERATIONREQUEST']._serialized_start=893
-  _globals['_DELETEGENERATIONREQUEST']._serialized_end=936
-  _globals['_GENERATION']._serialized_start=939
-  _globals['_GENERATION']._serialized_end=1373
-  _globals['_OUTPUTIMAGE']._serialized_start=1376
-  _globals['_OUTPUTIMAGE']._serialized_end=1552
-  _globals['_GENERATORSERVICE']._serialized_start=1555
-  _globals['_GENERATORSERVICE']._serialized_end=2428
+  _globals['_IMAGESERVICE'].methods_by_name['GetPermanentImage']._loaded_options = None
+  _globals['_IMAGESERVICE'].methods_by_name['GetPermanentImage']._serialized_options = b'\202\323\344\223\002\026\022\024/api/permanent/{key}'
+  _globals['_IMAGESERVICE'].methods_by_name['GetGenerationProvenance']._loaded_options = None
+  _globals['_IMAGESERVICE'].methods_by_name['GetGenerationProvenance']._serialized_options = b'\202\323\344\223\002)\022\'/api/images/generations/{id}/provenance'
+  _globals['_IMAGESERVICE'].methods_by_name['VerifyImage']._loaded_options = None
+  _globals['_IMAGESERVICE'].methods_by_name['VerifyImage']._serialized_options = b'\202\323\344\223\002\033\"\026/api/provenance:verify:\001*'
+  _globals['_RECOUPSERVICE'].methods_by_name['GenerateImage']._loaded_options = None
+  _globals['_RECOUPSERVICE'].methods_by_name['GenerateImage']._serialized_options = b'\202\323\344\223\002\025\022\023/api/image/generate'
+  _globals['_OPENAIIMAGESSERVICE'].methods_by_name['CreateImage']._loaded_options = None
+  _globals['_OPENAIIMAGESSERVICE'].methods_by_name['CreateImage']._serialized_options = b'\202\323\344\223\002\033\"\026/v1/images/generations:\001*'
+  _globals['_CREATEGENERATIONREQUEST']._serialized_start=247
+  _globals['_CREATEGENERATIONREQUEST']._serialized_end=473
+  _globals['_CANCELGENERATIONREQUEST']._serialized_start=475
+  _globals['_CANCELGENERATIONREQUEST']._serialized_end=518
+  _globals['_WATCHGENERATIONREQUEST']._serialized_start=520
+  _globals['_WATCHGENERATIONREQUEST']._serialized_end=562
+  _globals['_GETGENERATIONREQUEST']._serialized_start=564
+  _globals['_GETGENERATIONREQUEST']._serialized_end=604
+  _globals['_LISTGENERATIONSREQUEST']._serialized_start=606
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=726
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=729
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=861
+  _globals['_PAGINATION']._serialized_start=863
+  _globals['_PAGINATION']._serialized_end=948
+  _globals['_DELETEGENERATIONREQUEST']._serialized_start=950
+  _globals['_DELETEGENERATIONREQUEST']._serialized_end=993
+  _globals['_GENERATION']._serialized_start=996
+  _globals['_GENERATION']._serialized_end=1430
+  _globals['_OUTPUTIMAGE']._serialized_start=1433
+  _globals['_OUTPUTIMAGE']._serialized_end=1656
+  _globals['_GETPERMANENTIMAGEREQUEST']._serialized_start=1658
+  _globals['_GETPERMANENTIMAGEREQUEST']._serialized_end=1703
+  _globals['_GETGENERATIONPROVENANCEREQUEST']._serialized_start=1705
+  _globals['_GETGENERATIONPROVENANCEREQUEST']._serialized_end=1755
+  _globals['_GENERATIONPROVENANCE']._serialized_start=1757
+  _globals['_GENERATIONPROVENANCE']._serialized_end=1847
+  _globals['_IMAGEPROVENANCE']._serialized_start=1850
+  _globals['_IMAGEPROVENANCE']._serialized_end=2090
+  _globals['_MANIFESTSIGNER']._serialized_start=2092
+  _globals['_MANIFESTSIGNER']._serialized_end=2158
+  _globals['_RECOUPGENERATEIMAGEREQUEST']._serialized_start=2160
+  _globals['_RECOUPGENERATEIMAGEREQUEST']._serialized_end=2253
+  _globals['_RECOUPGENERATEIMAGERESPONSE']._serialized_start=2256
+  _globals['_RECOUPGENERATEIMAGERESPONSE']._serialized_end=2723
+  _globals['_RECOUPIMAGE']._serialized_start=2725
+  _globals['_RECOUPIMAGE']._serialized_end=2823
+  _globals['_RECOUPWARNING']._serialized_start=2825
+  _globals['_RECOUPWARNING']._serialized_end=2888
+  _globals['_RECOUPRESPONSE']._serialized_start=2890
+  _globals['_RECOUPRESPONSE']._serialized_end=2994
+  _globals['_RECOUPPROVIDERMETADATA']._serialized_start=2996
+  _globals['_RECOUPPROVIDERMETADATA']._serialized_end=3049
+  _globals['_RECOUPUSAGE']._serialized_start=3051
+  _globals['_RECOUPUSAGE']._serialized_end=3136
+  _globals['_RECOUPPROVENANCE']._serialized_start=3138
+  _globals['_RECOUPPROVENANCE']._serialized_end=3238
+  _globals['_ARWEAVETRANSACTION']._serialized_start=3241
+  _globals['_ARWEAVETRANSACTION']._serialized_end=3422
+  _globals['_ARWEAVETAG']._serialized_start=3424
+  _globals['_ARWEAVETAG']._serialized_end=3465
+  _globals['_GENERATORSERVICE']._serialized_start=3468
+  _globals['_GENERATORSERVICE']._serialized_end=4341
+  _globals['_IMAGESERVICE']._serialized_start=4344
+  _globals['_IMAGESERVICE']._serialized_end=4771
+  _globals['_RECOUPSERVICE']._serialized_start=4774
+  _globals['_RECOUPSERVICE']._serialized_end=4939
+  _globals['_OPENAIIMAGESSERVICE']._serialized_start=4941
+  _globals['_OPENAIIMAGESSERVICE']._serialized_end=5056
 # @@protoc_insertion_point(module_scope)

@@ -2,7 +2,9 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -138,7 +140,7 @@ class Generation(_message.Message):
     def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., user: _Optional[str] = ..., reason: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., output_images: _Optional[_Iterable[_Union[OutputImage, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ...) -> None: ...
 
 class OutputImage(_message.Message):
-    __slots__ = ("id", "project_id", "image_generation_id", "url", "content_type", "sha256", "size_bytes", "width", "height")
+    __slots__ = ("id", "project_id", "image_generation_id", "url", "content_type", "sha256", "size_bytes", "width", "height", "permanent_url", "manifest_label")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +150,8 @@ class OutputImage(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PERMANENT_URL_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_LABEL_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     image_generation_id: str
@@ -157,4 +161,174 @@ class OutputImage(_message.Message):
     size_bytes: int
     width: int
     height: int
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., image_generation_id: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    permanent_url: str
+    manifest_label: str
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., image_generation_id: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., permanent_url: _Optional[str] = ..., manifest_label: _Optional[str] = ...) -> None: ...
+
+class GetPermanentImageRequest(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    def __init__(self, key: _Optional[str] = ...) -> None: ...
+
+class GetGenerationProvenanceRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GenerationProvenance(_message.Message):
+    __slots__ = ("id", "images")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    images: _containers.RepeatedCompositeFieldContainer[ImageProvenance]
+    def __init__(self, id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[ImageProvenance, _Mapping]]] = ...) -> None: ...
+
+class ImageProvenance(_message.Message):
+    __slots__ = ("image_id", "sha256", "validation_state", "message", "manifest_label", "signer", "manifest_store", "failures")
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_STATE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_LABEL_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_STORE_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    image_id: str
+    sha256: str
+    validation_state: str
+    message: str
+    manifest_label: str
+    signer: ManifestSigner
+    manifest_store: _struct_pb2.Struct
+    failures: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, image_id: _Optional[str] = ..., sha256: _Optional[str] = ..., validation_state: _Optional[str] = ..., message: _Optional[str] = ..., manifest_label: _Optional[str] = ..., signer: _Optional[_Union[ManifestSigner, _Mapping]] = ..., manifest_store: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., failures: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ManifestSigner(_message.Message):
+    __slots__ = ("issuer", "common_name", "alg")
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    COMMON_NAME_FIELD_NUMBER: _ClassVar[int]
+    ALG_FIELD_NUMBER: _ClassVar[int]
+    issuer: str
+    common_name: str
+    alg: str
+    def __init__(self, issuer: _Optional[str] = ..., common_name: _Optional[str] = ..., alg: _Optional[str] = ...) -> None: ...
+
+class RecoupGenerateImageRequest(_message.Message):
+    __slots__ = ("prompt", "account_id", "include")
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FIELD_NUMBER: _ClassVar[int]
+    prompt: str
+    account_id: str
+    include: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, prompt: _Optional[str] = ..., account_id: _Optional[str] = ..., include: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RecoupGenerateImageResponse(_message.Message):
+    __slots__ = ("images", "warnings", "responses", "provider_metadata", "usage", "image_url", "provenance", "arweave_result")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_METADATA_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    ARWEAVE_RESULT_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[RecoupImage]
+    warnings: _containers.RepeatedCompositeFieldContainer[RecoupWarning]
+    responses: _containers.RepeatedCompositeFieldContainer[RecoupResponse]
+    provider_metadata: RecoupProviderMetadata
+    usage: RecoupUsage
+    image_url: str
+    provenance: RecoupProvenance
+    arweave_result: ArweaveTransaction
+    def __init__(self, images: _Optional[_Iterable[_Union[RecoupImage, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[RecoupWarning, _Mapping]]] = ..., responses: _Optional[_Iterable[_Union[RecoupResponse, _Mapping]]] = ..., provider_metadata: _Optional[_Union[RecoupProviderMetadata, _Mapping]] = ..., usage: _Optional[_Union[RecoupUsage, _Mapping]] = ..., image_url: _Optional[str] = ..., provenance: _Optional[_Union[RecoupProvenance, _Mapping]] = ..., arweave_result: _Optional[_Union[ArweaveTransaction, _Mapping]] = ...) -> None: ...
+
+class RecoupImage(_message.Message):
+    __slots__ = ("base64", "media_type", "uint8_array")
+    BASE64_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    UINT8_ARRAY_FIELD_NUMBER: _ClassVar[int]
+    base64: str
+    media_type: str
+    uint8_array: _struct_pb2.ListValue
+    def __init__(self, base64: _Optional[str] = ..., media_type: _Optional[str] = ..., uint8_array: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ...) -> None: ...
+
+class RecoupWarning(_message.Message):
+    __slots__ = ("type", "setting", "message")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SETTING_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    setting: str
+    message: str
+    def __init__(self, type: _Optional[str] = ..., setting: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class RecoupResponse(_message.Message):
+    __slots__ = ("finish_reason", "model_id", "timestamp")
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    finish_reason: str
+    model_id: str
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, finish_reason: _Optional[str] = ..., model_id: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecoupProviderMetadata(_message.Message):
+    __slots__ = ("model", "size")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    size: str
+    def __init__(self, model: _Optional[str] = ..., size: _Optional[str] = ...) -> None: ...
+
+class RecoupUsage(_message.Message):
+    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+
+class RecoupProvenance(_message.Message):
+    __slots__ = ("sha256", "manifest_label", "signer", "validation_state")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_LABEL_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_STATE_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    manifest_label: str
+    signer: str
+    validation_state: str
+    def __init__(self, sha256: _Optional[str] = ..., manifest_label: _Optional[str] = ..., signer: _Optional[str] = ..., validation_state: _Optional[str] = ...) -> None: ...
+
+class ArweaveTransaction(_message.Message):
+    __slots__ = ("id", "owner", "tags", "target", "quantity", "reward", "signature", "format")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    owner: str
+    tags: _containers.RepeatedCompositeFieldContainer[ArweaveTag]
+    target: str
+    quantity: str
+    reward: str
+    signature: str
+    format: int
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[ArweaveTag, _Mapping]]] = ..., target: _Optional[str] = ..., quantity: _Optional[str] = ..., reward: _Optional[str] = ..., signature: _Optional[str] = ..., format: _Optional[int] = ...) -> None: ...
+
+class ArweaveTag(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...

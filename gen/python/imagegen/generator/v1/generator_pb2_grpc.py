@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from imagegen.generator.v1 import generator_pb2 as imagegen_dot_generator_dot_v1_dot_generator__pb2
 
@@ -318,6 +319,324 @@ class GeneratorService:
             '/imagegen.generator.v1.GeneratorService/DeleteGeneration',
             imagegen_dot_generator_dot_v1_dot_generator__pb2.DeleteGenerationRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ImageServiceStub:
+    """Images themselves: permanent URLs and Content Credentials (C2PA).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetPermanentImage = channel.unary_stream(
+                '/imagegen.generator.v1.ImageService/GetPermanentImage',
+                request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.GetPermanentImageRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetGenerationProvenance = channel.unary_unary(
+                '/imagegen.generator.v1.ImageService/GetGenerationProvenance',
+                request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.GetGenerationProvenanceRequest.SerializeToString,
+                response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.GenerationProvenance.FromString,
+                _registered_method=True)
+        self.VerifyImage = channel.unary_unary(
+                '/imagegen.generator.v1.ImageService/VerifyImage',
+                request_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+                response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.ImageProvenance.FromString,
+                _registered_method=True)
+
+
+class ImageServiceServicer:
+    """Images themselves: permanent URLs and Content Credentials (C2PA).
+    """
+
+    def GetPermanentImage(self, request, context):
+        """Streams an image by its permanent URL. It needs no key: the sha256 in the URL is the credential.
+        Answers `ETag`, `Cache-Control: immutable`, `Range` (206) and `If-None-Match` (304).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGenerationProvenance(self, request, context):
+        """The Content Credentials of each of a generation's images, verified now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyImage(self, request, context):
+        """Verifies the Content Credentials of any image sent as the request body (PNG, JPEG, WebP, GIF...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ImageServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetPermanentImage': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetPermanentImage,
+                    request_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.GetPermanentImageRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetGenerationProvenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGenerationProvenance,
+                    request_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.GetGenerationProvenanceRequest.FromString,
+                    response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.GenerationProvenance.SerializeToString,
+            ),
+            'VerifyImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyImage,
+                    request_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                    response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.ImageProvenance.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'imagegen.generator.v1.ImageService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('imagegen.generator.v1.ImageService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ImageService:
+    """Images themselves: permanent URLs and Content Credentials (C2PA).
+    """
+
+    @staticmethod
+    def GetPermanentImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/imagegen.generator.v1.ImageService/GetPermanentImage',
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.GetPermanentImageRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGenerationProvenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.generator.v1.ImageService/GetGenerationProvenance',
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.GetGenerationProvenanceRequest.SerializeToString,
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.GenerationProvenance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.generator.v1.ImageService/VerifyImage',
+            google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.ImageProvenance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RecoupServiceStub:
+    """Recoup's image API, for applications written against it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GenerateImage = channel.unary_unary(
+                '/imagegen.generator.v1.RecoupService/GenerateImage',
+                request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.RecoupGenerateImageRequest.SerializeToString,
+                response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.RecoupGenerateImageResponse.FromString,
+                _registered_method=True)
+
+
+class RecoupServiceServicer:
+    """Recoup's image API, for applications written against it.
+    """
+
+    def GenerateImage(self, request, context):
+        """Generates one image for `account_id` and waits for it. Limits and credits apply as to any generation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RecoupServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GenerateImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateImage,
+                    request_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.RecoupGenerateImageRequest.FromString,
+                    response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.RecoupGenerateImageResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'imagegen.generator.v1.RecoupService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('imagegen.generator.v1.RecoupService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RecoupService:
+    """Recoup's image API, for applications written against it.
+    """
+
+    @staticmethod
+    def GenerateImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.generator.v1.RecoupService/GenerateImage',
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.RecoupGenerateImageRequest.SerializeToString,
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.RecoupGenerateImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class OpenAIImagesServiceStub:
+    """OpenAI's Images API, so the `openai` packages work against imagegen with `base_url` set.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateImage = channel.unary_unary(
+                '/imagegen.generator.v1.OpenAIImagesService/CreateImage',
+                request_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+
+
+class OpenAIImagesServiceServicer:
+    """OpenAI's Images API, so the `openai` packages work against imagegen with `base_url` set.
+    """
+
+    def CreateImage(self, request, context):
+        """`{model, prompt, n, size, response_format, user}` in, `{created, data: [{url | b64_json}]}` out;
+        errors in OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_OpenAIImagesServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateImage,
+                    request_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'imagegen.generator.v1.OpenAIImagesService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('imagegen.generator.v1.OpenAIImagesService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class OpenAIImagesService:
+    """OpenAI's Images API, so the `openai` packages work against imagegen with `base_url` set.
+    """
+
+    @staticmethod
+    def CreateImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.generator.v1.OpenAIImagesService/CreateImage',
+            google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,10 +68,14 @@ class PutObjectResponse(_message.Message):
     def __init__(self, key: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., content_type: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
 
 class GetObjectRequest(_message.Message):
-    __slots__ = ("key",)
+    __slots__ = ("key", "offset", "length")
     KEY_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
     key: str
-    def __init__(self, key: _Optional[str] = ...) -> None: ...
+    offset: int
+    length: int
+    def __init__(self, key: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class GetObjectResponse(_message.Message):
     __slots__ = ("info", "chunk")
