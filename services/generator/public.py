@@ -42,7 +42,7 @@ def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Genera
                 size_bytes=image.size_bytes,
                 width=image.width,
                 height=image.height,
-                permanent_url=permanent_url(permanent_base, image.storage_key) if permanent_base else "",
+                permanent_url=permanent_url(permanent_base, image.storage_key) if permanent_base else None,
                 manifest_label=image.manifest_label,
             )
             for image, url in zip(record.images, generated.urls, strict=True)
