@@ -17,6 +17,8 @@ from .images import Images
 from .provenance import ContentCredentials
 from .providers import Http, build_providers
 from .servicer import GeneratorServicer, ImageServicer
+from .surfaces.openai_images import OpenAIImagesServicer
+from .surfaces.recoup import RecoupServicer
 from .sweeper import BlobSweeper
 from .webhooks import WebhookDispatcher
 from .worker import Worker
@@ -50,6 +52,12 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
         GeneratorServicer(generator, catalog, config), server
     )
     generator_pb2_grpc.add_ImageServiceServicer_to_server(ImageServicer(images, catalog), server)
+    generator_pb2_grpc.add_RecoupServiceServicer_to_server(
+        RecoupServicer(generator, images, catalog, storage, config), server
+    )
+    generator_pb2_grpc.add_OpenAIImagesServiceServicer_to_server(
+        OpenAIImagesServicer(generator, catalog, storage, config), server
+    )
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
     if config.worker_enabled:
         http = Http()

@@ -252,8 +252,8 @@ class RecoupImage(_message.Message):
     UINT8_ARRAY_FIELD_NUMBER: _ClassVar[int]
     base64: str
     media_type: str
-    uint8_array: _struct_pb2.ListValue
-    def __init__(self, base64: _Optional[str] = ..., media_type: _Optional[str] = ..., uint8_array: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ...) -> None: ...
+    uint8_array: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, base64: _Optional[str] = ..., media_type: _Optional[str] = ..., uint8_array: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RecoupWarning(_message.Message):
     __slots__ = ("type", "setting", "message")

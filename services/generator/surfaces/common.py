@@ -1,0 +1,54 @@
+"""What both compatibility surfaces do: make images synchronously, then hand back their bytes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from imagegen.catalog.v1 import catalog_pb2
+
+from services.common.errors import DomainError, FailedPrecondition, Unavailable
+
+from ..clients import StorageClient
+from ..domain import Generated, GenerationInput, Generator
+from ..public import permanent_url
+
+
+@dataclass(frozen=True)
+class MadeImage:
+    record: catalog_pb2.ImageRecord
+    data: bytes
+    # Where a client can fetch it: the permanent URL, or the expiring signed one where those are off.
+    url: str
+    permanent: bool
+
+
+async def make_images(
+    generator: Generator,
+    storage: StorageClient,
+    project_id: str,
+    spec: GenerationInput,
+    idempotency_key: str,
+    timeout: float | None,
+    permanent_base: str,
+) -> tuple[Generated, list[MadeImage]]:
+    generated = await generator.create(project_id, spec, True, idempotency_key, timeout)
+    record = generated.record
+    if record.status == "cancelled":
+        raise FailedPrecondition(f"generation {record.id} was cancelled: {record.reason}")
+    if record.status != "completed":
+        raise Unavailable(f"generation {record.id} failed: {record.reason or 'no reason given'}")
+    try:
+        data = await asyncio.gather(*(storage.read_all(image.storage_key) for image in record.images))
+    except DomainError as exc:
+        raise Unavailable(f"generation {record.id}'s images could not be read: {exc.message}") from exc
+    made = [
+        MadeImage(
+            image,
+            content,
+            permanent_url(permanent_base, image.storage_key) if permanent_base else signed,
+            bool(permanent_base),
+        )
+        for image, content, signed in zip(record.images, data, generated.urls, strict=True)
+    ]
+    return generated, made

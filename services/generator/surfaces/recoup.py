@@ -1,0 +1,139 @@
+"""Recoup's `GET /api/image/generate?prompt=&account_id=`: one image for an account, answered in the shape
+of the AI SDK's `generateImage` result, plus its permanent URL and provenance."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+
+from google.protobuf import timestamp_pb2
+from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
+
+from services.common.auth import bearer_key
+from services.common.errors import InvalidArgument, PermissionDenied
+
+from ..clients import CatalogClient, StorageClient
+from ..config import GeneratorConfig
+from ..domain import Generator, validate
+from ..images import Images
+from .common import make_images
+
+MAX_PROMPT_CHARS = 1000
+INCLUDABLE = ("uint8Array",)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# What `usage` counts as prompt tokens: words and punctuation marks, a tokenizer-free approximation.
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def check_request(prompt: str, account_id: str, include: list[str]) -> tuple[str, str, set[str]]:
+    """The prompt, the account as a canonical UUID, and what to include."""
+    if not prompt.strip():
+        raise InvalidArgument("prompt is required: describe the image to generate", field="prompt")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidArgument(
+            f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}", field="prompt"
+        )
+    if not _UUID.match(account_id):
+        raise InvalidArgument(
+            f"account_id must be a UUID (8-4-4-4-12 hex digits); got {account_id[:64]!r}", field="account_id"
+        )
+    asked = {part.strip() for value in include for part in value.split(",") if part.strip()}
+    unknown = asked - set(INCLUDABLE)
+    if unknown:
+        raise InvalidArgument(
+            f"include takes {', '.join(INCLUDABLE)}; got {', '.join(sorted(unknown))}", field="include"
+        )
+    return prompt, str(uuid.UUID(account_id)), asked
+
+
+def prompt_tokens(prompt: str) -> int:
+    return len(_TOKEN.findall(prompt))
+
+
+class RecoupServicer(generator_pb2_grpc.RecoupServiceServicer):
+    def __init__(
+        self,
+        generator: Generator,
+        images: Images,
+        catalog: CatalogClient,
+        storage: StorageClient,
+        config: GeneratorConfig,
+    ):
+        self.generator = generator
+        self.images = images
+        self.catalog = catalog
+        self.storage = storage
+        self.config = config
+
+    async def GenerateImage(self, request, context):
+        metadata = context.invocation_metadata()
+        principal = await self.catalog.authenticate(bearer_key(metadata))
+        prompt, account, include = check_request(request.prompt, request.account_id, list(request.include))
+        if principal.kind == "publishable" and account != principal.user:
+            raise PermissionDenied("a publishable key can only generate for the account it was made for")
+        spec = validate(
+            prompt=prompt,
+            negative_prompt="",
+            model="",
+            user=account,
+            n=1,
+            width=0,
+            height=0,
+            seed=None,
+            default_model=self.config.default_model,
+        )
+        generated, (made,) = await make_images(
+            self.generator,
+            self.storage,
+            principal.project_id,
+            spec,
+            "",
+            context.time_remaining(),
+            self.config.public_url if principal.permanent_urls else "",
+        )
+        record = generated.record
+        verification = await self.images.verify(made.data, made.record.content_type)
+        tokens = prompt_tokens(prompt)
+        answer = generator_pb2.RecoupGenerateImageResponse(
+            images=[
+                generator_pb2.RecoupImage(
+                    base64=base64.b64encode(made.data).decode(),
+                    media_type=made.record.content_type,
+                    uint8_array=made.data if "uint8Array" in include else [],
+                )
+            ],
+            responses=[
+                generator_pb2.RecoupResponse(
+                    finish_reason="stop", model_id=record.model, timestamp=_now_or(record.updated_at)
+                )
+            ],
+            provider_metadata=generator_pb2.RecoupProviderMetadata(
+                model=record.model, size=f"{record.width}x{record.height}"
+            ),
+            usage=generator_pb2.RecoupUsage(
+                prompt_tokens=tokens, completion_tokens=len(record.images), total_tokens=tokens + 1
+            ),
+            image_url=made.url,
+            provenance=generator_pb2.RecoupProvenance(
+                sha256=verification.sha256,
+                manifest_label=verification.manifest_label,
+                signer=verification.signer_common_name,
+                validation_state=verification.state,
+            ),
+        )
+        if not made.permanent:
+            answer.warnings.add(
+                type="other",
+                setting="permanentUrls",
+                message="permanent URLs are off for this project, so imageUrl is a signed URL that expires",
+            )
+        return answer
+
+
+def _now_or(stamp: timestamp_pb2.Timestamp) -> timestamp_pb2.Timestamp:
+    if stamp.seconds:
+        return stamp
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    return now
