@@ -40,6 +40,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.rest_sync $(BENCH_ARGS)
 	$(PY) -m bench.queue $(BENCH_QUEUE_ARGS)
+	$(PY) -m bench.signing
 
 up:
 	docker compose up --build -d --wait

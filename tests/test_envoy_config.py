@@ -6,6 +6,7 @@ import pathlib
 
 import envoy.extensions.access_loggers.stream.v3.stream_pb2  # noqa: F401  (registers @type)
 import envoy.extensions.filters.http.grpc_json_transcoder.v3.transcoder_pb2 as transcoder_pb2
+import envoy.extensions.filters.http.lua.v3.lua_pb2 as lua_pb2
 import envoy.extensions.filters.http.router.v3.router_pb2  # noqa: F401
 import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 as hcm_pb2
 import envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 as protocol_pb2
@@ -110,3 +111,65 @@ def test_every_public_service_routes_to_its_own_http2_cluster_and_internal_ones_
         served = [name for name, target in TRANSCODED_SERVICES.items() if target == upstream]
         assert cluster.health_checks[0].grpc_health_check.service_name == served[0]
     assert not any("Internal" in prefix for prefix in routes)
+
+
+def _lua_source(bootstrap) -> str:
+    hcm = _hcm(bootstrap)
+    names = [f.name for f in hcm.http_filters]
+    # Responses pass the filters in reverse order: Lua must come before the transcoder to see its 200.
+    assert names.index("envoy.filters.http.lua") < names.index("envoy.filters.http.grpc_json_transcoder")
+    (filter_,) = [f for f in hcm.http_filters if f.name == "envoy.filters.http.lua"]
+    config = lua_pb2.Lua()
+    assert filter_.typed_config.Unpack(config)
+    return config.default_source_code.inline_string
+
+
+class _Headers:
+    """The slice of Envoy's Lua header map API the filter uses."""
+
+    def __init__(self, headers: dict[str, str]):
+        self.headers = headers
+
+    def get(self, name):
+        return self.headers.get(name)
+
+    def replace(self, name, value):
+        self.headers[name] = value
+
+    def remove(self, name):
+        self.headers.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "expected"),
+    [
+        ({":status": "200", "x-imagegen-status": "206", "etag": '"e"'}, {":status": "206", "etag": '"e"'}),
+        ({":status": "200", "x-imagegen-status": "304"}, {":status": "304"}),
+        (
+            {":status": "200", "x-imagegen-status": "429", "retry-after": "3"},
+            {":status": "429", "retry-after": "3"},
+        ),
+        ({":status": "200", "content-type": "image/png"}, {":status": "200", "content-type": "image/png"}),
+        ({":status": "404"}, {":status": "404"}),
+    ],
+)
+def test_the_lua_filter_turns_x_imagegen_status_into_the_http_status(bootstrap, upstream, expected):
+    from lupa import LuaRuntime
+
+    lua = LuaRuntime(unpack_returned_tuples=True)
+    lua.execute(_lua_source(bootstrap))
+    headers = _Headers(dict(upstream))
+
+    class Handle:
+        def headers(self):
+            return headers
+
+    lua.globals().envoy_on_response(Handle())
+    assert headers.headers == expected
+
+
+def test_the_python_gateway_copies_x_imagegen_status_the_same_way():
+    from gateway.server import _reply_headers
+
+    status, headers = _reply_headers([("x-imagegen-status", "206"), ("etag", '"e"'), ("grpc-x", "no")])
+    assert (status, headers) == (206, {"etag": '"e"'})

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pathlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -13,6 +16,7 @@ log = logging.getLogger("imagegen.catalog.db")
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every catalog that migrates this database.
 MIGRATION_LOCK = 0x1A6E6E
+T = TypeVar("T")
 
 
 async def open_pool(database_url: str, min_size: int, max_size: int) -> AsyncConnectionPool:
@@ -51,3 +55,19 @@ async def migrate(database_url: str) -> list[str]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
     return applied_now
+
+
+async def retry_deadlocks(work: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    """Runs a transaction again when Postgres broke a deadlock by aborting it.
+
+    Claims lock a job before its generation, while cancels and deletes lock the generation first; the
+    rare crossing is cheaper to retry than to serialize every path on one order.
+    """
+    for attempt in range(attempts):
+        try:
+            return await work()
+        except psycopg.errors.DeadlockDetected:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -24,6 +24,7 @@ from services.common.errors import (
 )
 
 from .accounts import MAX_CREDITS, check_limit, hash_key, period_resets
+from .db import retry_deadlocks
 from .notifier import Notifier, wait_for
 from .queue import JobQueue
 from .repository import TERMINAL_STATUSES, Outcome, Repository, Row
@@ -397,6 +398,10 @@ class Catalog:
         await self.queue.probe_result(server_id, ok, error)
 
     async def cancel(self, project_id: str, generation_id: str, reason: str) -> Row:
+        await retry_deadlocks(lambda: self._cancel(project_id, generation_id, reason))
+        return await self.get_generation(project_id, generation_id)
+
+    async def _cancel(self, project_id: str, generation_id: str, reason: str) -> None:
         async with self.queue.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "SELECT status FROM generations WHERE project_id = %s AND id = %s FOR UPDATE",
@@ -413,7 +418,6 @@ class Catalog:
             await self.repo.finish(
                 conn, generation_id, "cancelled", None, reason or "cancelled by the caller", []
             )
-        return await self.get_generation(project_id, generation_id)
 
     async def watch(self, project_id: str, generation_id: str) -> AsyncIterator[Row]:
         """The generation now, then at each change of status, ending after a terminal one."""
@@ -495,7 +499,7 @@ class Catalog:
         return Page(rows=rows, next_token=next_token, previous_token=previous_token, page_size=size)
 
     async def delete_generation(self, project_id: str, generation_id: str) -> list[str]:
-        orphaned = await self.repo.delete_generation(project_id, generation_id)
+        orphaned = await retry_deadlocks(lambda: self.repo.delete_generation(project_id, generation_id))
         if orphaned is None:
             raise NotFound(f"generation {generation_id} not found")
         return orphaned

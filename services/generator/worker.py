@@ -68,6 +68,8 @@ class Worker:
         # while its answer waits for the next batch to the catalog.
         self._in_slot: set[str] = set()
         self._lost: set[str] = set()
+        # Store-and-answer tasks, which outlive a cancelled job (see `_run`).
+        self._finishing: set[asyncio.Task] = set()
         self._slot_freed = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task] = []
@@ -95,6 +97,8 @@ class Worker:
         for task in self._running.values():
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
+        if self._finishing:
+            await asyncio.wait(list(self._finishing), timeout=grace)
         await self._completions.close()
         await self._puts.close()
         if unfinished:
@@ -234,18 +238,41 @@ class Worker:
                 return
             images = [image for image, _ in signed]
             labels = [label for _, label in signed]
-        try:
-            # Every image is durable in storage before the catalog row pointing at it commits.
-            stored = await asyncio.gather(*(self._store(image) for image in images))
-        except DomainError as exc:
+        # Once images are being stored, storing and answering run to the end even if the job is taken
+        # from this worker: a refused answer puts its images on the unused list, where a cancelled
+        # task would have left them in storage with nothing pointing at them.
+        finishing = asyncio.create_task(self._store_and_answer(job, images, labels))
+        self._finishing.add(finishing)
+        finishing.add_done_callback(self._finished)
+        await asyncio.shield(finishing)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._finishing.discard(task)
+        # Retrieved here too: when the job was taken away, nobody awaits the task any more.
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("storing or answering failed", extra={"fields": {"error": repr(task.exception())}})
+
+    async def _store_and_answer(
+        self, job: catalog_pb2.Job, images: list[RenderedImage], labels: list[str]
+    ) -> None:
+        generation = job.generation
+        # Every image is durable in storage before the catalog row pointing at it commits.
+        results = await asyncio.gather(*(self._store(image) for image in images), return_exceptions=True)
+        stored = [r for r in results if isinstance(r, storage_pb2.PutObjectResponse)]
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            if stored:
+                await self.catalog.report_unused_blobs([put.key for put in stored])
+            if not isinstance(failure, DomainError):
+                raise failure
             await self._fail(
-                job, f"storing the images failed: {exc.message}", catalog_pb2.FAILURE_KIND_TRANSIENT
+                job, f"storing the images failed: {failure.message}", catalog_pb2.FAILURE_KIND_TRANSIENT
             )
             return
         request = catalog_pb2.CompleteJobRequest(
             worker_id=self.id,
             generation_id=generation.id,
-            server_id=server.id,
+            server_id=job.server.id,
             images=[
                 catalog_pb2.ImageRecord(
                     index=index,
