@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
+# arlocal (a local Arweave node) and arweave-js, for the Arweave tests.
+ARWEAVE_TOOLS := tests/arweave/node_modules/.installed
 
 .PHONY: run test protos lint format bench up down clean
 
@@ -16,7 +18,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m tools.run
 
-test: $(STAMP)
+$(ARWEAVE_TOOLS): tests/arweave/package.json tests/arweave/package-lock.json
+	cd tests/arweave && npm ci --no-audit --no-fund --loglevel=error
+	touch $(ARWEAVE_TOOLS)
+
+test: $(STAMP) $(ARWEAVE_TOOLS)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 protos: $(STAMP)
@@ -49,4 +55,4 @@ down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) node_modules tests/arweave/node_modules .pytest_cache

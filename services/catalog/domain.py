@@ -24,6 +24,7 @@ from services.common.errors import (
 )
 
 from .accounts import MAX_CREDITS, check_limit, hash_key, period_resets
+from .arweave_store import ArweaveArchives
 from .db import retry_deadlocks
 from .notifier import Notifier, wait_for
 from .queue import JobQueue
@@ -79,6 +80,9 @@ def clamp_page_size(page_size: int) -> int:
             f"pageSize must be between 1 and {MAX_PAGE_SIZE}, got {page_size}", field="page_size"
         )
     return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+ARWEAVE_REPORTED_STATES = ("pending", "posted", "confirmed")
 
 
 @dataclass(frozen=True)
@@ -144,11 +148,13 @@ class Catalog:
         queue: JobQueue,
         notifier: Notifier,
         policy: QueuePolicy | None = None,
+        archives: ArweaveArchives | None = None,
     ):
         self.repo = repository
         self.queue = queue
         self.notifier = notifier
         self.policy = policy or QueuePolicy()
+        self.archives = archives or ArweaveArchives(repository.pool)
         self._next_housekeeping = 0.0
         self._next_probe_check = 0.0
 
@@ -352,7 +358,10 @@ class Catalog:
         if not completions:
             return []
         recorded, refused = await self.queue.complete(
-            [Outcome(c.generation_id, "completed", c.server_id or None, "", c.images) for c in completions]
+            [
+                Outcome(c.generation_id, "completed", c.server_id or None, "", c.images, c.archive)
+                for c in completions
+            ]
         )
         answers: list[Row | DomainError] = []
         for completion in completions:
@@ -470,6 +479,53 @@ class Catalog:
                 "webhook delivery failed",
                 extra={"fields": {"delivery": delivery_id, "status": status_code, "retry_in": retry_in}},
             )
+
+    # -- Arweave -----------------------------------------------------------------------------------
+
+    async def claim_arweave_archives(
+        self, max_archives: int, lease_seconds: float, wait_seconds: float
+    ) -> list[Row]:
+        deadline = time.monotonic() + max(wait_seconds, 0)
+        with self.notifier.subscribe("imagegen_arweave") as due:
+            while True:
+                ready = []
+                for archive in await self.archives.claim(min(max(max_archives, 1), 64), lease_seconds):
+                    if archive["used"]:
+                        ready.append(archive)
+                    else:
+                        # Posting it now would publish, for ever, an image its owner deleted.
+                        await self.archives.record(
+                            archive["storage_key"],
+                            "abandoned",
+                            archive["transaction"],
+                            archive["url"],
+                            "no generation uses this image any more",
+                            0,
+                        )
+                remaining = deadline - time.monotonic()
+                if ready or remaining <= 0:
+                    return ready
+                await wait_for(due, min(remaining, 0.5))
+
+    async def report_arweave_archive(
+        self, storage_key: str, state: str, transaction: str, url: str, error: str, retry_in: float
+    ) -> None:
+        if state not in ARWEAVE_REPORTED_STATES:
+            raise InvalidArgument(
+                f"state must be one of {', '.join(ARWEAVE_REPORTED_STATES)}; got {state!r}", field="state"
+            )
+        if transaction:
+            try:
+                json.loads(transaction)
+            except ValueError as exc:
+                raise InvalidArgument(
+                    f"transaction_json is not JSON: {exc}", field="transaction_json"
+                ) from exc
+        recorded = await self.archives.record(
+            storage_key, state, transaction or None, url, error[:1000], min(max(retry_in, 0.0), 86400.0)
+        )
+        if not recorded:
+            raise NotFound(f"no Arweave archive for {storage_key!r}")
 
     async def get_generation(self, project_id: str, generation_id: str) -> Row:
         row = await self.repo.get_generation(project_id, generation_id)

@@ -16,7 +16,7 @@ import psycopg
 
 log = logging.getLogger("imagegen.catalog.notifier")
 
-CHANNELS = ("imagegen_generation", "imagegen_jobs", "imagegen_webhooks")
+CHANNELS = ("imagegen_generation", "imagegen_jobs", "imagegen_webhooks", "imagegen_arweave")
 
 
 class Notifier:

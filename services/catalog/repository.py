@@ -12,6 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common.ids import new_id
 
+from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
+
 Row = dict[str, Any]
 
 
@@ -24,6 +26,8 @@ class Outcome:
     server_id: str | None
     reason: str
     images: list[Row] = field(default_factory=list)
+    # Queue the images for Arweave, if the project publishes permanent URLs.
+    archive: bool = False
 
 
 _GENERATION_COLUMNS = (
@@ -216,10 +220,11 @@ class Repository:
         cur = await conn.execute(
             "UPDATE generations g SET status = o.status, server_id = coalesce(o.server_id, g.server_id),"
             " reason = o.reason, updated_at = clock_timestamp()"
-            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS o(id, status, server_id, reason)"
-            " WHERE g.id = o.id AND g.status IN ('pending', 'processing')"
+            " FROM projects p,"
+            "   unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS o(id, status, server_id, reason)"
+            " WHERE g.id = o.id AND g.status IN ('pending', 'processing') AND p.id = g.project_id"
             f" RETURNING {', '.join('g.' + c for c in _GENERATION_COLUMNS.split(', '))},"
-            " g.quota_day, g.credits_charged",
+            " g.quota_day, g.credits_charged, p.permanent_urls",
             (
                 [o.generation_id for o in outcomes],
                 [o.status for o in outcomes],
@@ -230,7 +235,7 @@ class Repository:
         finished = {row["id"]: row for row in await cur.fetchall()}
         if not finished:
             return {}
-        images = []
+        images, archived = [], []
         for outcome in outcomes:
             row = finished.get(outcome.generation_id)
             if row is None:
@@ -246,6 +251,9 @@ class Repository:
                 for image in outcome.images
             ]
             images.extend(row["images"])
+            # An Arweave copy is as public and permanent as a permanent URL: only where those are on.
+            if outcome.archive and row["permanent_urls"]:
+                archived.extend(row["images"])
         webhooks = [row for row in finished.values() if row["callback_url"]]
         # One round trip for everything that follows from the rows moved.
         async with conn.pipeline():
@@ -275,6 +283,8 @@ class Repository:
             )
             # A finished job frees a server slot that a queued job may be waiting for.
             await notify(conn, "imagegen_jobs")
+        if archived:
+            await queue_archives(conn, archived)
         return finished
 
     async def _give_back(self, conn: AsyncConnection, unmade: list[Row]) -> None:
@@ -374,10 +384,13 @@ class Repository:
         for row in rows:
             row["images"] = []
         cur = await conn.execute(
-            f"SELECT {_IMAGE_COLUMNS} FROM output_images WHERE generation_id = ANY(%s) ORDER BY idx",
+            f"SELECT {', '.join('o.' + c for c in _IMAGE_COLUMNS.split(', '))}, {IMAGE_ARCHIVE_COLUMNS}"
+            " FROM output_images o LEFT JOIN arweave_archives a ON a.storage_key = o.storage_key"
+            " WHERE o.generation_id = ANY(%s) ORDER BY o.idx",
             (list(by_id),),
         )
         for image in await cur.fetchall():
+            take_archive(image)
             by_id[image["generation_id"]]["images"].append(image)
 
     async def delete_generation(self, project_id: str, generation_id: str) -> list[str] | None:

@@ -66,6 +66,19 @@ def image_to_proto(row: Row) -> catalog_pb2.ImageRecord:
         width=row["width"],
         height=row["height"],
         manifest_label=row["manifest_label"],
+        arweave=arweave_to_proto(row["arweave"], row) if row.get("arweave") else None,
+    )
+
+
+def arweave_to_proto(archive: Row, image: Row) -> catalog_pb2.ArweaveArchive:
+    return catalog_pb2.ArweaveArchive(
+        state=archive["state"],
+        transaction_json=archive["transaction"] or "",
+        url=archive["url"],
+        last_error=archive["last_error"],
+        attempts=archive["attempts"],
+        storage_key=image["storage_key"],
+        content_type=image["content_type"],
     )
 
 
@@ -130,6 +143,7 @@ def _completion(request: catalog_pb2.CompleteJobRequest) -> Outcome:
         request.server_id,
         "",
         [_image_fields(image) for image in request.images],
+        archive=request.archive_to_arweave,
     )
 
 
@@ -370,6 +384,25 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
 
     async def ReportWebhookDelivery(self, request, context):
         await self.catalog.report_delivery(request.id, request.delivered, request.status_code, request.error)
+        return empty_pb2.Empty()
+
+    async def ClaimArweaveArchives(self, request, context):
+        archives = await self.catalog.claim_arweave_archives(
+            request.max_archives, request.lease_seconds, request.wait_seconds
+        )
+        return catalog_pb2.ClaimArweaveArchivesResponse(
+            archives=[arweave_to_proto(archive, archive) for archive in archives]
+        )
+
+    async def ReportArweaveArchive(self, request, context):
+        await self.catalog.report_arweave_archive(
+            request.storage_key,
+            request.state,
+            request.transaction_json,
+            request.url,
+            request.error,
+            request.retry_in_seconds,
+        )
         return empty_pb2.Empty()
 
 

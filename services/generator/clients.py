@@ -103,6 +103,19 @@ class CatalogClient:
             ),
         )
 
+    async def claim_arweave_archives(self, max_archives: int, lease_seconds: float, wait_seconds: float):
+        answer = await self._call(
+            "ClaimArweaveArchives",
+            catalog_pb2.ClaimArweaveArchivesRequest(
+                max_archives=max_archives, lease_seconds=lease_seconds, wait_seconds=wait_seconds
+            ),
+            timeout=wait_seconds + 10,
+        )
+        return list(answer.archives)
+
+    async def report_arweave_archive(self, request: catalog_pb2.ReportArweaveArchiveRequest) -> None:
+        await self._call("ReportArweaveArchive", request)
+
     async def get_generation(self, project_id: str, generation_id: str, timeout: float | None):
         async with upstream("catalog"):
             return await self.stub.GetGeneration(

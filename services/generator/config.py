@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from services.common.config import DEFAULT_PORTS, REPO_ROOT, Env, var_dir
 
+from .archiver import ArweaveConfig
 from .credentials import CredentialsConfig
 from .worker import WorkerConfig
 
@@ -28,10 +29,21 @@ class GeneratorConfig:
     public_url: str = "http://127.0.0.1:8080"
     var_dir: pathlib.Path = REPO_ROOT / "var"
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
+    arweave: ArweaveConfig = field(default_factory=ArweaveConfig)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GeneratorConfig:
         env = env or Env()
+        arweave = ArweaveConfig(
+            wallet=env.path("ARWEAVE_WALLET", None),
+            node_url=env.str("ARWEAVE_NODE_URL", ArweaveConfig.node_url).rstrip("/"),
+            gateway_url=env.str("ARWEAVE_GATEWAY_URL", ArweaveConfig.gateway_url).rstrip("/"),
+            confirmations=env.int("ARWEAVE_CONFIRMATIONS", ArweaveConfig.confirmations),
+            retry_seconds=env.float("ARWEAVE_RETRY_SECONDS", ArweaveConfig.retry_seconds),
+            check_seconds=env.float("ARWEAVE_CHECK_SECONDS", ArweaveConfig.check_seconds),
+            wait_seconds=env.float("ARWEAVE_WAIT_SECONDS", ArweaveConfig.wait_seconds),
+            timeout_seconds=env.float("ARWEAVE_TIMEOUT_SECONDS", ArweaveConfig.timeout_seconds),
+        )
         return cls(
             host=env.str("GENERATOR_HOST", cls.host),
             port=env.int("GENERATOR_PORT", cls.port),
@@ -47,6 +59,7 @@ class GeneratorConfig:
                 heartbeat_seconds=env.float("WORKER_HEARTBEAT_SECONDS", WorkerConfig.heartbeat_seconds),
                 model_timeout_seconds=env.float("MODEL_TIMEOUT_SECONDS", WorkerConfig.model_timeout_seconds),
                 probe_timeout_seconds=env.float("PROBE_TIMEOUT_SECONDS", WorkerConfig.probe_timeout_seconds),
+                archive_to_arweave=arweave.enabled,
             ),
             webhook_timeout_seconds=env.float("WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds),
             blob_sweep_interval_seconds=env.float(
@@ -61,4 +74,5 @@ class GeneratorConfig:
                 timestamp_url=env.str("C2PA_TIMESTAMP_URL"),
                 include_prompt=env.bool("C2PA_INCLUDE_PROMPT", False),
             ),
+            arweave=arweave,
         )

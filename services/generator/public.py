@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2
 
 from .domain import Generated
@@ -11,6 +14,23 @@ PERMANENT_PATH = "/api/permanent/"
 
 def permanent_url(base: str, storage_key: str) -> str:
     return f"{base}{PERMANENT_PATH}{storage_key}"
+
+
+def arweave_transaction_id(archive: catalog_pb2.ArweaveArchive) -> str:
+    return json.loads(archive.transaction_json)["id"] if archive.transaction_json else ""
+
+
+def public_archive(image: catalog_pb2.ImageRecord) -> generator_pb2.ArweaveArchive | None:
+    if not image.HasField("arweave"):
+        return None
+    archive = image.arweave
+    posted = archive.state in ("posted", "confirmed")
+    return generator_pb2.ArweaveArchive(
+        state=archive.state,
+        transaction_id=arweave_transaction_id(archive) if posted else "",
+        url=archive.url if posted else "",
+        last_error=archive.last_error,
+    )
 
 
 def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Generation:
@@ -44,6 +64,7 @@ def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Genera
                 height=image.height,
                 permanent_url=permanent_url(permanent_base, image.storage_key) if permanent_base else None,
                 manifest_label=image.manifest_label,
+                arweave=public_archive(image),
             )
             for image, url in zip(record.images, generated.urls, strict=True)
         ],

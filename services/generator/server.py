@@ -9,6 +9,8 @@ from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 
 from services.common import server as lifecycle
 
+from .archiver import ArweaveArchiver
+from .arweave import Wallet
 from .clients import CatalogClient, StorageClient, close_channels
 from .config import GeneratorConfig
 from .credentials import load_identity
@@ -46,6 +48,8 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     generator = Generator(catalog, storage)
     credentials = content_credentials(config)
     images = Images(catalog, storage, credentials)
+    # Loaded first, so a bad wallet stops the start with its reason.
+    wallet = Wallet.load(config.arweave.wallet) if config.arweave.enabled else None
 
     server = lifecycle.new_server()
     generator_pb2_grpc.add_GeneratorServiceServicer_to_server(
@@ -67,6 +71,10 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
         worker.start()
         webhooks.start()
         sweeper.start()
+        if wallet is not None:
+            archiver = ArweaveArchiver(catalog, storage, wallet, config.arweave)
+            archiver.start()
+            lifecycle.on_stop(server, archiver.stop)
         # After the drain: sync callers still waiting need this worker to finish their jobs.
         lifecycle.on_stop(server, lambda: worker.stop(config.shutdown_grace_seconds))
         lifecycle.on_stop(server, webhooks.stop)

@@ -41,6 +41,8 @@ class WorkerConfig:
     probe_timeout_seconds: float = 5.0
     # How long a freed slot may wait for others before the worker claims for it alone.
     claim_coalesce_seconds: float = 0.01
+    # Ask the catalog to queue stored images for Arweave (this generator has a wallet).
+    archive_to_arweave: bool = False
 
 
 def _target(server: catalog_pb2.ServerTarget) -> ServerTarget:
@@ -273,6 +275,7 @@ class Worker:
             worker_id=self.id,
             generation_id=generation.id,
             server_id=job.server.id,
+            archive_to_arweave=self.config.archive_to_arweave,
             images=[
                 catalog_pb2.ImageRecord(
                     index=index,

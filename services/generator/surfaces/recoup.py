@@ -3,11 +3,14 @@ of the AI SDK's `generateImage` result, plus its permanent URL and provenance.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
+import time
 import uuid
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2
+from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 
 from services.common.auth import bearer_key
@@ -128,7 +131,40 @@ class RecoupServicer(generator_pb2_grpc.RecoupServiceServicer):
                 setting="permanentUrls",
                 message="permanent URLs are off for this project, so imageUrl is a signed URL that expires",
             )
+        elif self.config.arweave.enabled:
+            budget = self.config.arweave.wait_seconds
+            if context.time_remaining() is not None:
+                budget = min(budget, context.time_remaining() - 1)
+            archive = await self._posted_archive(principal.project_id, record.id, made.record.index, budget)
+            if archive.state in ("posted", "confirmed"):
+                answer.image_url = archive.url
+                json_format.Parse(archive.transaction_json, answer.arweave_result, ignore_unknown_fields=True)
+            elif archive.state == "pending":
+                answer.warnings.add(
+                    type="other",
+                    setting="arweave",
+                    message=f"the image is not on Arweave yet ({archive.last_error or 'posting'}); it is "
+                    f"retried, and outputImages[].arweave of generation {record.id} shows when it is there",
+                )
+            else:
+                answer.warnings.add(
+                    type="other", setting="arweave", message="the image was not queued for Arweave"
+                )
         return answer
+
+    async def _posted_archive(
+        self, project_id: str, generation_id: str, index: int, budget: float
+    ) -> catalog_pb2.ArweaveArchive:
+        """The image's archive once it leaves `pending`, or as it is when the budget runs out."""
+        deadline = time.monotonic() + budget
+        delay = 0.05
+        while True:
+            record = await self.catalog.get_generation(project_id, generation_id, 10)
+            archive = next(image.arweave for image in record.images if image.index == index)
+            if archive.state != "pending" or time.monotonic() + delay > deadline:
+                return archive
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def _now_or(stamp: timestamp_pb2.Timestamp) -> timestamp_pb2.Timestamp:

@@ -489,16 +489,18 @@ class RenewLeasesResponse(_message.Message):
     def __init__(self, lost_generation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CompleteJobRequest(_message.Message):
-    __slots__ = ("worker_id", "generation_id", "server_id", "images")
+    __slots__ = ("worker_id", "generation_id", "server_id", "images", "archive_to_arweave")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_TO_ARWEAVE_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     generation_id: str
     server_id: str
     images: _containers.RepeatedCompositeFieldContainer[ImageRecord]
-    def __init__(self, worker_id: _Optional[str] = ..., generation_id: _Optional[str] = ..., server_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ...) -> None: ...
+    archive_to_arweave: bool
+    def __init__(self, worker_id: _Optional[str] = ..., generation_id: _Optional[str] = ..., server_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., archive_to_arweave: _Optional[bool] = ...) -> None: ...
 
 class CompleteJobsRequest(_message.Message):
     __slots__ = ("jobs",)
@@ -723,7 +725,7 @@ class GenerationRecord(_message.Message):
     def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., user: _Optional[str] = ..., reason: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ...) -> None: ...
 
 class ImageRecord(_message.Message):
-    __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height", "manifest_label")
+    __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height", "manifest_label", "arweave")
     ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     STORAGE_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -733,6 +735,7 @@ class ImageRecord(_message.Message):
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_LABEL_FIELD_NUMBER: _ClassVar[int]
+    ARWEAVE_FIELD_NUMBER: _ClassVar[int]
     id: str
     index: int
     storage_key: str
@@ -742,7 +745,58 @@ class ImageRecord(_message.Message):
     width: int
     height: int
     manifest_label: str
-    def __init__(self, id: _Optional[str] = ..., index: _Optional[int] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., manifest_label: _Optional[str] = ...) -> None: ...
+    arweave: ArweaveArchive
+    def __init__(self, id: _Optional[str] = ..., index: _Optional[int] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., manifest_label: _Optional[str] = ..., arweave: _Optional[_Union[ArweaveArchive, _Mapping]] = ...) -> None: ...
+
+class ArweaveArchive(_message.Message):
+    __slots__ = ("state", "transaction_json", "url", "last_error", "attempts", "storage_key", "content_type")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_JSON_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    transaction_json: str
+    url: str
+    last_error: str
+    attempts: int
+    storage_key: str
+    content_type: str
+    def __init__(self, state: _Optional[str] = ..., transaction_json: _Optional[str] = ..., url: _Optional[str] = ..., last_error: _Optional[str] = ..., attempts: _Optional[int] = ..., storage_key: _Optional[str] = ..., content_type: _Optional[str] = ...) -> None: ...
+
+class ClaimArweaveArchivesRequest(_message.Message):
+    __slots__ = ("max_archives", "lease_seconds", "wait_seconds")
+    MAX_ARCHIVES_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    max_archives: int
+    lease_seconds: float
+    wait_seconds: float
+    def __init__(self, max_archives: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class ClaimArweaveArchivesResponse(_message.Message):
+    __slots__ = ("archives",)
+    ARCHIVES_FIELD_NUMBER: _ClassVar[int]
+    archives: _containers.RepeatedCompositeFieldContainer[ArweaveArchive]
+    def __init__(self, archives: _Optional[_Iterable[_Union[ArweaveArchive, _Mapping]]] = ...) -> None: ...
+
+class ReportArweaveArchiveRequest(_message.Message):
+    __slots__ = ("storage_key", "state", "transaction_json", "url", "error", "retry_in_seconds")
+    STORAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_JSON_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RETRY_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    storage_key: str
+    state: str
+    transaction_json: str
+    url: str
+    error: str
+    retry_in_seconds: float
+    def __init__(self, storage_key: _Optional[str] = ..., state: _Optional[str] = ..., transaction_json: _Optional[str] = ..., url: _Optional[str] = ..., error: _Optional[str] = ..., retry_in_seconds: _Optional[float] = ...) -> None: ...
 
 class ResolvePermanentImageRequest(_message.Message):
     __slots__ = ("storage_key",)

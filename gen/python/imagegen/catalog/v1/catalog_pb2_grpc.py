@@ -990,6 +990,16 @@ class CatalogInternalServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportWebhookDeliveryRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ClaimArweaveArchives = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ClaimArweaveArchives',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimArweaveArchivesRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimArweaveArchivesResponse.FromString,
+                _registered_method=True)
+        self.ReportArweaveArchive = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ReportArweaveArchive',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportArweaveArchiveRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class CatalogInternalServiceServicer:
@@ -1134,6 +1144,21 @@ class CatalogInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClaimArweaveArchives(self, request, context):
+        """Leases Arweave archives that are due: `pending` ones to post, `posted` ones to check for
+        confirmations. Archives whose image no generation uses any more are abandoned instead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportArweaveArchive(self, request, context):
+        """Records what became of an archive, and when it is next due.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1230,6 +1255,16 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
             'ReportWebhookDelivery': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportWebhookDelivery,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportWebhookDeliveryRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ClaimArweaveArchives': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimArweaveArchives,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimArweaveArchivesRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimArweaveArchivesResponse.SerializeToString,
+            ),
+            'ReportArweaveArchive': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportArweaveArchive,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportArweaveArchiveRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
@@ -1746,6 +1781,60 @@ class CatalogInternalService:
             target,
             '/imagegen.catalog.v1.CatalogInternalService/ReportWebhookDelivery',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportWebhookDeliveryRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimArweaveArchives(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ClaimArweaveArchives',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimArweaveArchivesRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimArweaveArchivesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportArweaveArchive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ReportArweaveArchive',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportArweaveArchiveRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,

@@ -140,7 +140,7 @@ class Generation(_message.Message):
     def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., user: _Optional[str] = ..., reason: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., output_images: _Optional[_Iterable[_Union[OutputImage, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ...) -> None: ...
 
 class OutputImage(_message.Message):
-    __slots__ = ("id", "project_id", "image_generation_id", "url", "content_type", "sha256", "size_bytes", "width", "height", "permanent_url", "manifest_label")
+    __slots__ = ("id", "project_id", "image_generation_id", "url", "content_type", "sha256", "size_bytes", "width", "height", "permanent_url", "manifest_label", "arweave")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +152,7 @@ class OutputImage(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     PERMANENT_URL_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_LABEL_FIELD_NUMBER: _ClassVar[int]
+    ARWEAVE_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     image_generation_id: str
@@ -163,7 +164,20 @@ class OutputImage(_message.Message):
     height: int
     permanent_url: str
     manifest_label: str
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., image_generation_id: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., permanent_url: _Optional[str] = ..., manifest_label: _Optional[str] = ...) -> None: ...
+    arweave: ArweaveArchive
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., image_generation_id: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., permanent_url: _Optional[str] = ..., manifest_label: _Optional[str] = ..., arweave: _Optional[_Union[ArweaveArchive, _Mapping]] = ...) -> None: ...
+
+class ArweaveArchive(_message.Message):
+    __slots__ = ("state", "transaction_id", "url", "last_error")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    transaction_id: str
+    url: str
+    last_error: str
+    def __init__(self, state: _Optional[str] = ..., transaction_id: _Optional[str] = ..., url: _Optional[str] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class GetPermanentImageRequest(_message.Message):
     __slots__ = ("key",)
@@ -306,7 +320,7 @@ class RecoupProvenance(_message.Message):
     def __init__(self, sha256: _Optional[str] = ..., manifest_label: _Optional[str] = ..., signer: _Optional[str] = ..., validation_state: _Optional[str] = ...) -> None: ...
 
 class ArweaveTransaction(_message.Message):
-    __slots__ = ("id", "owner", "tags", "target", "quantity", "reward", "signature", "format")
+    __slots__ = ("id", "owner", "tags", "target", "quantity", "reward", "signature", "format", "last_tx", "data_size", "data_root")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -315,6 +329,9 @@ class ArweaveTransaction(_message.Message):
     REWARD_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    LAST_TX_FIELD_NUMBER: _ClassVar[int]
+    DATA_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_ROOT_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner: str
     tags: _containers.RepeatedCompositeFieldContainer[ArweaveTag]
@@ -323,7 +340,10 @@ class ArweaveTransaction(_message.Message):
     reward: str
     signature: str
     format: int
-    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[ArweaveTag, _Mapping]]] = ..., target: _Optional[str] = ..., quantity: _Optional[str] = ..., reward: _Optional[str] = ..., signature: _Optional[str] = ..., format: _Optional[int] = ...) -> None: ...
+    last_tx: str
+    data_size: str
+    data_root: str
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[ArweaveTag, _Mapping]]] = ..., target: _Optional[str] = ..., quantity: _Optional[str] = ..., reward: _Optional[str] = ..., signature: _Optional[str] = ..., format: _Optional[int] = ..., last_tx: _Optional[str] = ..., data_size: _Optional[str] = ..., data_root: _Optional[str] = ...) -> None: ...
 
 class ArweaveTag(_message.Message):
     __slots__ = ("name", "value")
