@@ -302,3 +302,33 @@ def test_projects_without_permanent_urls_put_nothing_on_arweave(platform, api):
             (project_id,),
         ).fetchone()
     assert queued == 0
+
+
+def test_a_transaction_already_on_the_node_is_not_paid_for_twice_and_a_dropped_one_is_posted_again(
+    platform, api, arlocal, jwk
+):
+    address = Wallet.from_jwk(jwk).address
+    body = _recoup(api, "a kite over the dunes")
+    data = base64.b64decode(body["images"][0]["base64"])
+    first = body["arweaveResult"]["id"]
+    generation_id = _generation_id(platform, hashlib.sha256(data).hexdigest())
+    balance = requests.get(f"{arlocal}/wallet/{address}/balance", timeout=10).text
+    # As if the node's answer to the post had been lost: the archive is pending with its transaction.
+    with psycopg.connect(platform.database_url) as conn:
+        conn.execute(
+            "UPDATE arweave_archives SET state = 'pending', url = '', next_attempt_at = now()"
+            " WHERE transaction->>'id' = %s",
+            (first,),
+        )
+    archive = _wait_for_archive(api, generation_id, "posted")
+    assert archive["transactionId"] == first
+    assert requests.get(f"{arlocal}/wallet/{address}/balance", timeout=10).text == balance
+    # The node drops it (unmined transactions can be): the next status check finds out and posts again.
+    assert requests.delete(f"{arlocal}/tx/{first}", timeout=10).status_code == 200
+    deadline = time.monotonic() + 30
+    while requests.get(f"{arlocal}/tx/{first}/status", timeout=10).status_code == 404:
+        assert time.monotonic() < deadline, "the dropped transaction was not posted again"
+        time.sleep(0.1)
+    archive = _wait_for_archive(api, generation_id, "posted")
+    assert archive["transactionId"] == first
+    assert requests.get(archive["url"], timeout=10).content == data

@@ -138,7 +138,7 @@ class ArweaveArchiver:
     async def _post(
         self, node: ArweaveNode, archive: catalog_pb2.ArweaveArchive, transaction: Transaction | None
     ) -> catalog_pb2.ReportArweaveArchiveRequest:
-        if transaction is not None and (await node.status(transaction.id)).state != "unknown":
+        if transaction is not None and await self._known(node, transaction):
             return self._posted(archive, transaction)
         data = await self.storage.read_all(archive.storage_key)
         if transaction is None:
@@ -158,12 +158,23 @@ class ArweaveArchiver:
             )
         else:
             _, chunks = await asyncio.to_thread(transaction_chunks, data)
-        await node.post(transaction, data, chunks)
+        try:
+            await node.post(transaction, data, chunks)
+        except NodeError:
+            # Some nodes refuse a transaction they already hold rather than answer 208; that is success.
+            if not await self._known(node, transaction):
+                raise
         log.info(
             "image posted to arweave",
             extra={"fields": {"key": archive.storage_key, "transaction": transaction.id}},
         )
         return self._posted(archive, transaction)
+
+    async def _known(self, node: ArweaveNode, transaction: Transaction) -> bool:
+        try:
+            return (await node.status(transaction.id)).state != "unknown"
+        except (NodeError, aiohttp.ClientError, TimeoutError, OSError):
+            return False
 
     def _posted(
         self, archive: catalog_pb2.ArweaveArchive, transaction: Transaction
