@@ -8,7 +8,6 @@ archive and retried with backoff, for as long as some generation uses the image.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import pathlib
@@ -20,6 +19,7 @@ from imagegen.catalog.v1 import catalog_pb2
 from services.common.errors import DomainError
 
 from .arweave import ArweaveNode, NodeError, Transaction, Wallet, signed_transaction, transaction_chunks
+from .background import BackgroundLoop
 from .clients import CatalogClient, StorageClient
 
 log = logging.getLogger("imagegen.generator.arweave")
@@ -61,34 +61,27 @@ def transaction_url(gateway: str, transaction_id: str) -> str:
     return f"{gateway}/{transaction_id}"
 
 
-class ArweaveArchiver:
+class ArweaveArchiver(BackgroundLoop):
+    name = "arweave"
+
     def __init__(self, catalog: CatalogClient, storage: StorageClient, wallet: Wallet, config: ArweaveConfig):
+        super().__init__()
         self.catalog = catalog
         self.storage = storage
         self.wallet = wallet
         self.config = config
         self.lease_seconds = config.timeout_seconds * 3 + 30
-        self._task: asyncio.Task | None = None
-        self._session: aiohttp.ClientSession | None = None
 
     def start(self) -> None:
         log.info(
             "archiving images to Arweave",
             extra={"fields": {"wallet": self.wallet.address, "node": self.config.node_url}},
         )
-        self._task = asyncio.create_task(self._loop(), name="arweave")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._session is not None:
-            await self._session.close()
+        super().start()
 
     async def _loop(self) -> None:
-        self._session = aiohttp.ClientSession(headers={"User-Agent": f"{APP_NAME}-arweave/1"})
-        node = ArweaveNode(self.config.node_url, self._session, self.config.timeout_seconds)
+        session = self.http(f"{APP_NAME}-arweave/1")
+        node = ArweaveNode(self.config.node_url, session, self.config.timeout_seconds)
         while True:
             try:
                 archives = await self.catalog.claim_arweave_archives(

@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from services.common.errors import DomainError
 
+from .background import BackgroundLoop
 from .clients import CatalogClient, StorageClient
 
 log = logging.getLogger("imagegen.sweeper")
 BATCH = 500
 
 
-class BlobSweeper:
+class BlobSweeper(BackgroundLoop):
+    name = "blob-sweeper"
+
     def __init__(self, catalog: CatalogClient, storage: StorageClient, interval_seconds: float):
+        super().__init__()
         self.catalog = catalog
         self.storage = storage
         self.interval = interval_seconds
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="blob-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _loop(self) -> None:
         while True:

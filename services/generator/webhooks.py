@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -17,6 +16,7 @@ from imagegen.catalog.v1 import catalog_pb2
 
 from services.common.errors import DomainError
 
+from .background import BackgroundLoop
 from .clients import CatalogClient
 from .domain import Generator
 from .public import to_public
@@ -33,7 +33,9 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(BackgroundLoop):
+    name = "webhooks"
+
     def __init__(
         self,
         catalog: CatalogClient,
@@ -42,27 +44,15 @@ class WebhookDispatcher:
         public_url: str,
         parallel: int = 8,
     ):
+        super().__init__()
         self.public_url = public_url
         self.catalog = catalog
         self.generator = generator
         self.timeout = timeout_seconds
         self.parallel = parallel
-        self._task: asyncio.Task | None = None
-        self._session: aiohttp.ClientSession | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="webhooks")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._session is not None:
-            await self._session.close()
 
     async def _loop(self) -> None:
-        self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+        self.http(USER_AGENT)
         while True:
             try:
                 deliveries = await self.catalog.claim_deliveries(self.parallel, self.timeout + 30, 1.0)
