@@ -140,7 +140,14 @@ def test_a_key_rate_is_one_token_bucket_across_every_service(platform, admin, pr
     assert slow("GET", "/api/models").status_code == 200
     reset = admin("PATCH", f"/api/keys/{made['id']}", json={"rateLimit": {}, "name": "default"}).json()
     assert reset["name"] == "default" and reset["rateLimit"] == {"requestsPerSecond": 100, "burst": 200}
-    for bad in ({"requestsPerSecond": -1}, {"requestsPerSecond": 1, "burst": -1}, {"requestsPerSecond": 1e6}):
+    # 1.6e-30 came from the fuzzer: it made Retry-After 6e29 s, past what a protobuf Duration holds (500).
+    too_slow = {"requestsPerSecond": 1.619868405684279e-30}
+    for bad in (
+        {"requestsPerSecond": -1},
+        {"requestsPerSecond": 1, "burst": -1},
+        {"requestsPerSecond": 1e6},
+        too_slow,
+    ):
         answer = admin("PATCH", f"/api/keys/{made['id']}", json={"rateLimit": bad})
         assert answer.status_code == 400, answer.text
 

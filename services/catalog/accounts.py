@@ -28,6 +28,8 @@ MAX_LIMIT = 10_000_000
 MAX_CREDITS = 1_000_000_000
 MAX_USAGE_DAYS = 366
 MAX_RATE = 100_000
+# One request a day: slower would put Retry-After beyond what clients (and protobuf's Duration) take.
+MIN_RATE = 1 / 86_400
 _NOT_VALID = "the API key is not valid; send `Authorization: Bearer <key>` with a live key"
 
 
@@ -75,9 +77,10 @@ def new_key(kind: str) -> tuple[str, str]:
 
 def check_rate(per_second: float, burst: int) -> tuple[float, int]:
     """A key's own rate; a burst left at 0 holds one second of requests."""
-    if not 0 < per_second <= MAX_RATE:
+    if not MIN_RATE <= per_second <= MAX_RATE:
         raise InvalidArgument(
-            f"rateLimit.requestsPerSecond must be above 0 and at most {MAX_RATE}; got {per_second}",
+            f"rateLimit.requestsPerSecond must be between {MIN_RATE:.8f} (one a day) and {MAX_RATE};"
+            f" got {per_second:g}",
             field="rate_limit.requests_per_second",
         )
     burst = burst or max(1, round(per_second))
