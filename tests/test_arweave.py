@@ -81,7 +81,11 @@ def arlocal(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("arlocal")
     with open(workdir / "arlocal.log", "wb") as log:
         node = subprocess.Popen(
-            ["node", "serve.js", str(workdir / "db")], cwd=TOOLS, stdout=subprocess.PIPE, stderr=log
+            # Run from the work folder: arlocal writes a `logs` folder wherever it runs.
+            ["node", str(TOOLS / "serve.js"), str(workdir / "db")],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=log,
         )
         try:
             ready, _, _ = select.select([node.stdout], [], [], 60)
