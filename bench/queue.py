@@ -28,7 +28,7 @@ import psycopg
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from bench.rest_sync import _percentile, _platform_cpu_seconds
-from tools.embedded_pg import EmbeddedPostgres, free_port
+from tools.embedded_pg import EmbeddedPostgres
 from tools.supervisor import Platform
 
 
@@ -117,13 +117,11 @@ def main() -> None:
         postgres = EmbeddedPostgres(var / "postgres", durable=True).start()
         database_url = postgres.create_database("imagegen")
         key = "sk_bench_" + secrets.token_hex(16)
-        gateway_port = free_port()
         platform = Platform(
             env={
                 "IMAGEGEN_DATABASE_URL": database_url,
                 "IMAGEGEN_BOOTSTRAP_API_KEY": key,
                 "IMAGEGEN_VAR_DIR": str(var),
-                "IMAGEGEN_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
                 "IMAGEGEN_LOG_LEVEL": "WARNING",
                 # Measures the platform, not one key's rate.
                 "IMAGEGEN_KEY_RATE_PER_SECOND": "0",
@@ -131,7 +129,7 @@ def main() -> None:
             }
         )
         try:
-            platform.start(ports={"gateway": gateway_port}, log_dir=var)
+            platform.start(log_dir=var)
             with psycopg.connect(database_url) as conn:
                 (project_id,) = conn.execute("SELECT id FROM projects").fetchone()
             for slots in args.slots:

@@ -1,6 +1,6 @@
-"""`make bench`: synchronous generation through the REST gateway, procedural model at 64x64.
+"""`make bench`: synchronous generation through Envoy (REST), procedural model at 64x64.
 
-The image is tiny on purpose, so the figures are the platform's own cost: gateway, generator, catalog,
+The image is tiny on purpose, so the figures are the platform's own cost: Envoy, generator, catalog,
 storage and Postgres (durable, fsync on, as `make run` runs it). Reports requests/s and p50/p99 at
 concurrency 1 and 16, and CPU milliseconds per generation summed over every platform process.
 """
@@ -19,7 +19,7 @@ import time
 import aiohttp
 import psutil
 
-from tools.embedded_pg import EmbeddedPostgres, free_port
+from tools.embedded_pg import EmbeddedPostgres
 from tools.supervisor import Platform
 
 BODY = {"prompt": "a misty lake at sunset", "user": "bench", "width": 64, "height": 64}
@@ -77,20 +77,18 @@ def main() -> None:
         var = pathlib.Path(tmp)
         postgres = EmbeddedPostgres(var / "postgres", durable=True).start()
         key = "sk_bench_" + secrets.token_hex(16)
-        gateway_port = free_port()
         platform = Platform(
             env={
                 "IMAGEGEN_DATABASE_URL": postgres.create_database("imagegen"),
                 "IMAGEGEN_BOOTSTRAP_API_KEY": key,
                 "IMAGEGEN_VAR_DIR": str(var),
-                "IMAGEGEN_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
                 "IMAGEGEN_LOG_LEVEL": "WARNING",
                 # Measures the platform, not one key's rate.
                 "IMAGEGEN_KEY_RATE_PER_SECOND": "0",
             }
         )
         try:
-            platform.start(ports={"gateway": gateway_port}, log_dir=var)
+            platform.start(log_dir=var)
             url = platform.gateway_url + "/api/images/generations"
             pids = [p.pid for p in platform.processes.values()] + [postgres.process.pid]
             asyncio.run(_load(url, key, 4, 2.0))  # warm-up: connections, prepared statements, caches
@@ -116,7 +114,7 @@ def main() -> None:
             platform.stop()
             postgres.stop()
     cpus = psutil.cpu_count()
-    print(f"sync generation via REST gateway, procedural 64x64, {args.seconds:.0f}s per run, {cpus} CPUs")
+    print(f"sync generation via Envoy (REST), procedural 64x64, {args.seconds:.0f}s per run, {cpus} CPUs")
     print(f"{'conc':>4} {'gens':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/gen':>11}")
     for r in results:
         print(

@@ -1,3 +1,6 @@
+"""The gateway's deployment settings, read from IMAGEGEN_* variables, and the facts about the API that
+gateway/envoy.yaml, the OpenAPI document and the tests share."""
+
 from __future__ import annotations
 
 import pathlib
@@ -5,9 +8,12 @@ from dataclasses import dataclass, field
 
 from services.common.config import DEFAULT_PORTS, REPO_ROOT, Env
 
-DESCRIPTOR_SET = REPO_ROOT / "gateway" / "api_descriptor.pb"
-# The services both gateways transcode, and the upstream each routes to. Internal services are absent
-# on purpose: no REST path or gRPC route reaches them. A test holds envoy.yaml to this table.
+GATEWAY_DIR = REPO_ROOT / "gateway"
+ENVOY_YAML = GATEWAY_DIR / "envoy.yaml"
+DESCRIPTOR_SET = GATEWAY_DIR / "api_descriptor.pb"
+OPENAPI_JSON = GATEWAY_DIR / "openapi.json"
+# The services Envoy transcodes, and the cluster each routes to. Internal services are absent on
+# purpose: no REST path or gRPC route reaches them. A test holds envoy.yaml to this table.
 TRANSCODED_SERVICES = {
     "imagegen.generator.v1.GeneratorService": "generator",
     "imagegen.generator.v1.ImageService": "generator",
@@ -17,49 +23,55 @@ TRANSCODED_SERVICES = {
     "imagegen.catalog.v1.AccountService": "catalog",
     "imagegen.storage.v1.StorageService": "storage",
 }
-# Methods that take no API key: a signed URL, or a permanent URL's unguessable sha256, is the credential.
+# Each cluster, and the variable naming its address (host:port).
+UPSTREAM_TARGETS = {"generator": "GENERATOR_TARGET", "catalog": "CATALOG_TARGET", "storage": "STORAGE_TARGET"}
+# Methods that take no API key: a signed URL, or a permanent URL's unguessable key, is the credential.
 KEYLESS_METHODS = {
     "imagegen.storage.v1.StorageService.GetFile",
     "imagegen.generator.v1.ImageService.GetPermanentImage",
 }
-# Per-upstream route timeouts, as in envoy.yaml.
-ROUTE_TIMEOUT_SECONDS = {"generator": 120.0, "catalog": 30.0, "storage": 300.0}
-# Methods with a route of their own ahead of their service's: a watch lasts as long as its job.
-METHOD_ROUTE_TIMEOUT_SECONDS = {
-    "/imagegen.generator.v1.GeneratorService/WatchGeneration": 3600.0,
-    "/imagegen.generator.v1.ImageService/GetPermanentImage": 300.0,
-}
-# Server-streaming JSON goes out as server-sent events (`data: <json>\n\n`), as envoy.yaml's
-# `stream_sse_style_delimited` prints it.
-STREAM_SSE = True
-# Images sent to provenance:verify are the largest bodies.
-MAX_REQUEST_BODY_BYTES = 12 * 1024 * 1024
+
+
+def _split_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
 
 
 @dataclass(frozen=True)
 class GatewayConfig:
+    """Where Envoy listens and what it reaches; port 0 lets the kernel pick (Envoy's admin tells)."""
+
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORTS["gateway"]
-    descriptor_set: pathlib.Path = DESCRIPTOR_SET
-    upstreams: dict[str, str] = field(
-        default_factory=lambda: {
-            name: f"127.0.0.1:{DEFAULT_PORTS[name]}" for name in ("generator", "catalog", "storage")
-        }
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9901
+    upstreams: dict[str, tuple[str, int]] = field(
+        default_factory=lambda: {name: ("127.0.0.1", DEFAULT_PORTS[name]) for name in UPSTREAM_TARGETS}
     )
-    max_request_body_bytes: int = MAX_REQUEST_BODY_BYTES
-    log_level: str = "INFO"
+    descriptor_set: pathlib.Path = DESCRIPTOR_SET
+    openapi_json: pathlib.Path = OPENAPI_JSON
+    # Exact origins (scheme://host[:port]) whose pages may call the API; none by default.
+    cors_allowed_origins: tuple[str, ...] = ()
+    # One JSON line per request; "" writes to standard output.
+    access_log: str = ""
+    log_level: str = "warning"
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewayConfig:
         env = env or Env()
-        defaults = cls()
+        upstreams = {}
+        for name, (host, port) in cls().upstreams.items():
+            target = env.str(UPSTREAM_TARGETS[name], f"{host}:{port}")
+            target_host, _, target_port = target.rpartition(":")
+            upstreams[name] = (target_host, int(target_port))
         return cls(
             host=env.str("GATEWAY_HOST", cls.host),
             port=env.int("GATEWAY_PORT", cls.port),
+            admin_host=env.str("GATEWAY_ADMIN_HOST", cls.admin_host),
+            admin_port=env.int("GATEWAY_ADMIN_PORT", cls.admin_port),
+            upstreams=upstreams,
             descriptor_set=env.path("DESCRIPTOR_SET", DESCRIPTOR_SET),
-            upstreams={
-                name: env.str(f"{name.upper()}_TARGET", target) for name, target in defaults.upstreams.items()
-            },
-            max_request_body_bytes=env.int("MAX_REQUEST_BODY_BYTES", MAX_REQUEST_BODY_BYTES),
-            log_level=env.str("LOG_LEVEL", cls.log_level),
+            openapi_json=env.path("OPENAPI_JSON", OPENAPI_JSON),
+            cors_allowed_origins=_split_list(env.str("CORS_ALLOWED_ORIGINS")),
+            access_log=env.str("GATEWAY_ACCESS_LOG"),
+            log_level=env.str("GATEWAY_LOG_LEVEL", cls.log_level),
         )

@@ -1,22 +1,22 @@
 """An OpenAPI 3.1 document of the public REST surface, made from the descriptor set's `google.api.http`
 rules, field types and proto comments.
 
-It describes what the transcoders accept and answer (shared/reference/envoy-transcoding.md): protobuf's
+It describes what Envoy's transcoder accepts and answers (shared/reference/envoy-transcoding.md): protobuf's
 JSON mapping with camelCase names, 64-bit integers as strings, every field of a GET or DELETE and every
 field left out of a `body: "field"` rule as a query parameter, and errors as `google.rpc.Status`.
-`make protos` writes it to gateway/openapi.yaml; the Python gateway serves the same at /openapi.json.
+`make protos` writes it to gateway/openapi.yaml and, the same document, gateway/openapi.json, which
+Envoy answers at /openapi.json.
 """
 
 from __future__ import annotations
 
 import pathlib
+import re
 from collections.abc import Iterable
 
 from google.api import annotations_pb2, field_behavior_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, MethodDescriptor
-
-from . import templates
 
 HTTP_BODY = "google.api.HttpBody"
 _STATUS = "google.rpc.Status"
@@ -218,9 +218,7 @@ class _Builder:
             http_method, path = rule.custom.kind.lower(), rule.custom.path
         else:
             http_method, path = kind, getattr(rule, kind)
-        template = templates.parse(path)
-        bound = [".".join(variable.field_path) for variable in template.variables]
-        openapi_path = _openapi_path(template)
+        openapi_path, bound = openapi_path_template(path)
         operation: dict = {
             "operationId": f"{tag}_{method.name}" + (f"_{index}" if index else ""),
             "tags": [tag],
@@ -377,18 +375,12 @@ def _enum_schema(enum: EnumDescriptor) -> dict:
     return {"type": "string", "enum": [value.name for value in enum.values]}
 
 
-def _openapi_path(template: templates.Template) -> str:
-    """`/api/keys/{id}` as OpenAPI writes it; a variable over many segments is still one parameter."""
-    parts = []
-    variables = {variable.start: variable for variable in template.variables}
-    index = 0
-    while index < len(template.segments):
-        variable = variables.get(index)
-        if variable is not None:
-            parts.append("{" + ".".join(variable.field_path) + "}")
-            index = variable.end if variable.end > index else index + 1
-            continue
-        parts.append(template.segments[index])
-        index += 1
-    path = "/" + "/".join(parts)
-    return path + (f":{template.verb}" if template.verb else "")
+# `{field}` or `{field=segments}` in a google.api.http path template.
+_VARIABLE = re.compile(r"\{([^}=]+)(?:=[^}]*)?\}")
+
+
+def openapi_path_template(template: str) -> tuple[str, list[str]]:
+    """`/api/keys/{id}` as OpenAPI writes it, and the fields its variables bind; a variable over many
+    segments (`{name=models/*}`) is still one parameter."""
+    bound = _VARIABLE.findall(template)
+    return _VARIABLE.sub(lambda match: "{" + match.group(1) + "}", template), bound

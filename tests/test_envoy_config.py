@@ -1,40 +1,60 @@
-"""gateway/envoy.yaml, parsed by Envoy's own API protos, held to the descriptor set and the Python gateway."""
+"""gateway/envoy.yaml, parsed by Envoy's own API protos and by Envoy itself, held to the descriptor set;
+what a deployment fills in (gateway/proxy.py) is only its settings. No process is left running."""
 
 from __future__ import annotations
 
-import pathlib
+import subprocess
 
-import envoy.extensions.access_loggers.stream.v3.stream_pb2  # noqa: F401  (registers @type)
+import envoy.extensions.access_loggers.file.v3.file_pb2  # noqa: F401  (registers @type)
+import envoy.extensions.filters.http.buffer.v3.buffer_pb2 as buffer_pb2
+import envoy.extensions.filters.http.cors.v3.cors_pb2  # noqa: F401
 import envoy.extensions.filters.http.grpc_json_transcoder.v3.transcoder_pb2 as transcoder_pb2
-import envoy.extensions.filters.http.lua.v3.lua_pb2 as lua_pb2
+import envoy.extensions.filters.http.grpc_web.v3.grpc_web_pb2  # noqa: F401
+import envoy.extensions.filters.http.lua.v3.lua_pb2  # noqa: F401
 import envoy.extensions.filters.http.router.v3.router_pb2  # noqa: F401
 import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 as hcm_pb2
 import envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 as protocol_pb2
 import pytest
 import yaml
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.route.v3 import route_components_pb2  # noqa: F401  (FilterConfig)
 from google.protobuf import descriptor_pb2, json_format
 
-from gateway.config import (
-    DESCRIPTOR_SET,
-    MAX_REQUEST_BODY_BYTES,
-    METHOD_ROUTE_TIMEOUT_SECONDS,
-    ROUTE_TIMEOUT_SECONDS,
-    STREAM_SSE,
-    TRANSCODED_SERVICES,
-)
-from gateway.transcoder import PrintOptions
+from gateway import proxy
+from gateway.config import DESCRIPTOR_SET, ENVOY_YAML, OPENAPI_JSON, TRANSCODED_SERVICES, GatewayConfig
 from services.common.config import DEFAULT_PORTS
 
-ENVOY_YAML = pathlib.Path(__file__).resolve().parents[1] / "gateway/envoy.yaml"
+# The settings envoy.yaml is written with: the compose deployment.
+COMPOSE_SETTINGS = GatewayConfig(
+    host="0.0.0.0",
+    port=8080,
+    admin_host="127.0.0.1",
+    admin_port=9901,
+    upstreams={name: (name, DEFAULT_PORTS[name]) for name in ("generator", "catalog", "storage")},
+    descriptor_set="/etc/envoy/api_descriptor.pb",
+    openapi_json="/etc/envoy/openapi.json",
+    cors_allowed_origins=(),
+    access_log="",
+)
+LOCAL_SETTINGS = GatewayConfig(
+    port=0,
+    admin_port=0,
+    upstreams={"generator": ("127.0.0.1", 1), "catalog": ("127.0.0.1", 2), "storage": ("127.0.0.1", 3)},
+    cors_allowed_origins=("http://app.example", "https://console.example:8443"),
+    access_log="/tmp/imagegen-access.log",
+)
+
+
+def _parse(document: dict) -> bootstrap_pb2.Bootstrap:
+    parsed = bootstrap_pb2.Bootstrap()
+    # Fails on unknown fields, wrong types and unknown @type, as Envoy's own loader does.
+    json_format.ParseDict(document, parsed)
+    return parsed
 
 
 @pytest.fixture(scope="module")
 def bootstrap() -> bootstrap_pb2.Bootstrap:
-    parsed = bootstrap_pb2.Bootstrap()
-    # Fails on unknown fields, wrong types and unknown @type, as Envoy's own loader does.
-    json_format.ParseDict(yaml.safe_load(ENVOY_YAML.read_text()), parsed)
-    return parsed
+    return _parse(yaml.safe_load(ENVOY_YAML.read_text()))
 
 
 def _hcm(bootstrap) -> hcm_pb2.HttpConnectionManager:
@@ -46,130 +66,116 @@ def _hcm(bootstrap) -> hcm_pb2.HttpConnectionManager:
     return hcm
 
 
-def _transcoder(bootstrap) -> transcoder_pb2.GrpcJsonTranscoder:
-    hcm = _hcm(bootstrap)
-    names = [f.name for f in hcm.http_filters]
-    assert names[-1] == "envoy.filters.http.router"
-    (filter_,) = [f for f in hcm.http_filters if f.name == "envoy.filters.http.grpc_json_transcoder"]
-    config = transcoder_pb2.GrpcJsonTranscoder()
-    assert filter_.typed_config.Unpack(config)
-    return config
+def _filter(bootstrap, name, message):
+    (filter_,) = [f for f in _hcm(bootstrap).http_filters if f.name == name]
+    assert filter_.typed_config.Unpack(message)
+    return message
 
 
-def test_transcoder_serves_exactly_the_public_services_of_the_descriptor(bootstrap):
-    config = _transcoder(bootstrap)
-    assert config.proto_descriptor == "/etc/envoy/api_descriptor.pb"
+def test_the_transcoder_serves_exactly_the_public_services_of_the_descriptor(bootstrap):
+    config = _filter(
+        bootstrap, "envoy.filters.http.grpc_json_transcoder", transcoder_pb2.GrpcJsonTranscoder()
+    )
     assert set(config.services) == set(TRANSCODED_SERVICES)
     files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
     declared = {f"{file.package}.{service.name}" for file in files.file for service in file.service}
     assert set(config.services) <= declared, "a service missing from the descriptor stops Envoy at startup"
+    assert config.convert_grpc_status and config.request_validation_options.reject_unknown_method
+    assert not config.match_incoming_request_route, "routes match gRPC paths"
 
 
-def test_transcoder_options_match_the_python_gateway(bootstrap):
-    config = _transcoder(bootstrap)
-    assert config.convert_grpc_status
-    assert config.ignore_unknown_query_parameters
-    assert config.request_validation_options.reject_unknown_method
-    assert config.max_request_body_size.value == MAX_REQUEST_BODY_BYTES
-    defaults = PrintOptions()
-    assert config.print_options.always_print_primitive_fields == defaults.always_print_primitive_fields
-    assert config.print_options.preserve_proto_field_names == defaults.preserve_proto_field_names
-    assert config.print_options.stream_sse_style_delimited == STREAM_SSE
-    assert not config.match_incoming_request_route, "routes below match gRPC paths"
+def test_filters_run_in_the_order_the_gateway_relies_on(bootstrap):
+    names = [f.name for f in _hcm(bootstrap).http_filters]
+    # Lua first: it marks REST requests before anything answers, and sees every answer last.
+    assert names == [
+        "envoy.filters.http.lua",
+        "envoy.filters.http.cors",
+        "envoy.filters.http.grpc_web",
+        "envoy.filters.http.buffer",
+        "envoy.filters.http.grpc_json_transcoder",
+        "envoy.filters.http.router",
+    ]
+    limit = _filter(bootstrap, "envoy.filters.http.buffer", buffer_pb2.Buffer()).max_request_bytes.value
+    transcoder = _filter(
+        bootstrap, "envoy.filters.http.grpc_json_transcoder", transcoder_pb2.GrpcJsonTranscoder()
+    )
+    assert limit == transcoder.max_request_body_size.value == 12 * 1024 * 1024
 
 
-def test_every_public_service_routes_to_its_own_http2_cluster_and_internal_ones_to_none(bootstrap):
+def test_every_public_service_routes_to_its_own_http2_cluster_with_its_deadline(bootstrap):
     (virtual_host,) = _hcm(bootstrap).route_config.virtual_hosts
-    routes = {route.match.prefix: route.route for route in virtual_host.routes if route.match.prefix}
-    method_routes = {route.match.path: route.route for route in virtual_host.routes if route.match.path}
     clusters = {cluster.name: cluster for cluster in bootstrap.static_resources.clusters}
-    assert set(routes) == {f"/{service}/" for service in TRANSCODED_SERVICES}
-    assert set(method_routes) == set(METHOD_ROUTE_TIMEOUT_SECONDS)
-    for path, timeout in METHOD_ROUTE_TIMEOUT_SECONDS.items():
-        assert method_routes[path].timeout.ToTimedelta().total_seconds() == timeout
-        assert method_routes[path].cluster == TRANSCODED_SERVICES[path.split("/")[1]]
-    # Envoy takes the first match, so a method's own route must come before its service's prefix.
-    order = [route.match.path or route.match.prefix for route in virtual_host.routes]
-    for path in METHOD_ROUTE_TIMEOUT_SECONDS:
-        assert order.index(path) < order.index(path.rsplit("/", 1)[0] + "/")
-    for service, upstream in TRANSCODED_SERVICES.items():
-        route = routes[f"/{service}/"]
-        assert route.cluster == upstream
-        assert route.timeout.ToTimedelta().total_seconds() == ROUTE_TIMEOUT_SECONDS[upstream]
-        cluster = clusters[upstream]
+    forwarded = [r for r in virtual_host.routes if r.WhichOneof("action") == "route"]
+    by_prefix = {r.match.prefix: r.route for r in forwarded if r.match.prefix.startswith("/imagegen.")}
+    assert set(by_prefix) == {f"/{service}/" for service in TRANSCODED_SERVICES}
+    for route in forwarded:
+        if route.route.cluster == "unrouted":
+            continue
+        service = (route.match.path or route.match.prefix).split("/")[1]
+        assert route.route.cluster == TRANSCODED_SERVICES[service]
+        # The route's timeout reaches the service as grpc-timeout only with max_grpc_timeout.
+        assert route.route.max_grpc_timeout == route.route.timeout
+        if route.match.path:  # a method's own route must come before its service's prefix
+            order = [r.match.path or r.match.prefix for r in virtual_host.routes]
+            assert order.index(route.match.path) < order.index(f"/{service}/")
+    for upstream in set(TRANSCODED_SERVICES.values()):
         options = protocol_pb2.HttpProtocolOptions()
-        assert cluster.typed_extension_protocol_options[
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-        ].Unpack(options)
-        assert options.explicit_http_config.HasField("http2_protocol_options"), (
-            f"{upstream} must speak HTTP/2"
+        assert (
+            clusters[upstream]
+            .typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            .Unpack(options)
         )
-        (endpoint,) = cluster.load_assignment.endpoints[0].lb_endpoints
-        address = endpoint.endpoint.address.socket_address
-        assert (address.address, address.port_value) == (upstream, DEFAULT_PORTS[upstream])
-        # One health check per process: the cluster's first service stands for the others it serves.
+        assert options.explicit_http_config.HasField("http2_protocol_options"), f"{upstream} speaks HTTP/2"
         served = [name for name, target in TRANSCODED_SERVICES.items() if target == upstream]
-        assert cluster.health_checks[0].grpc_health_check.service_name == served[0]
-    assert not any("Internal" in prefix for prefix in routes)
+        assert clusters[upstream].health_checks[0].grpc_health_check.service_name == served[0]
+    assert not clusters["unrouted"].load_assignment.endpoints, "the CORS-only route forwards nowhere"
+    assert not any("Internal" in (r.match.prefix + r.match.path) for r in virtual_host.routes)
 
 
-def _lua_source(bootstrap) -> str:
-    hcm = _hcm(bootstrap)
-    names = [f.name for f in hcm.http_filters]
-    # Responses pass the filters in reverse order: Lua must come before the transcoder to see its 200.
-    assert names.index("envoy.filters.http.lua") < names.index("envoy.filters.http.grpc_json_transcoder")
-    (filter_,) = [f for f in hcm.http_filters if f.name == "envoy.filters.http.lua"]
-    config = lua_pb2.Lua()
-    assert filter_.typed_config.Unpack(config)
-    return config.default_source_code.inline_string
+def test_the_file_is_the_compose_deployment_and_rendering_changes_only_settings():
+    committed = yaml.safe_load(ENVOY_YAML.read_text())
+    assert proxy.render(COMPOSE_SETTINGS) == committed
+    local = proxy.render(LOCAL_SETTINGS)
+    assert local != committed
+    # Put the compose settings back by hand: whatever else differs was not a setting.
+    _parse(local)
+    local["admin"]["address"] = committed["admin"]["address"]
+    (listener,) = local["static_resources"]["listeners"]
+    listener["address"] = committed["static_resources"]["listeners"][0]["address"]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    committed_hcm = committed["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"
+    ]
+    assert hcm["access_log"][0]["typed_config"]["path"] == "/tmp/imagegen-access.log"
+    hcm["access_log"] = committed_hcm["access_log"]
+    cors = hcm["route_config"]["virtual_hosts"][0]["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert cors["allow_origin_string_match"] == [
+        {"exact": "http://app.example"}, {"exact": "https://console.example:8443"}
+    ]  # fmt: skip
+    cors["allow_origin_string_match"] = []
+    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
+        if route["match"].get("path") == "/openapi.json":
+            assert route["direct_response"]["body"]["filename"] == str(OPENAPI_JSON)
+            route["direct_response"]["body"]["filename"] = "/etc/envoy/openapi.json"
+    for http_filter in hcm["http_filters"]:
+        if http_filter["name"] == "envoy.filters.http.grpc_json_transcoder":
+            assert http_filter["typed_config"]["proto_descriptor"] == str(DESCRIPTOR_SET)
+            http_filter["typed_config"]["proto_descriptor"] = "/etc/envoy/api_descriptor.pb"
+    for cluster in local["static_resources"]["clusters"]:
+        if cluster["name"] in COMPOSE_SETTINGS.upstreams:
+            host, port = COMPOSE_SETTINGS.upstreams[cluster["name"]]
+            endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+            endpoint["address"]["socket_address"] = {"address": host, "port_value": port}
+    assert local == committed
 
 
-class _Headers:
-    """The slice of Envoy's Lua header map API the filter uses."""
-
-    def __init__(self, headers: dict[str, str]):
-        self.headers = headers
-
-    def get(self, name):
-        return self.headers.get(name)
-
-    def replace(self, name, value):
-        self.headers[name] = value
-
-    def remove(self, name):
-        self.headers.pop(name, None)
-
-
-@pytest.mark.parametrize(
-    ("upstream", "expected"),
-    [
-        ({":status": "200", "x-imagegen-status": "206", "etag": '"e"'}, {":status": "206", "etag": '"e"'}),
-        ({":status": "200", "x-imagegen-status": "304"}, {":status": "304"}),
-        (
-            {":status": "200", "x-imagegen-status": "429", "retry-after": "3"},
-            {":status": "429", "retry-after": "3"},
-        ),
-        ({":status": "200", "content-type": "image/png"}, {":status": "200", "content-type": "image/png"}),
-        ({":status": "404"}, {":status": "404"}),
-    ],
-)
-def test_the_lua_filter_turns_x_imagegen_status_into_the_http_status(bootstrap, upstream, expected):
-    from lupa import LuaRuntime
-
-    lua = LuaRuntime(unpack_returned_tuples=True)
-    lua.execute(_lua_source(bootstrap))
-    headers = _Headers(dict(upstream))
-
-    class Handle:
-        def headers(self):
-            return headers
-
-    lua.globals().envoy_on_response(Handle())
-    assert headers.headers == expected
-
-
-def test_the_python_gateway_copies_x_imagegen_status_the_same_way():
-    from gateway.server import _reply_headers
-
-    status, headers = _reply_headers([("x-imagegen-status", "206"), ("etag", '"e"'), ("grpc-x", "no")])
-    assert (status, headers) == (206, {"etag": '"e"'})
+def test_envoy_itself_accepts_the_rendered_file(tmp_path):
+    config = proxy.write_config(LOCAL_SETTINGS, tmp_path)
+    checked = subprocess.run(
+        [proxy.envoy_binary(), "--mode", "validate", "--config-path", str(config), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "configuration" in checked.stdout and "OK" in checked.stdout

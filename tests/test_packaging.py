@@ -19,7 +19,9 @@ def test_the_wheel_carries_code_migrations_and_the_descriptor_set(tmp_path):
     assert {f"services/catalog/migrations/{m}" for m in migrations} <= names
     for required in (
         "gateway/api_descriptor.pb",
-        "gateway/server.py",
+        "gateway/proxy.py",
+        "gateway/envoy.yaml",
+        "gateway/openapi.json",
         "imagegen/generator/v1/generator_pb2.py",
         "imagegen/catalog/v1/catalog_pb2_grpc.py",
         "services/generator/server.py",

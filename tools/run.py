@@ -1,4 +1,4 @@
-"""`make run`: embedded Postgres under var/, the three services and the Python gateway, on 127.0.0.1.
+"""`make run`: embedded Postgres under var/, Envoy (the gateway) and the three services, on 127.0.0.1.
 
 Ctrl-C stops everything cleanly; data stays under var/ for the next run.
 """
@@ -43,14 +43,14 @@ def main() -> int:
     database_url = env.str("DATABASE_URL") or postgres.create_database("imagegen")
     (var / "logs").mkdir(exist_ok=True)
     ports = {name: env.int(f"{name.upper()}_PORT", port) for name, port in DEFAULT_PORTS.items()}
-    platform = Platform(
-        env={
-            "IMAGEGEN_DATABASE_URL": database_url,
-            "IMAGEGEN_BOOTSTRAP_API_KEY": key,
-            "IMAGEGEN_VAR_DIR": str(var),
-            "IMAGEGEN_PUBLIC_URL": env.str("PUBLIC_URL") or f"http://127.0.0.1:{ports['gateway']}",
-        }
-    )
+    platform_env = {
+        "IMAGEGEN_DATABASE_URL": database_url,
+        "IMAGEGEN_BOOTSTRAP_API_KEY": key,
+        "IMAGEGEN_VAR_DIR": str(var),
+    }
+    if env.str("PUBLIC_URL"):
+        platform_env["IMAGEGEN_PUBLIC_URL"] = env.str("PUBLIC_URL")
+    platform = Platform(env=platform_env)
     # A plain flag: an Event set from a signal handler can deadlock on the Event's own lock.
     stop_requested: list[int] = []
     signal.signal(signal.SIGINT, lambda signum, _frame: stop_requested.append(signum))
@@ -61,6 +61,7 @@ def main() -> int:
         print(
             f"""
 imagegen is running at {url}  (logs in {var / "logs"}; Ctrl-C stops it)
+Envoy's admin (loopback only): http://{platform.gateway_admin}
 API key: {key}
 
   curl -s {url}/api/images/generations \\

@@ -1,6 +1,9 @@
-"""Starts the platform's processes (catalog, storage, generator, gateway) and stops them by pid.
+"""Starts the platform's processes (Envoy, catalog, storage, generator) and stops them by pid.
 
-Used by `make run`, the end-to-end tests and the benchmark, so all three run the same thing.
+Used by `make run`, the end-to-end tests and the benchmark, so all three run the same thing. Envoy starts
+first: it may listen on port 0, and the services must know its address (IMAGEGEN_PUBLIC_URL) to sign
+URLs for it. A service started on port 0 gets a port reserved here first (a bound socket that shares it
+with SO_REUSEPORT and never listens), so Envoy can be pointed at it before it runs.
 """
 
 from __future__ import annotations
@@ -8,22 +11,32 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 
+from gateway import proxy
 from services.common.config import REPO_ROOT
 
-MODULES = {
+SERVICE_MODULES = {
     "catalog": "services.catalog.server",
     "storage": "services.storage.server",
     "generator": "services.generator.server",
-    "gateway": "gateway.server",
 }
-START_ORDER = ["catalog", "storage", "generator", "gateway"]
+GATEWAY = "gateway"
+START_ORDER = [GATEWAY, *SERVICE_MODULES]
+
+
+def _reserve_port() -> socket.socket:
+    reservation = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reservation.bind(("127.0.0.1", 0))
+    return reservation
 
 
 @dataclass
@@ -33,10 +46,17 @@ class Platform:
     env: dict[str, str]
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    gateway_admin: str = ""
+    _reservations: list[socket.socket] = field(default_factory=list)
+    _gateway_run_dirs: list[pathlib.Path] = field(default_factory=list)
 
     @property
     def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['gateway']}"
+        return f"http://127.0.0.1:{self.ports[GATEWAY]}"
+
+    @property
+    def public_url(self) -> str:
+        return self.env.get("IMAGEGEN_PUBLIC_URL") or self.gateway_url
 
     def target(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -45,24 +65,34 @@ class Platform:
         """Starts every process; a port of 0 (the default) lets the process pick one."""
         ports = ports or {}
         try:
-            for name in START_ORDER:
-                self._start_one(name, ports.get(name, 0), log_dir)
+            for name in SERVICE_MODULES:
+                self.ports[name] = ports.get(name) or self._reserve()
+            self.start_gateway(ports.get(GATEWAY, 0), log_dir)
+            for name in SERVICE_MODULES:
+                self._start_one(name, self.ports[name], log_dir)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start_one(self, name: str, port: int, log_dir: pathlib.Path | None) -> None:
-        env = {**os.environ, **self.env, f"IMAGEGEN_{name.upper()}_PORT": str(port)}
-        for upstream in ("catalog", "storage", "generator"):
+    def _reserve(self) -> int:
+        reservation = _reserve_port()
+        self._reservations.append(reservation)
+        return reservation.getsockname()[1]
+
+    def _child_env(self, name: str, log_dir: pathlib.Path | None) -> dict[str, str]:
+        env = {**os.environ, **self.env}
+        for upstream in SERVICE_MODULES:
             if upstream in self.ports:
                 env[f"IMAGEGEN_{upstream.upper()}_TARGET"] = self.target(upstream)
-        port_file = pathlib.Path(tempfile.mkstemp(prefix=f"imagegen-{name}-", suffix=".port")[1])
-        port_file.unlink()
-        env["IMAGEGEN_PORT_FILE"] = str(port_file)
+        if GATEWAY in self.ports:
+            env.setdefault("IMAGEGEN_PUBLIC_URL", self.gateway_url)
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], log_dir: pathlib.Path | None):
         with open(log_dir / f"{name}.log", "ab") if log_dir else contextlib.nullcontext() as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", MODULES[name]],
+                argv,
                 env=env,
                 cwd=REPO_ROOT,
                 stdout=output,
@@ -70,6 +100,32 @@ class Platform:
                 start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
             )
         self.processes[name] = process
+        return process
+
+    def start_gateway(self, port: int, log_dir: pathlib.Path | None) -> None:
+        """Envoy on `port` (0: its choice, read back from its admin), in front of the services' ports."""
+        env = self._child_env(GATEWAY, log_dir)
+        env["IMAGEGEN_GATEWAY_PORT"] = str(port)
+        env.setdefault("IMAGEGEN_GATEWAY_ADMIN_PORT", "0")
+        run_dir = pathlib.Path(tempfile.mkdtemp(prefix="imagegen-gateway-"))
+        self._gateway_run_dirs.append(run_dir)
+        env["IMAGEGEN_VAR_DIR"] = str(run_dir)
+        admin_address_path = run_dir / "admin-address"
+        env["IMAGEGEN_GATEWAY_ADMIN_ADDRESS_FILE"] = str(admin_address_path)
+        if log_dir is not None:
+            env.setdefault("IMAGEGEN_GATEWAY_ACCESS_LOG", str(log_dir / "gateway-access.log"))
+        process = self._spawn(GATEWAY, [sys.executable, "-m", "gateway.proxy"], env, log_dir)
+        self.gateway_admin, self.ports[GATEWAY] = proxy.wait_until_serving(
+            admin_address_path, alive=lambda: process.poll() is None
+        )
+
+    def _start_one(self, name: str, port: int, log_dir: pathlib.Path | None) -> None:
+        env = self._child_env(name, log_dir)
+        env[f"IMAGEGEN_{name.upper()}_PORT"] = str(port)
+        port_file = pathlib.Path(tempfile.mkstemp(prefix=f"imagegen-{name}-", suffix=".port")[1])
+        port_file.unlink()
+        env["IMAGEGEN_PORT_FILE"] = str(port_file)
+        process = self._spawn(name, [sys.executable, "-m", SERVICE_MODULES[name]], env, log_dir)
         deadline = time.monotonic() + 60
         while not port_file.exists():
             if process.poll() is not None:
@@ -79,6 +135,11 @@ class Platform:
             time.sleep(0.05)
         self.ports[name] = int(port_file.read_text())
         port_file.unlink()
+
+    def restart(self, name: str, log_dir: pathlib.Path | None = None, sig: int = signal.SIGTERM) -> None:
+        """Stops one service and starts it again where Envoy and the other services look for it."""
+        self.stop_one(name, sig)
+        self._start_one(name, self.ports[name], log_dir)
 
     def stop_one(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         process = self.processes.pop(name, None)
@@ -96,3 +157,9 @@ class Platform:
     def stop(self) -> None:
         for name in reversed(START_ORDER):
             self.stop_one(name)
+        for reservation in self._reservations:
+            reservation.close()
+        self._reservations.clear()
+        for run_dir in self._gateway_run_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        self._gateway_run_dirs.clear()

