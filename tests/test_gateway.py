@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import struct
 import time
@@ -302,3 +303,46 @@ def test_every_call_carries_its_routes_deadline_and_a_shorter_caller_deadline_wi
             break
         time.sleep(0.2)
     assert generation["prompt"] == "too slow" and generation["status"] == "cancelled", generation
+
+
+def test_statuses_from_metadata_hold_under_concurrency(image):
+    """The Python gateway lost x-imagegen-status in 1-7% of concurrent calls (304 and 416 became 200)."""
+    url = image["permanentUrl"]
+    etag = requests.get(url, timeout=10).headers["etag"]
+    asks = [
+        ({"If-None-Match": etag}, 304),
+        ({"Range": "bytes=99999999-"}, 416),
+        ({"Range": "bytes=0-9"}, 206),
+    ]
+
+    def ask(index: int) -> tuple[int, int]:
+        headers, expected = asks[index % len(asks)]
+        return requests.get(url, headers=headers, timeout=10).status_code, expected
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(300)))
+    wrong = [answer for answer in answers if answer[0] != answer[1]]
+    assert wrong == []
+
+
+def test_an_id_envoy_makes_up_is_the_one_the_service_logs(api, platform):
+    missing = "img_" + uuid.uuid4().hex[:20]
+    assert api("GET", f"/api/images/generations/{missing}").status_code == 404
+    (line,) = _log_entries(platform.log_dir / "gateway-access.log", path=f"/api/images/generations/{missing}")
+    assert len(line["requestId"]) == 36, "a UUID Envoy generated"
+    assert _log_entries(platform.log_dir / "generator.log", request_id=line["requestId"])
+
+
+def test_a_service_that_is_down_is_503_json_and_back_when_it_returns(platform, image):
+    """Last in this module: it stops storage and starts it again on the same port."""
+    platform.stop_one("storage")
+    try:
+        down = requests.get(image["url"], timeout=10)
+        assert down.status_code == 503 and down.headers["content-type"] == "application/json"
+        assert down.json()["code"] == 14
+    finally:
+        platform.restart("storage", platform.log_dir)
+    deadline = time.monotonic() + 30
+    while (back := requests.get(image["url"], timeout=10)).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert back.status_code == 200 and back.headers["content-type"] == "image/png"
