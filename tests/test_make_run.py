@@ -15,7 +15,8 @@ import requests
 from tools.embedded_pg import free_port
 
 
-def _start(var, ports) -> tuple[subprocess.Popen, str]:
+def _start(var, ports) -> tuple[subprocess.Popen, str, str]:
+    """Starts `python -m tools.run`; answers the process, the key and the address it printed."""
     env = {
         **os.environ,
         "IMAGEGEN_VAR_DIR": str(var),
@@ -39,8 +40,12 @@ def _start(var, ports) -> tuple[subprocess.Popen, str]:
         printed += line
         assert time.monotonic() < deadline, printed
     key = re.search(r"API key: (\S+)", printed).group(1)
-    assert f"http://127.0.0.1:{ports['gateway']}/api/images/generations" in printed
-    return process, key
+    url = re.search(r"imagegen is running at (http://127\.0\.0\.1:\d+) ", printed).group(1)
+    if ports["gateway"]:
+        assert url == f"http://127.0.0.1:{ports['gateway']}"
+    assert f"{url}/api/images/generations" in printed
+    assert re.search(r"Envoy's admin \(loopback only\): http://127\.0\.0\.1:\d+", printed)
+    return process, key, url
 
 
 def _interrupt(process: subprocess.Popen) -> None:
@@ -54,9 +59,10 @@ def _interrupt(process: subprocess.Popen) -> None:
 
 
 def test_run_serves_stops_cleanly_and_keeps_every_generation(tmp_path):
-    ports = {name: free_port() for name in ("pg", "gateway", "generator", "catalog", "storage")}
-    base = f"http://127.0.0.1:{ports['gateway']}/api/images/generations"
-    process, key = _start(tmp_path, ports)
+    # Every platform port is the kernel's choice; the address is the one `make run` prints, Envoy's.
+    ports = {"pg": free_port(), "gateway": 0, "generator": 0, "catalog": 0, "storage": 0}
+    process, key, url = _start(tmp_path, ports)
+    base = f"{url}/api/images/generations"
     try:
         auth = {"Authorization": f"Bearer {key}"}
         created = requests.post(
@@ -67,7 +73,8 @@ def test_run_serves_stops_cleanly_and_keeps_every_generation(tmp_path):
     finally:
         _interrupt(process)
 
-    process, same_key = _start(tmp_path, ports)
+    process, same_key, url = _start(tmp_path, ports)
+    base = f"{url}/api/images/generations"
     try:
         assert same_key == key, "the admin key made on the first run is kept in var/"
         fetched = requests.get(f"{base}/{created.json()['id']}", headers=auth, timeout=30)
