@@ -80,7 +80,7 @@ class Platform:
         self._reservations.append(reservation)
         return reservation.getsockname()[1]
 
-    def _child_env(self, name: str, log_dir: pathlib.Path | None) -> dict[str, str]:
+    def _child_env(self) -> dict[str, str]:
         env = {**os.environ, **self.env}
         for upstream in SERVICE_MODULES:
             if upstream in self.ports:
@@ -104,7 +104,7 @@ class Platform:
 
     def start_gateway(self, port: int, log_dir: pathlib.Path | None) -> None:
         """Envoy on `port` (0: its choice, read back from its admin), in front of the services' ports."""
-        env = self._child_env(GATEWAY, log_dir)
+        env = self._child_env()
         env["IMAGEGEN_GATEWAY_PORT"] = str(port)
         env.setdefault("IMAGEGEN_GATEWAY_ADMIN_PORT", "0")
         run_dir = pathlib.Path(tempfile.mkdtemp(prefix="imagegen-gateway-"))
@@ -120,7 +120,7 @@ class Platform:
         )
 
     def _start_one(self, name: str, port: int, log_dir: pathlib.Path | None) -> None:
-        env = self._child_env(name, log_dir)
+        env = self._child_env()
         env[f"IMAGEGEN_{name.upper()}_PORT"] = str(port)
         port_file = pathlib.Path(tempfile.mkstemp(prefix=f"imagegen-{name}-", suffix=".port")[1])
         port_file.unlink()
