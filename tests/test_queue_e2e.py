@@ -255,6 +255,72 @@ def test_bad_queue_input_is_refused_and_records_nothing(api, platform):
         assert conn.execute("SELECT count(*) FROM generations").fetchone()[0] == before
 
 
+def test_a_sync_create_fails_over_from_a_dead_server_within_its_deadline(api, fake):
+    """A server failure is the server's whoever waits: the sync job goes to the next server."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    # Both idle, the first server is tried first: the dead one.
+    model = _model(api, "automatic1111", [{"url": dead}, {"url": fake.url}])
+    body = {"prompt": "fail over", "model": model["name"], "width": 64, "height": 64}
+    created = api("POST", "/api/images/generations", headers={"grpc-timeout": "20S"}, json=body)
+    assert created.status_code == 200, created.text
+    generation = created.json()
+    assert generation["status"] == "completed", generation["reason"]
+    assert generation["serverId"] == model["servers"][1]["id"] and len(generation["outputImages"]) == 1
+    dead_server = api("GET", f"/api/models/{model['name']}").json()["servers"][0]
+    assert dead_server["lastError"], "the dead server was tried, and its failure counted against it"
+
+
+def test_a_sync_callers_deadline_that_passes_cancels_its_job_through_the_gateway(api, fake):
+    fake.delay = 3  # the model server holds the request past the deadline; the job is gone by then
+    model = _model(api, "automatic1111", [{"url": fake.url}])
+    started = time.monotonic()
+    answer = api("POST", "/api/images/generations", headers={"grpc-timeout": "1S"},
+                 json={"prompt": "too slow", "model": model["name"], "width": 64, "height": 64})  # fmt: skip
+    assert answer.status_code == 504 and answer.json()["code"] == 4
+    assert time.monotonic() - started < 5
+    listed = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listed = api("GET", f"/api/images/generations?model={model['name']}").json()["results"]
+        if listed and listed[0]["status"] == "cancelled":
+            break
+        time.sleep(0.1)
+    assert [g["status"] for g in listed] == ["cancelled"], "not retried: nobody waits for it"
+    assert fake.stats.requests == 1
+
+
+@pytest.mark.parametrize("prefer", ["wait=1", "respond-async, wait=1", 'wait="1"'])
+def test_prefer_wait_answers_the_generation_as_it_stands_and_the_job_goes_on(api, fake, prefer):
+    fake.delay = 2.5
+    model = _model(api, "automatic1111", [{"url": fake.url}])
+    started = time.monotonic()
+    answer = api("POST", "/api/images/generations", headers={"Prefer": prefer},
+                 json={"prompt": "slow", "model": model["name"], "width": 64, "height": 64})  # fmt: skip
+    waited = time.monotonic() - started
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] in ("pending", "processing") and 0.9 < waited < 2.4
+    done = _wait(api, answer.json()["id"])
+    assert done["status"] == "completed" and len(done["outputImages"]) == 1
+
+
+def test_prefer_wait_answers_as_soon_as_the_job_finishes(api):
+    started = time.monotonic()
+    answer = api("POST", "/api/images/generations", headers={"Prefer": "wait"},
+                 json={"prompt": "quick", "width": 64, "height": 64})  # fmt: skip
+    assert answer.status_code == 200 and answer.json()["status"] == "completed"
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("prefer", ["wait=0", "wait=61", "wait=abc", "wait=1.5"])
+def test_a_bad_prefer_wait_is_400_and_queues_nothing(api, platform, prefer):
+    with psycopg.connect(platform.database_url) as conn:
+        before = conn.execute("SELECT count(*) FROM generations").fetchone()[0]
+    answer = api("POST", "/api/images/generations", headers={"Prefer": prefer}, json={"prompt": "x"})
+    assert answer.status_code == 400 and "Prefer: wait" in answer.json()["message"]
+    with psycopg.connect(platform.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM generations").fetchone()[0] == before
+
+
 def test_a_sigkilled_generators_job_completes_on_another_with_one_set_of_images(api, platform, fake):
     """Last in this module: it replaces the generator process."""
     fake.delay = 3

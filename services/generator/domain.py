@@ -31,6 +31,11 @@ MAX_USER_CHARS = 256
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 PRIORITIES = ("low", "medium", "high")
+# `Prefer: wait=N` (as Replicate's): a sync create answers after at most N seconds and the job goes on.
+# Plain `Prefer: wait` waits the most; a create's route in Envoy allows 120 s.
+PREFER_WAIT_MAX_SECONDS = 60
+# A bounded wait answers this long before the caller's own deadline, so the answer still reaches it.
+_ANSWER_MARGIN_SECONDS = 0.5
 MAX_CALLBACK_URL_CHARS = 2048
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 _CALLBACK_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
@@ -130,6 +135,24 @@ def validate(
     )
 
 
+def parse_prefer_wait(prefer: str) -> float | None:
+    """Seconds from a `Prefer` header's `wait` or `wait=N` (RFC 7240); None when it asks no wait."""
+    for preference in prefer.split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        value = value.strip().strip('"')
+        if not value:
+            return float(PREFER_WAIT_MAX_SECONDS)
+        if not value.isdigit() or not 1 <= int(value) <= PREFER_WAIT_MAX_SECONDS:
+            raise InvalidArgument(
+                f"Prefer: wait=N takes whole seconds from 1 to {PREFER_WAIT_MAX_SECONDS}; got {value[:20]!r}",
+                field="prefer",
+            )
+        return float(value)
+    return None
+
+
 def check_idempotency_key(key: str) -> str:
     if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable():
         raise InvalidArgument(
@@ -151,11 +174,13 @@ class Generator:
         wait: bool,
         idempotency_key: str,
         timeout: float | None,
+        wait_at_most: float | None = None,
     ) -> Generated:
         """Queues the generation; with `wait`, answers once it is finished (whatever way it finished).
 
         A sync caller who gives up (deadline, disconnect) cancels the generation, so no server keeps
-        working for nobody.
+        working for nobody. With `wait_at_most` (Prefer: wait=N) the wait is bounded instead: the
+        answer is the generation as it stands by then, and the job goes on whatever the caller does.
         """
         request = catalog_pb2.EnqueueGenerationRequest(
             project_id=project_id,
@@ -172,11 +197,16 @@ class Generator:
             idempotency_key=idempotency_key,
             request_hash=spec.request_hash() if idempotency_key else b"",
         )
-        if wait and timeout is not None:
+        bounded = wait and wait_at_most is not None
+        if wait and not bounded and timeout is not None:
             request.deadline.CopyFrom(_timestamp_in(timeout))
         answer = await self.catalog.enqueue(request, timeout)
         record = answer.generation
         if not wait or record.status in TERMINAL_STATUSES:
+            return await self.signed(record, timeout)
+        if bounded:
+            limit = wait_at_most if timeout is None else min(wait_at_most, timeout - _ANSWER_MARGIN_SECONDS)
+            record = await self._latest_within(project_id, record, max(limit, 0))
             return await self.signed(record, timeout)
         try:
             async for update in self.catalog.watch_generation(project_id, record.id, timeout):
@@ -192,6 +222,18 @@ class Generator:
                     ' `"async": true` and watch it instead for long jobs'
                 ) from None
             raise
+
+    async def _latest_within(
+        self, project_id: str, record: catalog_pb2.GenerationRecord, seconds: float
+    ) -> catalog_pb2.GenerationRecord:
+        """The generation as its watch last showed it, after at most `seconds` (sooner once finished)."""
+        try:
+            async with asyncio.timeout(seconds):
+                async for update in self.catalog.watch_generation(project_id, record.id, None):
+                    record = update
+        except TimeoutError:
+            pass
+        return record
 
     async def _abandon(self, project_id: str, generation_id: str) -> None:
         try:

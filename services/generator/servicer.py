@@ -12,7 +12,7 @@ from services.common.errors import HTTP_STATUS_KEY, InvalidArgument, PermissionD
 
 from .clients import CatalogClient
 from .config import GeneratorConfig
-from .domain import Generator, check_idempotency_key, validate
+from .domain import Generator, check_idempotency_key, parse_prefer_wait, validate
 from .images import Images
 from .provenance import Verification
 from .public import to_public
@@ -73,8 +73,9 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         )
         wait = not (getattr(request, "async") or metadata.get("x-async", "").strip().lower() in _TRUE)
         idempotency_key = check_idempotency_key(metadata.get("idempotency-key", ""))
+        wait_at_most = parse_prefer_wait(metadata.get("prefer", ""))
         generated = await self.generator.create(
-            project_id, spec, wait, idempotency_key, context.time_remaining()
+            project_id, spec, wait, idempotency_key, context.time_remaining(), wait_at_most
         )
         return self._public(principal, generated)
 

@@ -214,8 +214,9 @@ class Worker:
         try:
             images = await asyncio.wait_for(provider.generate(server, spec, generation.n, budget), budget)
         except (TimeoutError, ServerFailure) as exc:
-            if callers:
+            if callers and _deadline_passed(job):
                 # Nobody is waiting any more: that is not the server's fault, and not worth a retry.
+                # Before then a failure is the server's, whoever waits: the job goes to another.
                 with contextlib.suppress(DomainError):
                     await self.catalog.cancel_generation(
                         generation.project_id,
@@ -361,3 +362,13 @@ class Worker:
         log.info("server probed", extra={"fields": {"server": server.id, "ok": not error, "error": error}})
         with contextlib.suppress(DomainError):
             await self.catalog.report_probe(server.id, not error, error)
+
+
+# A failure this close to the caller's deadline is the deadline's: a retry could not answer in time.
+_DEADLINE_SLACK_SECONDS = 0.05
+
+
+def _deadline_passed(job: catalog_pb2.Job) -> bool:
+    return job.HasField("deadline") and (
+        job.deadline.ToNanoseconds() / 1e9 - time.time() <= _DEADLINE_SLACK_SECONDS
+    )
