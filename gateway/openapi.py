@@ -1,9 +1,10 @@
 """An OpenAPI 3.1 document of the public REST surface, made from the descriptor set's `google.api.http`
 rules, field types and proto comments.
 
-It describes what Envoy's transcoder accepts and answers (shared/reference/envoy-transcoding.md): protobuf's
-JSON mapping with camelCase names, 64-bit integers as strings, every field of a GET or DELETE and every
-field left out of a `body: "field"` rule as a query parameter, and errors as `google.rpc.Status`.
+It describes what Envoy's transcoder accepts and answers: protobuf's JSON mapping with camelCase names,
+64-bit integers as strings, every field of a GET or DELETE and every field left out of a `body: "field"`
+rule as a query parameter, and errors as `google.rpc.Status` (Envoy's documentation:
+https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/grpc_json_transcoder_filter).
 `make protos` writes it to gateway/openapi.yaml and, the same document, gateway/openapi.json, which
 Envoy answers at /openapi.json.
 """
@@ -267,7 +268,26 @@ class _Builder:
             return {
                 "description": f"Server-sent events: each event is `data: <{output.name} JSON>`, until the"
                 " stream ends.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                # Per event, as OpenAPI 3.1 readers (schemathesis among them) take an event stream's
+                # schema: the HTML standard's fields, with the message as JSON in `data`.
+                "content": {
+                    "text/event-stream": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["data"],
+                            "properties": {
+                                "data": {
+                                    "type": "string",
+                                    "contentMediaType": "application/json",
+                                    "contentSchema": schema,
+                                },
+                                "event": {"type": "string"},
+                                "id": {"type": "string"},
+                                "retry": {"type": "integer", "minimum": 0},
+                            },
+                        }
+                    }
+                },
             }
         return {
             "description": self.comments.get(output.full_name, output.name),

@@ -17,6 +17,15 @@ from tools.supervisor import Platform
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATE_DB = "imagegen_template"
+# Every process a test starts comes through these fixtures (Postgres, the S3 server, and the platform and
+# arlocal, which need them) or a `starts_processes` mark; `make test-fast` runs the other tests.
+PROCESS_FIXTURES = {"pg", "s3"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.starts_processes)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,8 @@ from services.generator.arweave import (
 )
 from tests.conftest import create_project, rest_client, running_platform
 
+pytestmark = pytest.mark.starts_processes
+
 TOOLS = REPO_ROOT / "tests" / "arweave"
 BOOTSTRAP_KEY = "sk_arweave_bootstrap_" + uuid.uuid4().hex
 CONFIRMATIONS = 2

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 from PIL import Image
 
@@ -215,12 +215,18 @@ def test_grpc_clients_use_the_same_key_and_services_offer_health_and_reflection(
         with grpc.insecure_channel(platform.target(name)) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert health.status == health_pb2.HealthCheckResponse.SERVING
-            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-            answers = reflection.ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
-            )
-            names = {s.name for s in next(answers).list_services_response.service}
-            assert f"imagegen.{name}.v1" in " ".join(names)
+            # Both reflection protocols: v1 (grpcurl and Postman ask it first) and v1alpha. Their
+            # messages are the same under another package name.
+            for package in ("grpc.reflection.v1", "grpc.reflection.v1alpha"):
+                reflect = channel.stream_stream(
+                    f"/{package}.ServerReflection/ServerReflectionInfo",
+                    request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                    response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+                )
+                answers = reflect(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+                names = {s.name for s in next(answers).list_services_response.service}
+                assert f"imagegen.{name}.v1" in " ".join(names), package
+                assert "grpc.reflection.v1.ServerReflection" in names
 
 
 def test_internal_rpcs_are_not_reachable_through_the_gateway(platform):

@@ -169,6 +169,7 @@ def test_the_file_is_the_compose_deployment_and_rendering_changes_only_settings(
     assert local == committed
 
 
+@pytest.mark.starts_processes
 def test_envoy_itself_accepts_the_rendered_file(tmp_path):
     config = proxy.write_config(LOCAL_SETTINGS, tmp_path)
     checked = subprocess.run(

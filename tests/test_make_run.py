@@ -10,9 +10,12 @@ import sys
 import time
 
 import psutil
+import pytest
 import requests
 
 from tools.embedded_pg import free_port
+
+pytestmark = pytest.mark.starts_processes
 
 
 def _start(var, ports) -> tuple[subprocess.Popen, str, str]:

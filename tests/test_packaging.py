@@ -7,6 +7,10 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
+pytestmark = pytest.mark.starts_processes
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 

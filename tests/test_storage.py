@@ -23,7 +23,7 @@ from tests.infra import S3_ACCESS_KEY, S3_SECRET_KEY
 FIFTY_MB = 50 * 1024 * 1024
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.starts_processes)])
 def storage_config(request, tmp_path) -> StorageConfig:
     config = StorageConfig(port=0, url_signing_key="test-signing-key", local_root=tmp_path / "objects")
     if request.param == "local":
