@@ -138,3 +138,10 @@ def test_an_unreachable_or_slow_server_is_a_server_failure(provider, fake):
     )
     with pytest.raises(ServerFailure, match="within"):
         run(provider, slow, timeout=0.3)
+
+
+def test_the_generator_has_a_provider_for_every_provider_a_model_may_name():
+    from services.common.vocabulary import PROVIDERS
+    from services.generator.providers import build_providers
+
+    assert tuple(build_providers(http=None)) == PROVIDERS

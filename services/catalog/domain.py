@@ -10,9 +10,9 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from services.common.errors import (
     AlreadyExists,
@@ -22,19 +22,19 @@ from services.common.errors import (
     NotFound,
     QuotaExceeded,
 )
+from services.common.vocabulary import DEFAULT_PRIORITY, PRIORITIES, PROVIDERS, STATUSES, TERMINAL_STATUSES
 
 from .accounts import MAX_CREDITS, check_limit, hash_key, period_resets
 from .arweave_store import ArweaveArchives
 from .db import retry_deadlocks
 from .notifier import Notifier, wait_for
 from .queue import JobQueue
-from .repository import TERMINAL_STATUSES, Outcome, Repository, Row
-from .scheduling import PRIORITIES, PriorityPolicy
+from .repository import Outcome, Repository, Row
+from .scheduling import PriorityPolicy
 
+T = TypeVar("T")
 log = logging.getLogger("imagegen.catalog")
 
-STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
-PROVIDERS = ("procedural", "openai", "automatic1111", "replicate")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_SERVERS = 32
 MAX_SERVER_CONCURRENCY = 1000
@@ -234,7 +234,7 @@ class Catalog:
         deadline: dt.datetime | None,
     ) -> tuple[Row, bool]:
         """The new `pending` generation, or the earlier one an idempotency key points at (then True)."""
-        priority = fields["priority"] or "medium"
+        priority = fields["priority"] or DEFAULT_PRIORITY
         if priority not in PRIORITIES:
             raise InvalidArgument(
                 f"priority must be one of {', '.join(PRIORITIES)}; got {priority!r}", field="priority"
@@ -284,17 +284,27 @@ class Catalog:
         """Jobs for the worker, waiting up to `wait_seconds` for one; and servers it should probe."""
         if max_jobs <= 0 or lease_seconds <= 0:
             raise InvalidArgument("max_jobs and lease_seconds must be positive")
+
+        async def look() -> tuple[list[Row], list[Row]] | None:
+            await self._housekeeping()
+            probes = await self._due_probes()
+            jobs = await self.queue.claim(worker_id, max_jobs, lease_seconds)
+            return (jobs, probes) if jobs or probes else None
+
+        return await self._wait_for_work("imagegen_jobs", wait_seconds, look) or ([], [])
+
+    async def _wait_for_work(self, channel: str, wait_seconds: float, look: Callable[[], Awaitable[T]]) -> T:
+        """What `look` finds (anything but None or empty), looking again when `channel` is notified, and
+        at least every half second (backoff delays and lease expiries are not notified), for at most
+        `wait_seconds`; then its last answer."""
         deadline = time.monotonic() + max(wait_seconds, 0)
-        with self.notifier.subscribe("imagegen_jobs") as runnable:
+        with self.notifier.subscribe(channel) as notified:
             while True:
-                await self._housekeeping()
-                probes = await self._due_probes()
-                jobs = await self.queue.claim(worker_id, max_jobs, lease_seconds)
+                found = await look()
                 remaining = deadline - time.monotonic()
-                if jobs or probes or remaining <= 0:
-                    return jobs, probes
-                # Backoff delays and lease expiries are not notified, so look again at least this often.
-                await wait_for(runnable, min(remaining, 0.5))
+                if found or remaining <= 0:
+                    return found
+                await wait_for(notified, min(remaining, 0.5))
 
     async def _due_probes(self) -> list[Row]:
         now = time.monotonic()
@@ -449,22 +459,19 @@ class Catalog:
     async def claim_deliveries(
         self, max_deliveries: int, lease_seconds: float, wait_seconds: float
     ) -> list[Row]:
-        deadline = time.monotonic() + max(wait_seconds, 0)
-        with self.notifier.subscribe("imagegen_webhooks") as due:
-            while True:
-                deliveries = await self.queue.claim_deliveries(max(max_deliveries, 1), lease_seconds)
-                ready = []
-                for delivery in deliveries:
-                    if delivery["generation"] is None:
-                        await self.queue.delivery_result(delivery["id"], False, 0, "generation deleted", None)
-                        continue
-                    if not delivery["webhook_secret"]:
-                        delivery["webhook_secret"] = await self.webhook_secret(delivery["project_id"])
-                    ready.append(delivery)
-                remaining = deadline - time.monotonic()
-                if ready or remaining <= 0:
-                    return ready
-                await wait_for(due, min(remaining, 0.5))
+
+        async def look() -> list[Row]:
+            ready = []
+            for delivery in await self.queue.claim_deliveries(max(max_deliveries, 1), lease_seconds):
+                if delivery["generation"] is None:
+                    await self.queue.delivery_result(delivery["id"], False, 0, "generation deleted", None)
+                    continue
+                if not delivery["webhook_secret"]:
+                    delivery["webhook_secret"] = await self.webhook_secret(delivery["project_id"])
+                ready.append(delivery)
+            return ready
+
+        return await self._wait_for_work("imagegen_webhooks", wait_seconds, look)
 
     async def report_delivery(self, delivery_id: str, delivered: bool, status_code: int, error: str) -> None:
         retry_in = None
@@ -485,27 +492,25 @@ class Catalog:
     async def claim_arweave_archives(
         self, max_archives: int, lease_seconds: float, wait_seconds: float
     ) -> list[Row]:
-        deadline = time.monotonic() + max(wait_seconds, 0)
-        with self.notifier.subscribe("imagegen_arweave") as due:
-            while True:
-                ready = []
-                for archive in await self.archives.claim(min(max(max_archives, 1), 64), lease_seconds):
-                    if archive["used"]:
-                        ready.append(archive)
-                    else:
-                        # Posting it now would publish, for ever, an image its owner deleted.
-                        await self.archives.record(
-                            archive["storage_key"],
-                            "abandoned",
-                            archive["transaction"],
-                            archive["url"],
-                            "no generation uses this image any more",
-                            0,
-                        )
-                remaining = deadline - time.monotonic()
-                if ready or remaining <= 0:
-                    return ready
-                await wait_for(due, min(remaining, 0.5))
+
+        async def look() -> list[Row]:
+            ready = []
+            for archive in await self.archives.claim(min(max(max_archives, 1), 64), lease_seconds):
+                if archive["used"]:
+                    ready.append(archive)
+                else:
+                    # Posting it now would publish, for ever, an image its owner deleted.
+                    await self.archives.record(
+                        archive["storage_key"],
+                        "abandoned",
+                        archive["transaction"],
+                        archive["url"],
+                        "no generation uses this image any more",
+                        0,
+                    )
+            return ready
+
+        return await self._wait_for_work("imagegen_arweave", wait_seconds, look)
 
     async def report_arweave_archive(
         self, storage_key: str, state: str, transaction: str, url: str, error: str, retry_in: float

@@ -40,7 +40,6 @@ _IMAGE_COLUMNS = (
 )
 
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
-TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
 async def notify(conn: AsyncConnection, channel: str, payload: str = "") -> None:

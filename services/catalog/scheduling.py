@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-PRIORITIES = ("low", "medium", "high")
-
 
 @dataclass(frozen=True)
 class PriorityPolicy:

@@ -14,8 +14,6 @@ from services.common.logs import outgoing_metadata
 
 CHUNK_BYTES = 1024 * 1024
 # What the storage service's PutSmallObjects accepts.
-SMALL_OBJECT_BYTES = 1024 * 1024
-SMALL_BATCH_BYTES = 3 * 1024 * 1024
 
 
 class CatalogClient:

@@ -18,6 +18,7 @@ from imagegen.catalog.v1 import catalog_pb2
 
 from services.common.errors import DeadlineExceeded, DomainError, InvalidArgument, NotFound
 from services.common.ids import is_id
+from services.common.vocabulary import DEFAULT_PRIORITY, PRIORITIES, STATUSES, TERMINAL_STATUSES
 
 from .clients import CatalogClient, StorageClient
 
@@ -28,9 +29,6 @@ MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 2048, 8
 DEFAULT_SIDE = 512
 MAX_IMAGES = 4
 MAX_USER_CHARS = 256
-STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
-TERMINAL_STATUSES = ("completed", "failed", "cancelled")
-PRIORITIES = ("low", "medium", "high")
 # `Prefer: wait=N` (as Replicate's): a sync create answers after at most N seconds and the job goes on.
 # Plain `Prefer: wait` waits the most; a create's route in Envoy allows 120 s.
 PREFER_WAIT_MAX_SECONDS = 60
@@ -110,7 +108,7 @@ def validate(
         n = 1
     if not 1 <= n <= MAX_IMAGES:
         raise InvalidArgument(f"n must be between 1 and {MAX_IMAGES}; got {n}", field="n")
-    priority = priority.strip().lower() or "medium"
+    priority = priority.strip().lower() or DEFAULT_PRIORITY
     if priority not in PRIORITIES:
         raise InvalidArgument(
             f"priority must be one of {', '.join(PRIORITIES)}; got {priority!r}", field="priority"

@@ -11,12 +11,12 @@ from imagegen.catalog.v1 import catalog_pb2
 
 from services.common.errors import DomainError, NotFound
 from services.common.ids import is_id
+from services.common.vocabulary import STORAGE_KEY
 
 from .clients import CatalogClient, StorageClient
 from .provenance import ContentCredentials, Verification
 
 # A permanent URL's key is the storage key: the image's sha256 and its extension.
-_PERMANENT_KEY = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # Content-addressed bytes never change under their URL.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -89,7 +89,7 @@ class Images:
         self.credentials = credentials
 
     async def permanent(self, key: str, range_header: str, if_none_match: str) -> PermanentRead:
-        if not _PERMANENT_KEY.match(key):
+        if not STORAGE_KEY.match(key):
             raise NotFound("no image has this permanent URL")
         image = await self.catalog.resolve_permanent_image(key)
         etag = f'"{image.sha256}"'

@@ -21,9 +21,10 @@ from imagegen.storage.v1 import storage_pb2
 
 from services.common.errors import DomainError
 from services.common.ids import new_id
+from services.common.vocabulary import SMALL_BATCH_BYTES, SMALL_OBJECT_BYTES
 
 from .batching import Batcher
-from .clients import SMALL_BATCH_BYTES, SMALL_OBJECT_BYTES, CatalogClient, StorageClient
+from .clients import CatalogClient, StorageClient
 from .provenance import ContentCredentials, Creation
 from .providers import ImageSpec, ModelError, Provider, RenderedImage, ServerFailure, ServerTarget
 

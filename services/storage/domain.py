@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
+from services.common.vocabulary import STORAGE_KEY
 
 CHUNK_BYTES = 1024 * 1024
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 CONTENT_TYPES = {ext: ctype for ctype, ext in EXTENSIONS.items()}
-_KEY = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)$")
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ def key_for(sha256_hex: str, content_type: str) -> str:
 
 def check_key(key: str) -> str:
     """Keys are only ever ones this service made; anything else (paths, `..`) is rejected."""
-    if not _KEY.match(key):
+    if not STORAGE_KEY.match(key):
         raise InvalidArgument(
             f"{key!r} is not an object key (sha256 hex and an image extension)", field="key"
         )

@@ -6,12 +6,9 @@ from google.api import httpbody_pb2
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
 from services.common.errors import InvalidArgument
+from services.common.vocabulary import SMALL_BATCH_BYTES, SMALL_OBJECT_BYTES
 
 from .domain import Storage, StoredObject, content_type_of
-
-SMALL_OBJECT_BYTES = 1024 * 1024
-# Under gRPC's default 4 MiB message limit, with room for the envelope.
-SMALL_BATCH_BYTES = 3 * 1024 * 1024
 
 
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):

@@ -1,0 +1,21 @@
+"""The platform's words, written once: every service checks against these, and the README and the
+protos' comments describe them."""
+
+from __future__ import annotations
+
+import re
+
+# A generation's life: `pending` in the queue, `processing` on a server, then one of the terminal three.
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+# Queue priorities, lowest first.
+PRIORITIES = ("low", "medium", "high")
+DEFAULT_PRIORITY = "medium"
+# What a model's servers speak; the generator has one provider for each (a test holds them together).
+PROVIDERS = ("procedural", "openai", "automatic1111", "replicate")
+# A stored image's key: the hex sha256 of its bytes and its type's extension.
+STORAGE_KEY = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)$")
+# Images up to this size are stored in one unary call, several at once up to the batch size; larger
+# ones stream in chunks. A batch stays under gRPC's default 4 MiB message, with room for the envelope.
+SMALL_OBJECT_BYTES = 1024 * 1024
+SMALL_BATCH_BYTES = 3 * 1024 * 1024
