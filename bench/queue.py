@@ -42,8 +42,11 @@ async def _enqueue(target: str, project_id: str, count: int, tag: str) -> None:
                 seed = queue.pop()
                 await stub.EnqueueGeneration(
                     catalog_pb2.EnqueueGenerationRequest(
-                        project_id=project_id, model="procedural", user=tag, prompt=f"{tag} lake",
-                        n=1, width=64, height=64, seed=seed, priority="medium",
+                        project_id=project_id,
+                        spec=catalog_pb2.GenerationSpec(
+                            model="procedural", user=tag, prompt=f"{tag} lake",
+                            n=1, width=64, height=64, seed=seed, priority="medium",
+                        ),
                     )
                 )  # fmt: skip
 

@@ -45,9 +45,14 @@ async def catalog(database_url: str, **config):
 
 
 def _create(project_id: str, user: str = "alice", model: str = "procedural", prompt: str = "lake", **more):
-    return catalog_pb2.EnqueueGenerationRequest(
-        project_id=project_id, model=model, user=user, prompt=prompt, n=1, width=64, height=64, seed=1, **more
-    )
+    """An enqueue request; `more` fills in spec fields and the request's own (idempotency_key, ...)."""
+    spec_fields = catalog_pb2.GenerationSpec.DESCRIPTOR.fields_by_name
+    spec = catalog_pb2.GenerationSpec(
+        model=model, user=user, prompt=prompt, n=1, width=64, height=64, seed=1,
+        **{name: value for name, value in more.items() if name in spec_fields},
+    )  # fmt: skip
+    own = {name: value for name, value in more.items() if name not in spec_fields}
+    return catalog_pb2.EnqueueGenerationRequest(project_id=project_id, spec=spec, **own)
 
 
 async def _claim(internal, worker: str = "wrk_test", max_jobs: int = 1, lease: float = 30.0):

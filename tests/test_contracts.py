@@ -98,3 +98,17 @@ def test_public_rpcs_are_annotated_and_internal_ones_are_not_routable():
             assert not method.options.HasExtension(annotations_pb2.http), (
                 f"internal {name}.{method.name} has a route"
             )
+
+
+def test_the_public_messages_carry_every_field_of_the_one_generation_spec():
+    """catalog.proto's GenerationSpec is what a generation asks for; the public messages carry its fields
+    flat (their JSON is the public contract), by the same names and types, and are copied by name."""
+    from imagegen.catalog.v1 import catalog_pb2
+    from imagegen.generator.v1 import generator_pb2
+
+    spec_fields = catalog_pb2.GenerationSpec.DESCRIPTOR.fields_by_name
+    for public in (generator_pb2.Generation, generator_pb2.CreateGenerationRequest):
+        fields = public.DESCRIPTOR.fields_by_name
+        for name, field in spec_fields.items():
+            assert name in fields, f"{public.DESCRIPTOR.name} lacks the spec's {name}"
+            assert (fields[name].type, fields[name].is_repeated) == (field.type, field.is_repeated), name

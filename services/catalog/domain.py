@@ -12,7 +12,9 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from imagegen.catalog.v1 import catalog_pb2
 
 from services.common.errors import (
     AlreadyExists,
@@ -228,21 +230,25 @@ class Catalog:
 
     async def enqueue(
         self,
-        fields: dict[str, Any],
+        project_id: str,
+        spec: catalog_pb2.GenerationSpec,
         idempotency_key: str,
         request_hash: bytes,
         deadline: dt.datetime | None,
     ) -> tuple[Row, bool]:
         """The new `pending` generation, or the earlier one an idempotency key points at (then True)."""
-        priority = fields["priority"] or DEFAULT_PRIORITY
-        if priority not in PRIORITIES:
+        spec = _copy(spec)
+        spec.priority = spec.priority or DEFAULT_PRIORITY
+        if spec.priority not in PRIORITIES:
             raise InvalidArgument(
-                f"priority must be one of {', '.join(PRIORITIES)}; got {priority!r}", field="priority"
+                f"priority must be one of {', '.join(PRIORITIES)}; got {spec.priority!r}", field="priority"
             )
-        fields = {**fields, "priority": priority}
+        if not spec.HasField("seed"):
+            raise InvalidArgument("seed is required: the generator picks one when the client gives none")
         outcome, row = await self.queue.enqueue(
-            fields,
-            lambda recent: self.policy.priorities.score(priority, recent),
+            project_id,
+            spec,
+            lambda recent: self.policy.priorities.score(spec.priority, recent),
             (idempotency_key, request_hash) if idempotency_key else None,
             deadline,
         )
@@ -260,20 +266,18 @@ class Catalog:
             daily_reset, monthly_reset = period_resets(row["day"])
             period, reset = ("daily", daily_reset) if row["period"] == "day" else ("monthly", monthly_reset)
             raise QuotaExceeded(
-                f"user {fields['user']!r} reached the {period} limit of {row['limit']} images for model"
+                f"user {spec.user!r} reached the {period} limit of {row['limit']} images for model"
                 f" {row['model']!r}; it resets at {reset.isoformat().replace('+00:00', 'Z')}",
-                subject=f"user:{fields['user']}/model:{row['model']}/{period}",
+                subject=f"user:{spec.user}/model:{row['model']}/{period}",
             )
         if outcome == "unpaid":
             raise FailedPrecondition(
-                f"user {fields['user']!r} has too few credits: this generation costs {row['cost']}"
+                f"user {spec.user!r} has too few credits: this generation costs {row['cost']}"
                 f" (model {row['model']!r}); add credits with PUT /api/credits"
             )
         if outcome == "no-model":
-            available = ", ".join(m["name"] for m in await self.repo.list_models(fields["project_id"]))
-            raise NotFound(
-                f"model {fields['model']!r} not found; this project has: {available}", field="model"
-            )
+            available = ", ".join(m["name"] for m in await self.repo.list_models(project_id))
+            raise NotFound(f"model {spec.model!r} not found; this project has: {available}", field="model")
         if row is None:
             raise NotFound("the generation this Idempotency-Key created has been deleted")
         return row, outcome == "replayed"
@@ -580,3 +584,9 @@ class Catalog:
         return await self.repo.claim_unused(
             min(max(max_keys, 1), MAX_BLOB_BATCH), self.policy.unused_blob_grace_seconds
         )
+
+
+def _copy(spec: catalog_pb2.GenerationSpec) -> catalog_pb2.GenerationSpec:
+    copied = catalog_pb2.GenerationSpec()
+    copied.CopyFrom(spec)
+    return copied

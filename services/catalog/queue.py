@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from imagegen.catalog.v1 import catalog_pb2
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.ids import new_id
 
 from .account_store import AccountStore
-from .repository import _GENERATION_COLUMNS, Outcome, Repository, Row, notify
+from .records import GENERATION_COLUMNS, SPEC_COLUMNS, qualified_columns, spec_values
+from .repository import Outcome, Repository, Row, notify
 from .scheduling import QueuedJob, Server, assign_servers
 
 _READY_JOBS = (
@@ -62,7 +64,8 @@ class JobQueue:
 
     async def enqueue(
         self,
-        fields: Row,
+        project_id: str,
+        spec: catalog_pb2.GenerationSpec,
         score: Callable[[int], int],
         idempotency: tuple[str, bytes] | None,
         deadline: dt.datetime | None,
@@ -77,47 +80,39 @@ class JobQueue:
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 if idempotency is not None:
-                    outcome = await self._claim_idempotency_key(
-                        conn, fields["project_id"], generation_id, idempotency
-                    )
+                    outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
                     if outcome is not None:
                         return outcome
-                quota_day, charged = await self._charge(conn, fields)
+                quota_day, charged = await self._charge(conn, project_id, spec)
                 cur = await conn.execute(
                     "SELECT count(*) AS n FROM generations WHERE project_id = %s AND end_user = %s"
                     " AND created_at > clock_timestamp() - interval '24 hours'",
-                    (fields["project_id"], fields["user"]),
+                    (project_id, spec.user),
                 )
                 recent = (await cur.fetchone())["n"]
+                values = {
+                    **spec_values(spec),
+                    "id": generation_id,
+                    "project_id": project_id,
+                    "model_id": charged["model_id"],
+                    # The model's own spelling of its name.
+                    SPEC_COLUMNS["model"]: charged["model_name"],
+                    "status": "pending",
+                    "quota_day": quota_day,
+                    "credits_charged": charged["credits"],
+                }
+                columns = ", ".join(values)
+                placeholders = ", ".join(f"%({column})s" for column in values)
                 cur = await conn.execute(
-                    "INSERT INTO generations (id, project_id, model_id, model_name, status, end_user, prompt,"
-                    " negative_prompt, n, width, height, seed, priority, callback_url, quota_day,"
-                    " credits_charged)"
-                    " VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    f" RETURNING {_GENERATION_COLUMNS}",
-                    (
-                        generation_id,
-                        fields["project_id"],
-                        charged["model_id"],
-                        charged["model_name"],
-                        fields["user"],
-                        fields["prompt"],
-                        fields["negative_prompt"],
-                        fields["n"],
-                        fields["width"],
-                        fields["height"],
-                        fields["seed"],
-                        fields["priority"],
-                        fields["callback_url"],
-                        quota_day,
-                        charged["credits"],
-                    ),
+                    f"INSERT INTO generations ({columns}) VALUES ({placeholders})"
+                    f" RETURNING {GENERATION_COLUMNS}",
+                    values,
                 )
                 row = await cur.fetchone()
                 await conn.execute(
                     "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline)"
                     " VALUES (%s, %s, %s, 'queued', %s, %s)",
-                    (generation_id, fields["project_id"], charged["model_id"], score(recent), deadline),
+                    (generation_id, project_id, charged["model_id"], score(recent), deadline),
                 )
                 await notify(conn, "imagegen_jobs")
                 row["images"] = []
@@ -126,29 +121,29 @@ class JobQueue:
             # Raised inside the transaction, so whatever was counted or charged before it is undone.
             return refused.outcome, refused.details
 
-    async def _charge(self, conn: AsyncConnection, fields: Row) -> tuple[dt.date | None, Row]:
+    async def _charge(
+        self, conn: AsyncConnection, project_id: str, spec: catalog_pb2.GenerationSpec
+    ) -> tuple[dt.date | None, Row]:
         """Counts the images against the user's limits and takes their price in credits, or raises
         Refused. Answers the day counted (None when the model has no limits) and what was taken."""
-        model = await self.accounts.model_for_user(
-            conn, fields["project_id"], fields["model"], fields["user"]
-        )
+        model = await self.accounts.model_for_user(conn, project_id, spec.model, spec.user)
         if model is None:
             raise Refused("no-model")
         limited = model["daily_limit"] is not None or model["monthly_limit"] is not None
-        cost = model["price_per_image"] * fields["n"]
+        cost = model["price_per_image"] * spec.n
         charged = {"model_id": model["id"], "model_name": model["name"], "credits": cost}
-        if (limited or cost) and not fields["user"]:
+        if (limited or cost) and not spec.user:
             raise Refused("needs-user", {"model": model["name"], "limited": limited})
         day = None
         if limited:
-            day, refused_period = await self.accounts.count_images(conn, model, fields["user"], fields["n"])
+            day, refused_period = await self.accounts.count_images(conn, model, spec.user, spec.n)
             if refused_period is not None:
                 limit = model["daily_limit"] if refused_period == "day" else model["monthly_limit"]
                 raise Refused(
                     "over-limit",
                     {"model": model["name"], "period": refused_period, "limit": limit, "day": day},
                 )
-        if cost and await self.accounts.charge(conn, fields["project_id"], fields["user"], cost) is None:
+        if cost and await self.accounts.charge(conn, project_id, spec.user, cost) is None:
             raise Refused("unpaid", {"model": model["name"], "cost": cost})
         return day, charged
 
@@ -180,7 +175,7 @@ class JobQueue:
 
     async def _generation(self, conn: AsyncConnection, generation_id: str) -> Row | None:
         cur = await conn.execute(
-            f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE id = %s", (generation_id,)
+            f"SELECT {GENERATION_COLUMNS} FROM generations WHERE id = %s", (generation_id,)
         )
         row = await cur.fetchone()
         if row is not None:
@@ -244,7 +239,7 @@ class JobQueue:
                     " updated_at = clock_timestamp()"
                     " FROM unnest(%s::text[], %s::text[]) AS a(generation_id, server_id)"
                     " WHERE g.id = a.generation_id"
-                    f" RETURNING {', '.join('g.' + c for c in _GENERATION_COLUMNS.split(', '))}",
+                    f" RETURNING {qualified_columns('g')}",
                     (ids, server_ids),
                 )
                 await conn.execute(

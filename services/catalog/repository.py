@@ -13,8 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.common.ids import new_id
 
 from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
-
-Row = dict[str, Any]
+from .records import GENERATION_COLUMNS, SPEC_COLUMNS, Row, qualified_columns
 
 
 @dataclass(frozen=True)
@@ -30,10 +29,6 @@ class Outcome:
     archive: bool = False
 
 
-_GENERATION_COLUMNS = (
-    "id, project_id, model_id, model_name, server_id, status, end_user, reason, prompt, negative_prompt,"
-    " n, width, height, seed, created_at, updated_at, priority, callback_url"
-)
 _IMAGE_COLUMNS = (
     "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height,"
     " manifest_label"
@@ -222,7 +217,7 @@ class Repository:
             " FROM projects p,"
             "   unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS o(id, status, server_id, reason)"
             " WHERE g.id = o.id AND g.status IN ('pending', 'processing') AND p.id = g.project_id"
-            f" RETURNING {', '.join('g.' + c for c in _GENERATION_COLUMNS.split(', '))},"
+            f" RETURNING {qualified_columns('g')},"
             " g.quota_day, g.credits_charged, p.permanent_urls",
             (
                 [o.generation_id for o in outcomes],
@@ -294,10 +289,10 @@ class Repository:
         for row in unmade:
             if row["quota_day"] is not None:
                 day = row["quota_day"]
-                images[(row["model_id"], row["end_user"], "day", day)] += row["n"]
-                images[(row["model_id"], row["end_user"], "month", day.replace(day=1))] += row["n"]
+                images[(row["model_id"], row[SPEC_COLUMNS["user"]], "day", day)] += row["n"]
+                images[(row["model_id"], row[SPEC_COLUMNS["user"]], "month", day.replace(day=1))] += row["n"]
             if row["credits_charged"]:
-                credits[(row["project_id"], row["end_user"])] += row["credits_charged"]
+                credits[(row["project_id"], row[SPEC_COLUMNS["user"]])] += row["credits_charged"]
         if images:
             keys = list(images)
             await conn.execute(
@@ -342,8 +337,8 @@ class Repository:
         where = ["project_id = %s"]
         params: list[Any] = [project_id]
         for column, key in (
-            ("end_user", "user"),
-            ("model_name", "model"),
+            (SPEC_COLUMNS["user"], "user"),
+            (SPEC_COLUMNS["model"], "model"),
             ("status", "status"),
             ("id", "id"),
         ):
@@ -357,7 +352,7 @@ class Repository:
         params.append(limit)
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE {' AND '.join(where)}"
+                f"SELECT {GENERATION_COLUMNS} FROM generations WHERE {' AND '.join(where)}"
                 f" ORDER BY created_at {order}, id {order} LIMIT %s",
                 params,
             )
@@ -368,7 +363,7 @@ class Repository:
     async def get_generation(self, project_id: str, generation_id: str) -> Row | None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE project_id = %s AND id = %s",
+                f"SELECT {GENERATION_COLUMNS} FROM generations WHERE project_id = %s AND id = %s",
                 (project_id, generation_id),
             )
             row = await cur.fetchone()

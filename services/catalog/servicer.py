@@ -12,6 +12,7 @@ from services.common.errors import DomainError
 
 from .accounts import Accounts, Principal
 from .domain import Catalog
+from .records import spec_from_row
 from .repository import Outcome, Row
 
 
@@ -87,22 +88,13 @@ def generation_to_proto(row: Row) -> catalog_pb2.GenerationRecord:
         id=row["id"],
         project_id=row["project_id"],
         model_id=row["model_id"],
-        model=row["model_name"],
         server_id=row["server_id"],
         status=row["status"],
-        user=row["end_user"],
         reason=row["reason"],
-        prompt=row["prompt"],
-        negative_prompt=row["negative_prompt"],
-        n=row["n"],
-        width=row["width"],
-        height=row["height"],
-        seed=row["seed"],
+        spec=spec_from_row(row),
         images=[image_to_proto(image) for image in row.get("images", ())],
         created_at=_timestamp(row["created_at"]),
         updated_at=_timestamp(row["updated_at"]),
-        priority=row["priority"],
-        callback_url=row["callback_url"],
     )
 
 
@@ -249,22 +241,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
     async def EnqueueGeneration(self, request, context):
         deadline = request.deadline.ToDatetime(dt.UTC) if request.HasField("deadline") else None
         row, replayed = await self.catalog.enqueue(
-            {
-                "project_id": request.project_id,
-                "model": request.model,
-                "user": request.user,
-                "prompt": request.prompt,
-                "negative_prompt": request.negative_prompt,
-                "n": request.n,
-                "width": request.width,
-                "height": request.height,
-                "seed": request.seed,
-                "priority": request.priority,
-                "callback_url": request.callback_url,
-            },
-            request.idempotency_key,
-            request.request_hash,
-            deadline,
+            request.project_id, request.spec, request.idempotency_key, request.request_hash, deadline
         )
         return catalog_pb2.EnqueueGenerationResponse(generation=generation_to_proto(row), replayed=replayed)
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -39,22 +38,10 @@ MAX_IDEMPOTENCY_KEY_CHARS = 255
 _CALLBACK_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 
 
-@dataclass(frozen=True)
-class GenerationInput:
-    prompt: str
-    negative_prompt: str
-    model: str
-    user: str
-    n: int
-    width: int
-    height: int
-    seed: int | None
-    priority: str
-    callback_url: str
-
-    def request_hash(self) -> bytes:
-        """What makes two requests "the same" for an Idempotency-Key: everything but how to answer."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).digest()
+def request_hash(spec: catalog_pb2.GenerationSpec) -> bytes:
+    """What makes two requests "the same" for an Idempotency-Key: the spec as the client gave it (no
+    seed picked yet), not how to answer."""
+    return hashlib.sha256(spec.SerializeToString(deterministic=True)).digest()
 
 
 @dataclass(frozen=True)
@@ -88,7 +75,7 @@ def validate(
     default_model: str,
     priority: str = "",
     callback_url: str = "",
-) -> GenerationInput:
+) -> catalog_pb2.GenerationSpec:
     if not prompt.strip():
         raise InvalidArgument("prompt is required: describe the image to generate", field="prompt")
     if len(prompt) > MAX_PROMPT_CHARS:
@@ -119,7 +106,7 @@ def validate(
             f" {MAX_CALLBACK_URL_CHARS} characters; got {callback_url[:100]!r}",
             field="callback_url",
         )
-    return GenerationInput(
+    spec = catalog_pb2.GenerationSpec(
         prompt=prompt,
         negative_prompt=negative_prompt,
         model=model or default_model,
@@ -127,10 +114,12 @@ def validate(
         n=n,
         width=_side("width", width),
         height=_side("height", height),
-        seed=seed,
         priority=priority,
         callback_url=callback_url,
     )
+    if seed is not None:
+        spec.seed = seed
+    return spec
 
 
 def parse_prefer_wait(prefer: str) -> float | None:
@@ -168,7 +157,7 @@ class Generator:
     async def create(
         self,
         project_id: str,
-        spec: GenerationInput,
+        spec: catalog_pb2.GenerationSpec,
         wait: bool,
         idempotency_key: str,
         timeout: float | None,
@@ -182,19 +171,12 @@ class Generator:
         """
         request = catalog_pb2.EnqueueGenerationRequest(
             project_id=project_id,
-            model=spec.model,
-            user=spec.user,
-            prompt=spec.prompt,
-            negative_prompt=spec.negative_prompt,
-            n=spec.n,
-            width=spec.width,
-            height=spec.height,
-            seed=secrets.randbelow(2**32) if spec.seed is None else spec.seed,
-            priority=spec.priority,
-            callback_url=spec.callback_url,
+            spec=spec,
             idempotency_key=idempotency_key,
-            request_hash=spec.request_hash() if idempotency_key else b"",
+            request_hash=request_hash(spec) if idempotency_key else b"",
         )
+        if not spec.HasField("seed"):
+            request.spec.seed = secrets.randbelow(2**32)
         bounded = wait and wait_at_most is not None
         if wait and not bounded and timeout is not None:
             request.deadline.CopyFrom(_timestamp_in(timeout))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from google.protobuf.message import Message
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2
 
@@ -36,21 +37,13 @@ def public_archive(image: catalog_pb2.ImageRecord) -> generator_pb2.ArweaveArchi
 def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Generation:
     """`permanent_base` is the gateway's public URL, or empty where the project has no permanent URLs."""
     record = generated.record
-    return generator_pb2.Generation(
+    public = generator_pb2.Generation(
         id=record.id,
         project_id=record.project_id,
         model_id=record.model_id,
-        model=record.model,
         server_id=record.server_id,
         status=record.status,
-        user=record.user,
         reason=record.reason,
-        prompt=record.prompt,
-        negative_prompt=record.negative_prompt,
-        n=record.n,
-        width=record.width,
-        height=record.height,
-        seed=record.seed,
         output_images=[
             generator_pb2.OutputImage(
                 id=image.id,
@@ -70,6 +63,16 @@ def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Genera
         ],
         created_at=record.created_at,
         updated_at=record.updated_at,
-        priority=record.priority,
-        callback_url=record.callback_url,
     )
+    copy_spec(record.spec, public)
+    return public
+
+
+def copy_spec(spec: catalog_pb2.GenerationSpec, public: Message) -> None:
+    """The spec's fields onto a public message that carries them flat, by name (tests/test_contracts.py
+    holds the public messages to every field of the spec)."""
+    for field, value in spec.ListFields():
+        if isinstance(value, Message):
+            getattr(public, field.name).CopyFrom(value)
+        else:
+            setattr(public, field.name, value)

@@ -204,16 +204,11 @@ class Worker:
                 job, f"no provider called {job.server.provider!r}", catalog_pb2.FAILURE_KIND_MODEL
             )
             return
-        spec = ImageSpec(
-            generation.prompt,
-            generation.negative_prompt,
-            generation.width,
-            generation.height,
-            generation.seed,
-        )
+        asked = generation.spec
+        spec = ImageSpec(asked.prompt, asked.negative_prompt, asked.width, asked.height, asked.seed)
         budget, callers = self._time_budget(job)
         try:
-            images = await asyncio.wait_for(provider.generate(server, spec, generation.n, budget), budget)
+            images = await asyncio.wait_for(provider.generate(server, spec, asked.n, budget), budget)
         except (TimeoutError, ServerFailure) as exc:
             if callers and _deadline_passed(job):
                 # Nobody is waiting any more: that is not the server's fault, and not worth a retry.
@@ -312,11 +307,11 @@ class Worker:
         creation = Creation(
             generation_id=generation.id,
             index=index,
-            model=generation.model,
+            model=generation.spec.model,
             provider=job.server.provider,
             upstream_model=job.server.upstream_model,
             server_id=job.server.id,
-            prompt=generation.prompt,
+            prompt=generation.spec.prompt,
         )
         data, label = await asyncio.to_thread(self.credentials.sign, image.data, image.content_type, creation)
         return dataclasses.replace(image, data=data), label

@@ -10,7 +10,7 @@ from imagegen.catalog.v1 import catalog_pb2
 from services.common.errors import DomainError, FailedPrecondition, Unavailable
 
 from ..clients import StorageClient
-from ..domain import Generated, GenerationInput, Generator
+from ..domain import Generated, Generator
 from ..public import permanent_url
 
 
@@ -27,7 +27,7 @@ async def make_images(
     generator: Generator,
     storage: StorageClient,
     project_id: str,
-    spec: GenerationInput,
+    spec: catalog_pb2.GenerationSpec,
     idempotency_key: str,
     timeout: float | None,
     permanent_base: str,

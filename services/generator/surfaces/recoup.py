@@ -108,11 +108,11 @@ class RecoupServicer(generator_pb2_grpc.RecoupServiceServicer):
             ],
             responses=[
                 generator_pb2.RecoupResponse(
-                    finish_reason="stop", model_id=record.model, timestamp=_now_or(record.updated_at)
+                    finish_reason="stop", model_id=record.spec.model, timestamp=_now_or(record.updated_at)
                 )
             ],
             provider_metadata=generator_pb2.RecoupProviderMetadata(
-                model=record.model, size=f"{record.width}x{record.height}"
+                model=record.spec.model, size=f"{record.spec.width}x{record.spec.height}"
             ),
             usage=generator_pb2.RecoupUsage(
                 prompt_tokens=tokens, completion_tokens=len(record.images), total_tokens=tokens + 1

@@ -385,36 +385,18 @@ class Principal(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
 
 class EnqueueGenerationRequest(_message.Message):
-    __slots__ = ("project_id", "model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed", "priority", "callback_url", "idempotency_key", "request_hash", "deadline")
+    __slots__ = ("project_id", "spec", "idempotency_key", "request_hash", "deadline")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
-    MODEL_FIELD_NUMBER: _ClassVar[int]
-    USER_FIELD_NUMBER: _ClassVar[int]
-    PROMPT_FIELD_NUMBER: _ClassVar[int]
-    NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
-    N_FIELD_NUMBER: _ClassVar[int]
-    WIDTH_FIELD_NUMBER: _ClassVar[int]
-    HEIGHT_FIELD_NUMBER: _ClassVar[int]
-    SEED_FIELD_NUMBER: _ClassVar[int]
-    PRIORITY_FIELD_NUMBER: _ClassVar[int]
-    CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_HASH_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     project_id: str
-    model: str
-    user: str
-    prompt: str
-    negative_prompt: str
-    n: int
-    width: int
-    height: int
-    seed: int
-    priority: str
-    callback_url: str
+    spec: GenerationSpec
     idempotency_key: str
     request_hash: bytes
     deadline: _timestamp_pb2.Timestamp
-    def __init__(self, project_id: _Optional[str] = ..., model: _Optional[str] = ..., user: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, project_id: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EnqueueGenerationResponse(_message.Message):
     __slots__ = ("generation", "replayed")
@@ -682,47 +664,53 @@ class ClaimUnusedBlobsResponse(_message.Message):
     storage_keys: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
-class GenerationRecord(_message.Message):
-    __slots__ = ("id", "project_id", "model_id", "model", "server_id", "status", "user", "reason", "prompt", "negative_prompt", "n", "width", "height", "seed", "images", "created_at", "updated_at", "priority", "callback_url")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
-    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+class GenerationSpec(_message.Message):
+    __slots__ = ("model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed", "priority", "callback_url")
     MODEL_FIELD_NUMBER: _ClassVar[int]
-    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
-    STATUS_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
-    REASON_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
-    IMAGES_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
-    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    project_id: str
-    model_id: str
     model: str
-    server_id: str
-    status: str
     user: str
-    reason: str
     prompt: str
     negative_prompt: str
     n: int
     width: int
     height: int
     seed: int
+    priority: str
+    callback_url: str
+    def __init__(self, model: _Optional[str] = ..., user: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ...) -> None: ...
+
+class GenerationRecord(_message.Message):
+    __slots__ = ("id", "project_id", "model_id", "server_id", "status", "reason", "spec", "images", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    project_id: str
+    model_id: str
+    server_id: str
+    status: str
+    reason: str
+    spec: GenerationSpec
     images: _containers.RepeatedCompositeFieldContainer[ImageRecord]
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    priority: str
-    callback_url: str
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., user: _Optional[str] = ..., reason: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ImageRecord(_message.Message):
     __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height", "manifest_label", "arweave")
