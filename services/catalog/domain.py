@@ -33,6 +33,7 @@ from .notifier import Notifier, wait_for
 from .queue import JobQueue
 from .repository import Outcome, Repository, Row
 from .scheduling import PriorityPolicy
+from .webhook_outbox import WebhookOutbox
 
 T = TypeVar("T")
 log = logging.getLogger("imagegen.catalog")
@@ -157,6 +158,7 @@ class Catalog:
         self.notifier = notifier
         self.policy = policy or QueuePolicy()
         self.archives = archives or ArweaveArchives(repository.pool)
+        self.webhooks = WebhookOutbox(repository.pool, repository)
         self._next_housekeeping = 0.0
         self._next_probe_check = 0.0
 
@@ -426,16 +428,12 @@ class Catalog:
 
     async def _cancel(self, project_id: str, generation_id: str, reason: str) -> None:
         async with self.queue.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT status FROM generations WHERE project_id = %s AND id = %s FOR UPDATE",
-                (project_id, generation_id),
-            )
-            current = await cur.fetchone()
-            if current is None:
+            status = await self.repo.lock_status(conn, project_id, generation_id)
+            if status is None:
                 raise NotFound(f"generation {generation_id} not found")
-            if current["status"] in TERMINAL_STATUSES:
+            if status in TERMINAL_STATUSES:
                 raise FailedPrecondition(
-                    f"generation {generation_id} is already {current['status']}; only pending or processing"
+                    f"generation {generation_id} is already {status}; only pending or processing"
                     " generations can be cancelled"
                 )
             await self.repo.finish(
@@ -466,9 +464,9 @@ class Catalog:
 
         async def look() -> list[Row]:
             ready = []
-            for delivery in await self.queue.claim_deliveries(max(max_deliveries, 1), lease_seconds):
+            for delivery in await self.webhooks.claim(max(max_deliveries, 1), lease_seconds):
                 if delivery["generation"] is None:
-                    await self.queue.delivery_result(delivery["id"], False, 0, "generation deleted", None)
+                    await self.webhooks.record(delivery["id"], False, 0, "generation deleted", None)
                     continue
                 if not delivery["webhook_secret"]:
                     delivery["webhook_secret"] = await self.webhook_secret(delivery["project_id"])
@@ -480,11 +478,11 @@ class Catalog:
     async def report_delivery(self, delivery_id: str, delivered: bool, status_code: int, error: str) -> None:
         retry_in = None
         if not delivered:
-            attempts = await self.queue.delivery_attempts(delivery_id)
+            attempts = await self.webhooks.attempts(delivery_id)
             steps = self.policy.webhook_retry_steps
             if attempts <= len(steps):
                 retry_in = steps[attempts - 1] * self.policy.webhook_retry_unit_seconds
-        await self.queue.delivery_result(delivery_id, delivered, status_code, error[:1000], retry_in)
+        await self.webhooks.record(delivery_id, delivered, status_code, error[:1000], retry_in)
         if not delivered:
             log.info(
                 "webhook delivery failed",

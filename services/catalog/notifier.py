@@ -85,3 +85,8 @@ async def wait_for(event: asyncio.Event, timeout: float) -> bool:
         return False
     finally:
         event.clear()
+
+
+async def notify(conn: psycopg.AsyncConnection, channel: str, payload: str = "") -> None:
+    """Postgres delivers it at commit, to every catalog listening."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))

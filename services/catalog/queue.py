@@ -17,8 +17,9 @@ from psycopg_pool import AsyncConnectionPool
 from services.common.ids import new_id
 
 from .account_store import AccountStore
+from .notifier import notify
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, qualified_columns, spec_values
-from .repository import Outcome, Repository, Row, notify
+from .repository import Outcome, Repository, Row
 from .scheduling import QueuedJob, Server, assign_servers
 
 _READY_JOBS = (
@@ -171,16 +172,7 @@ class JobQueue:
         earlier = await cur.fetchone()
         if bytes(earlier["request_hash"]) != request_hash:
             return "conflict", None
-        return "replayed", await self._generation(conn, earlier["generation_id"])
-
-    async def _generation(self, conn: AsyncConnection, generation_id: str) -> Row | None:
-        cur = await conn.execute(
-            f"SELECT {GENERATION_COLUMNS} FROM generations WHERE id = %s", (generation_id,)
-        )
-        row = await cur.fetchone()
-        if row is not None:
-            await self.repo._attach_images(conn, [row])
-        return row
+        return "replayed", await self.repo.generation_by_id(conn, earlier["generation_id"])
 
     # -- claim and lease ---------------------------------------------------------------------------
 
@@ -360,7 +352,7 @@ class JobQueue:
 
     async def generation(self, generation_id: str) -> Row | None:
         async with self.pool.connection() as conn:
-            return await self._generation(conn, generation_id)
+            return await self.repo.generation_by_id(conn, generation_id)
 
     # -- housekeeping ------------------------------------------------------------------------------
 
@@ -431,47 +423,3 @@ class JobQueue:
                 await conn.execute(
                     "UPDATE model_servers SET last_error = %s WHERE id = %s", (error, server_id)
                 )
-
-    # -- webhook outbox ----------------------------------------------------------------------------
-
-    async def claim_deliveries(self, max_deliveries: int, lease_seconds: float) -> list[Row]:
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "UPDATE webhook_deliveries d SET attempts = attempts + 1,"
-                " next_attempt_at = clock_timestamp() + %s"
-                " FROM projects p WHERE p.id = d.project_id AND d.id IN (SELECT id FROM webhook_deliveries"
-                "   WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
-                "   ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING d.id, d.url, d.attempts, d.generation_id, d.project_id, p.webhook_secret,"
-                " p.permanent_urls",
-                (_seconds(lease_seconds), max_deliveries),
-            )
-            deliveries = await cur.fetchall()
-            for delivery in deliveries:
-                delivery["generation"] = await self._generation(conn, delivery["generation_id"])
-            return deliveries
-
-    async def delivery_result(
-        self, delivery_id: str, delivered: bool, status_code: int, error: str, retry_in: float | None
-    ) -> None:
-        """`retry_in` None with `delivered` false gives up on the delivery."""
-        if delivered:
-            state, next_at = "delivered", dt.timedelta(0)
-        elif retry_in is None:
-            state, next_at = "failed", dt.timedelta(0)
-        else:
-            state, next_at = "pending", _seconds(retry_in)
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE webhook_deliveries SET state = %s, last_status = %s, last_error = %s,"
-                " next_attempt_at = clock_timestamp() + %s,"
-                " delivered_at = CASE WHEN %s THEN clock_timestamp() END"
-                " WHERE id = %s",
-                (state, status_code, error, next_at, delivered, delivery_id),
-            )
-
-    async def delivery_attempts(self, delivery_id: str) -> int:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT attempts FROM webhook_deliveries WHERE id = %s", (delivery_id,))
-            row = await cur.fetchone()
-            return row["attempts"] if row else 0

@@ -13,7 +13,9 @@ from psycopg_pool import AsyncConnectionPool
 from services.common.ids import new_id
 
 from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
+from .notifier import notify
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, Row, qualified_columns
+from .webhook_outbox import queue_deliveries
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,6 @@ _IMAGE_COLUMNS = (
 )
 
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
-
-
-async def notify(conn: AsyncConnection, channel: str, payload: str = "") -> None:
-    """Postgres delivers it at commit, to every catalog listening (see notifier.py)."""
-    await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
 
 class Repository:
@@ -248,7 +245,6 @@ class Repository:
             # An Arweave copy is as public and permanent as a permanent URL: only where those are on.
             if outcome.archive and row["permanent_urls"]:
                 archived.extend(row["images"])
-        webhooks = [row for row in finished.values() if row["callback_url"]]
         # One round trip for everything that follows from the rows moved.
         async with conn.pipeline():
             if images:
@@ -259,18 +255,7 @@ class Repository:
                     [[image[c] for image in images] for c in _IMAGE_COLUMNS.split(", ")],
                 )
             await conn.execute("DELETE FROM jobs WHERE generation_id = ANY(%s)", (list(finished),))
-            if webhooks:
-                await conn.execute(
-                    "INSERT INTO webhook_deliveries (id, project_id, generation_id, url)"
-                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])",
-                    (
-                        [new_id("webhook") for _ in webhooks],
-                        [row["project_id"] for row in webhooks],
-                        [row["id"] for row in webhooks],
-                        [row["callback_url"] for row in webhooks],
-                    ),
-                )
-                await notify(conn, "imagegen_webhooks")
+            await queue_deliveries(conn, finished.values())
             await self._give_back(conn, [r for r in finished.values() if r["status"] != "completed"])
             await conn.execute(
                 "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (list(finished),)
@@ -370,6 +355,25 @@ class Repository:
             if row is not None:
                 await self._attach_images(conn, [row])
             return row
+
+    async def lock_status(self, conn: AsyncConnection, project_id: str, generation_id: str) -> str | None:
+        """The generation's status, its row locked until the caller's transaction ends."""
+        cur = await conn.execute(
+            "SELECT status FROM generations WHERE project_id = %s AND id = %s FOR UPDATE",
+            (project_id, generation_id),
+        )
+        row = await cur.fetchone()
+        return None if row is None else row["status"]
+
+    async def generation_by_id(self, conn: AsyncConnection, generation_id: str) -> Row | None:
+        """Any project's generation, with its images: for the catalog's own use, never a tenant's."""
+        cur = await conn.execute(
+            f"SELECT {GENERATION_COLUMNS} FROM generations WHERE id = %s", (generation_id,)
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            await self._attach_images(conn, [row])
+        return row
 
     async def _attach_images(self, conn: AsyncConnection, rows: list[Row]) -> None:
         if not rows:
