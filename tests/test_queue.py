@@ -221,16 +221,19 @@ def test_cancel_watch_and_renew(database_url):
         async with catalog(database_url) as (internal, _):
             created = await internal.EnqueueGeneration(_create(project_id))
             generation_id = created.generation.id
-            statuses = []
+            statuses, finished_only = [], []
 
-            async def watch():
+            async def watch(terminal_only: bool, seen: list[str]):
                 call = internal.WatchGeneration(
-                    catalog_pb2.GetGenerationRequest(project_id=project_id, id=generation_id)
+                    catalog_pb2.WatchGenerationRequest(
+                        project_id=project_id, id=generation_id, terminal_only=terminal_only
+                    )
                 )
                 async for record in call:
-                    statuses.append(record.status)
+                    seen.append(record.status)
 
-            watcher = asyncio.create_task(watch())
+            watcher = asyncio.create_task(watch(False, statuses))
+            terminal_watcher = asyncio.create_task(watch(True, finished_only))
             await asyncio.sleep(0.2)
             (job,) = await _claim(internal, "wrk_a")
             lost = await internal.RenewLeases(
@@ -246,7 +249,9 @@ def test_cancel_watch_and_renew(database_url):
             )
             assert cancelled.status == "cancelled" and cancelled.reason == "user left"
             await asyncio.wait_for(watcher, 5)
+            await asyncio.wait_for(terminal_watcher, 5)
             assert statuses == ["pending", "processing", "cancelled"]
+            assert finished_only == ["cancelled"], "a sync waiter is sent the end only"
             lost = await internal.RenewLeases(
                 catalog_pb2.RenewLeasesRequest(
                     worker_id="wrk_a", generation_ids=[generation_id], lease_seconds=30

@@ -203,3 +203,19 @@ def test_small_objects_are_stored_together_in_order_and_a_bad_batch_stores_nothi
             assert error.value.code() == grpc.StatusCode.NOT_FOUND, "nothing of a refused batch is kept"
 
     asyncio.run(scenario())
+
+
+def test_urls_from_puts_are_reused_for_seconds_and_only_when_every_key_has_one(monkeypatch):
+    from imagegen.storage.v1 import storage_pb2
+
+    from services.generator import clients
+
+    clock = [1000.0]
+    monkeypatch.setattr(clients.time, "monotonic", lambda: clock[0])
+    fresh = clients._FreshUrls()
+    fresh.remember([storage_pb2.PutObjectResponse(key="a.png", url="https://s/a"),
+                    storage_pb2.PutObjectResponse(key="b.png", url="https://s/b")])  # fmt: skip
+    assert fresh.get(["b.png", "a.png"]) == ["https://s/b", "https://s/a"]
+    assert fresh.get(["a.png", "c.png"]) is None, "one key without a URL: storage signs them all"
+    clock[0] += fresh.MAX_AGE_SECONDS + 0.1
+    assert fresh.get(["a.png"]) is None, "too old to hand out"

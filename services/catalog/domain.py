@@ -440,15 +440,23 @@ class Catalog:
                 conn, generation_id, "cancelled", None, reason or "cancelled by the caller", []
             )
 
-    async def watch(self, project_id: str, generation_id: str) -> AsyncIterator[Row]:
-        """The generation now, then at each change of status, ending after a terminal one."""
+    async def watch(
+        self, project_id: str, generation_id: str, terminal_only: bool = False
+    ) -> AsyncIterator[Row]:
+        """The generation now, then at each change of status, ending after a terminal one; with
+        `terminal_only`, only that last one, and the generation is read whole only then."""
         with self.notifier.subscribe("imagegen_generation", generation_id) as changed:
             row = await self.get_generation(project_id, generation_id)
-            yield row
             last = row["status"]
+            if not terminal_only or last in TERMINAL_STATUSES:
+                yield row
             while last not in TERMINAL_STATUSES:
                 # A notification lost to a reconnect costs at most this long.
                 await wait_for(changed, 2.0)
+                if terminal_only:
+                    status = await self.repo.generation_status(project_id, generation_id)
+                    if status is not None and status not in TERMINAL_STATUSES:
+                        continue
                 row = await self.repo.get_generation(project_id, generation_id)
                 if row is None:
                     raise NotFound(f"generation {generation_id} was deleted")

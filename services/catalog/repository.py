@@ -356,6 +356,15 @@ class Repository:
                 await self._attach_images(conn, [row])
             return row
 
+    async def generation_status(self, project_id: str, generation_id: str) -> str | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status FROM generations WHERE project_id = %s AND id = %s",
+                (project_id, generation_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else row["status"]
+
     async def lock_status(self, conn: AsyncConnection, project_id: str, generation_id: str) -> str | None:
         """The generation's status, its row locked until the caller's transaction ends."""
         cur = await conn.execute(

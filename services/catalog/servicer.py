@@ -338,7 +338,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         return catalog_pb2.ClaimUnusedBlobsResponse(storage_keys=keys)
 
     async def WatchGeneration(self, request, context):
-        async for row in self.catalog.watch(request.project_id, request.id):
+        async for row in self.catalog.watch(request.project_id, request.id, request.terminal_only):
             yield generation_to_proto(row)
 
     async def ClaimWebhookDeliveries(self, request, context):

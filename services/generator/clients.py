@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -123,11 +124,13 @@ class CatalogClient:
             )
 
     async def watch_generation(
-        self, project_id: str, generation_id: str, timeout: float | None
+        self, project_id: str, generation_id: str, timeout: float | None, terminal_only: bool = False
     ) -> AsyncIterator[catalog_pb2.GenerationRecord]:
         async with upstream("catalog"):
             call = self.stub.WatchGeneration(
-                catalog_pb2.GetGenerationRequest(project_id=project_id, id=generation_id),
+                catalog_pb2.WatchGenerationRequest(
+                    project_id=project_id, id=generation_id, terminal_only=terminal_only
+                ),
                 metadata=outgoing_metadata(),
                 timeout=timeout,
             )
@@ -172,9 +175,37 @@ class CatalogClient:
         return list(answer.storage_keys)
 
 
+class _FreshUrls:
+    """The signed URLs storage answered puts with, for the next few seconds: a sync caller waiting in
+    this process asks for the URLs of the images its worker just stored, and gets them without another
+    SignUrls call. Seconds, so any URL lifetime a deployment sets leaves them nearly their whole life."""
+
+    MAX_AGE_SECONDS = 5.0
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._urls: dict[str, tuple[str, float]] = {}
+
+    def remember(self, answers: list[storage_pb2.PutObjectResponse]) -> None:
+        now = time.monotonic()
+        for answer in answers:
+            if answer.url:
+                self._urls[answer.key] = (answer.url, now)
+        while len(self._urls) > self.MAX_ENTRIES:
+            del self._urls[next(iter(self._urls))]  # oldest first: dicts keep insertion order
+
+    def get(self, keys: list[str]) -> list[str] | None:
+        oldest = time.monotonic() - self.MAX_AGE_SECONDS
+        found = [self._urls.get(key) for key in keys]
+        if all(entry is not None and entry[1] >= oldest for entry in found):
+            return [entry[0] for entry in found]  # type: ignore[index]
+        return None
+
+
 class StorageClient:
     def __init__(self, channel: grpc.aio.Channel):
         self.stub = storage_pb2_grpc.StorageInternalServiceStub(channel)
+        self._fresh = _FreshUrls()
 
     async def put_small(self, objects: list[tuple[bytes, str]]) -> list[storage_pb2.PutObjectResponse]:
         """Objects of at most SMALL_OBJECT_BYTES each, SMALL_BATCH_BYTES in all, in one call."""
@@ -189,6 +220,7 @@ class StorageClient:
                 metadata=outgoing_metadata(),
                 timeout=60,
             )
+        self._fresh.remember(list(answer.objects))
         return list(answer.objects)
 
     async def put(
@@ -200,7 +232,9 @@ class StorageClient:
                 yield storage_pb2.PutObjectRequest(chunk=data[offset : offset + CHUNK_BYTES])
 
         async with upstream("storage"):
-            return await self.stub.PutObject(messages(), metadata=outgoing_metadata(), timeout=timeout)
+            answer = await self.stub.PutObject(messages(), metadata=outgoing_metadata(), timeout=timeout)
+        self._fresh.remember([answer])
+        return answer
 
     async def read(
         self, key: str, offset: int = 0, length: int = 0, timeout: float | None = 60
@@ -222,6 +256,9 @@ class StorageClient:
     async def sign(self, keys: list[str], timeout: float | None) -> list[str]:
         if not keys:
             return []
+        fresh = self._fresh.get(keys)
+        if fresh is not None:
+            return fresh
         async with upstream("storage"):
             answer = await self.stub.SignUrls(
                 storage_pb2.SignUrlsRequest(keys=keys), metadata=outgoing_metadata(), timeout=timeout

@@ -189,7 +189,9 @@ class Generator:
             record = await self._latest_within(project_id, record, max(limit, 0))
             return await self.signed(record, timeout)
         try:
-            async for update in self.catalog.watch_generation(project_id, record.id, timeout):
+            async for update in self.catalog.watch_generation(
+                project_id, record.id, timeout, terminal_only=True
+            ):
                 record = update
             return await self.signed(record, timeout)
         except BaseException as exc:

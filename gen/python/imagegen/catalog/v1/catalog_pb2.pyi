@@ -602,6 +602,16 @@ class GetGenerationRequest(_message.Message):
     id: str
     def __init__(self, project_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
 
+class WatchGenerationRequest(_message.Message):
+    __slots__ = ("project_id", "id", "terminal_only")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ONLY_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    id: str
+    terminal_only: bool
+    def __init__(self, project_id: _Optional[str] = ..., id: _Optional[str] = ..., terminal_only: _Optional[bool] = ...) -> None: ...
+
 class ListGenerationsRequest(_message.Message):
     __slots__ = ("project_id", "user", "model", "status", "id", "page_size", "page_token")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]

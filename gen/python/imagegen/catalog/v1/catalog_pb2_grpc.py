@@ -952,7 +952,7 @@ class CatalogInternalServiceStub:
                 _registered_method=True)
         self.WatchGeneration = channel.unary_stream(
                 '/imagegen.catalog.v1.CatalogInternalService/WatchGeneration',
-                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetGenerationRequest.SerializeToString,
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.WatchGenerationRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
                 _registered_method=True)
         self.ListGenerations = channel.unary_unary(
@@ -1219,7 +1219,7 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
             ),
             'WatchGeneration': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchGeneration,
-                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetGenerationRequest.FromString,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.WatchGenerationRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.SerializeToString,
             ),
             'ListGenerations': grpc.unary_unary_rpc_method_handler(
@@ -1591,7 +1591,7 @@ class CatalogInternalService:
             request,
             target,
             '/imagegen.catalog.v1.CatalogInternalService/WatchGeneration',
-            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetGenerationRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.WatchGenerationRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GenerationRecord.FromString,
             options,
             channel_credentials,
