@@ -90,18 +90,17 @@ def main() -> None:
         try:
             platform.start(log_dir=var)
             url = platform.gateway_url + "/api/images/generations"
-            pids = [p.pid for p in platform.processes.values()] + [postgres.process.pid]
-            gateway_pids = [platform.processes["gateway"].pid]
+            pids = {name: process.pid for name, process in platform.processes.items()}
+            pids["postgres"] = postgres.process.pid
             asyncio.run(_load(url, key, 4, 2.0))  # warm-up: connections, prepared statements, caches
             results = []
             for concurrency in args.concurrency:
-                cpu_before = _platform_cpu_seconds(pids)
-                gateway_cpu_before = _platform_cpu_seconds(gateway_pids)
+                cpu_before = {name: _platform_cpu_seconds([pid]) for name, pid in pids.items()}
                 started = time.perf_counter()
                 latencies, errors = asyncio.run(_load(url, key, concurrency, args.seconds))
                 elapsed = time.perf_counter() - started
-                cpu = _platform_cpu_seconds(pids) - cpu_before
-                gateway_cpu = _platform_cpu_seconds(gateway_pids) - gateway_cpu_before
+                cpu = {name: _platform_cpu_seconds([pid]) - cpu_before[name] for name, pid in pids.items()}
+                per_generation = 1000 / max(len(latencies), 1)
                 results.append(
                     {
                         "concurrency": concurrency,
@@ -110,10 +109,10 @@ def main() -> None:
                         "requests_per_s": round(len(latencies) / elapsed, 1),
                         "p50_ms": round(statistics.median(latencies) * 1000, 2),
                         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
-                        "platform_cpu_ms_per_generation": round(cpu * 1000 / max(len(latencies), 1), 2),
-                        "gateway_cpu_ms_per_generation": round(
-                            gateway_cpu * 1000 / max(len(latencies), 1), 2
-                        ),
+                        "platform_cpu_ms_per_generation": round(sum(cpu.values()) * per_generation, 2),
+                        "cpu_ms_per_generation": {
+                            name: round(seconds * per_generation, 2) for name, seconds in cpu.items()
+                        },
                     }
                 )
         finally:
@@ -121,13 +120,15 @@ def main() -> None:
             postgres.stop()
     cpus = psutil.cpu_count()
     print(f"sync generation via Envoy (REST), procedural 64x64, {args.seconds:.0f}s per run, {cpus} CPUs")
-    header = f"{'conc':>4} {'gens':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/gen':>11}"
-    print(header + f" {'gateway CPU':>12}")
+    columns = (
+        f"{'conc':>4} {'gens':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/gen':>11}"
+    )
+    print(columns + "  by process")
     for r in results:
         print(
             f"{r['concurrency']:>4} {r['generations']:>6} {r['errors']:>4} {r['requests_per_s']:>8} "
-            f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['platform_cpu_ms_per_generation']:>11} "
-            f"{r['gateway_cpu_ms_per_generation']:>12}"
+            f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['platform_cpu_ms_per_generation']:>11}  "
+            + " ".join(f"{name} {ms}" for name, ms in r["cpu_ms_per_generation"].items())
         )
     print(json.dumps(results))
 
