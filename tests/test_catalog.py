@@ -299,3 +299,25 @@ def test_public_model_listing_needs_a_key_and_shows_the_builtin_model(database_u
             assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
     asyncio.run(scenario())
+
+
+def test_a_sync_job_is_leased_at_enqueue_to_the_asking_worker_only_when_a_server_is_free(database_url):
+    project_id, _ = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            ask = {"claim_for_worker": "wrk_here", "lease_seconds": 30.0}
+            leased = await internal.EnqueueGeneration(_create(project_id, **ask))
+            assert leased.HasField("job"), "the procedural model's server is free"
+            assert leased.job.generation.id == leased.generation.id and leased.job.attempt == 1
+            assert leased.generation.status == "processing" and leased.job.server.provider == "procedural"
+            assert await _claim(internal, "wrk_elsewhere") == [], "leased already: no other worker gets it"
+            queued = await internal.EnqueueGeneration(_create(project_id))
+            assert not queued.HasField("job") and queued.generation.status == "pending"
+            # A job of the model waits in the queue: the next sync one queues behind it, whoever asks.
+            behind = await internal.EnqueueGeneration(_create(project_id, **ask))
+            assert not behind.HasField("job") and behind.generation.status == "pending"
+            claimed = await _claim(internal, "wrk_elsewhere", max_jobs=2)
+            assert [job.generation.id for job in claimed] == [queued.generation.id, behind.generation.id]
+
+    asyncio.run(scenario())

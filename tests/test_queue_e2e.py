@@ -321,6 +321,26 @@ def test_a_bad_prefer_wait_is_400_and_queues_nothing(api, platform, prefer):
         assert conn.execute("SELECT count(*) FROM generations").fetchone()[0] == before
 
 
+def test_a_sync_job_takes_a_free_server_at_once_but_never_ahead_of_a_job_already_waiting(api, fake):
+    """A sync create may be leased to its own generator's worker as it is queued; only when no earlier
+    job of the model waits, so the queue's order holds."""
+    fake.delay = 0.6
+    model = _model(api, "automatic1111", [{"url": fake.url, "maxConcurrency": 1}])
+    body = {"model": model["name"], "width": 64, "height": 64}
+    busy = api("POST", "/api/images/generations", json={**body, "prompt": "first", "async": True}).json()
+    assert _wait(api, busy["id"], ("processing",))["status"] == "processing"
+    waiting = api("POST", "/api/images/generations", json={**body, "prompt": "second", "async": True}).json()
+    late = api("POST", "/api/images/generations", json={**body, "prompt": "third"})
+    assert late.status_code == 200 and late.json()["status"] == "completed", late.text
+    assert _wait(api, waiting["id"])["status"] == "completed"
+    assert [b["prompt"] for b in fake.stats.bodies] == ["first", "second", "third"]
+    assert fake.stats.max_in_flight == 1
+    # With the server free and nothing waiting, a sync job starts at once.
+    started = time.monotonic()
+    alone = api("POST", "/api/images/generations", json={**body, "prompt": "fourth"})
+    assert alone.json()["status"] == "completed" and time.monotonic() - started < fake.delay + 1.0
+
+
 def test_a_sigkilled_generators_job_completes_on_another_with_one_set_of_images(api, platform, fake):
     """Last in this module: it replaces the generator process."""
     fake.delay = 3

@@ -237,8 +237,10 @@ class Catalog:
         idempotency_key: str,
         request_hash: bytes,
         deadline: dt.datetime | None,
+        lease_to: tuple[str, float] | None = None,
     ) -> tuple[Row, bool]:
-        """The new `pending` generation, or the earlier one an idempotency key points at (then True)."""
+        """The new `pending` generation (or already leased to `lease_to`'s worker: then its `job` is
+        set), or the earlier one an idempotency key points at (then True)."""
         spec = _copy(spec)
         spec.priority = spec.priority or DEFAULT_PRIORITY
         if spec.priority not in PRIORITIES:
@@ -247,12 +249,17 @@ class Catalog:
             )
         if not spec.HasField("seed"):
             raise InvalidArgument("seed is required: the generator picks one when the client gives none")
-        outcome, row = await self.queue.enqueue(
-            project_id,
-            spec,
-            lambda recent: self.policy.priorities.score(spec.priority, recent),
-            (idempotency_key, request_hash) if idempotency_key else None,
-            deadline,
+        # Leasing at once locks the model's servers after the user's counters, the other order from a
+        # failing job's: the rare crossing is retried.
+        outcome, row = await retry_deadlocks(
+            lambda: self.queue.enqueue(
+                project_id,
+                spec,
+                lambda recent: self.policy.priorities.score(spec.priority, recent),
+                (idempotency_key, request_hash) if idempotency_key else None,
+                deadline,
+                lease_to if lease_to and lease_to[1] > 0 else None,
+            )
         )
         if outcome == "conflict":
             raise AlreadyExists(

@@ -70,8 +70,11 @@ class JobQueue:
         score: Callable[[int], int],
         idempotency: tuple[str, bytes] | None,
         deadline: dt.datetime | None,
+        lease_to: tuple[str, float] | None = None,
     ) -> tuple[str, Row | None]:
-        """Records a `pending` generation and its job in one transaction.
+        """Records a `pending` generation and its job in one transaction; with `lease_to` (a worker and
+        lease seconds) the job is leased to that worker at once when a server of the model is free and
+        no earlier job is waiting for one, and the row carries it as `job`.
 
         Answers ("created", row), ("replayed", row) for a live idempotency key with the same request hash,
         ("conflict", None) for one with another hash, or a refusal with its details: "no-model",
@@ -115,12 +118,30 @@ class JobQueue:
                     " VALUES (%s, %s, %s, 'queued', %s, %s)",
                     (generation_id, project_id, charged["model_id"], score(recent), deadline),
                 )
-                await notify(conn, "imagegen_jobs")
                 row["images"] = []
+                row["job"] = None
+                if lease_to is not None and not await self._others_waiting(
+                    conn, charged["model_id"], generation_id
+                ):
+                    job = QueuedJob(generation_id, charged["model_id"], None)
+                    for leased in await self._lease(conn, lease_to[0], [job], lease_to[1]):
+                        row = {**leased["generation"], "job": leased}
+                if row["job"] is None:
+                    await notify(conn, "imagegen_jobs")
                 return "created", row
         except Refused as refused:
             # Raised inside the transaction, so whatever was counted or charged before it is undone.
             return refused.outcome, refused.details
+
+    async def _others_waiting(self, conn: AsyncConnection, model_id: str, generation_id: str) -> bool:
+        """Whether another job of the model is ready and queued: then the queue's order decides, not who
+        asked last."""
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE model_id = %s AND state = 'queued'"
+            " AND run_after <= clock_timestamp() AND generation_id <> %s) AS waiting",
+            (model_id, generation_id),
+        )
+        return (await cur.fetchone())["waiting"]
 
     async def _charge(
         self, conn: AsyncConnection, project_id: str, spec: catalog_pb2.GenerationSpec
@@ -183,76 +204,79 @@ class JobQueue:
                 QueuedJob(r["generation_id"], r["model_id"], r["last_server_id"])
                 for r in await cur.fetchall()
             ]
-            if not candidates:
-                return []
-            model_ids = sorted({job.model_id for job in candidates})
-            # Pipelined: one round trip. The count runs after the locks, so it sees every claim that
-            # committed before them.
-            async with conn.pipeline():
-                # Locked in id order so two claimers never wait on each other in a cycle.
-                servers_cur = await conn.execute(
-                    "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key,"
-                    " m.provider, m.upstream_model, m.content_credentials"
-                    " FROM model_servers s JOIN models m ON m.id = s.model_id"
-                    " WHERE s.model_id = ANY(%s) AND s.benched_until IS NULL ORDER BY s.id FOR UPDATE OF s",
-                    (model_ids,),
-                )
-                running_cur = await conn.execute(
-                    "SELECT server_id, count(*) AS running FROM jobs WHERE state = 'running'"
-                    " AND server_id IN (SELECT id FROM model_servers WHERE model_id = ANY(%s))"
-                    " GROUP BY server_id",
-                    (model_ids,),
-                )
-            servers = {row["id"]: row for row in await servers_cur.fetchall()}
-            running = {row["server_id"]: row["running"] for row in await running_cur.fetchall()}
-            assignments = assign_servers(
-                candidates,
-                [
-                    Server(s["id"], s["model_id"], s["position"], s["max_concurrency"])
-                    for s in servers.values()
-                ],
-                running,
+            return await self._lease(conn, worker_id, candidates, lease_seconds)
+
+    async def _lease(
+        self, conn: AsyncConnection, worker_id: str, candidates: list[QueuedJob], lease_seconds: float
+    ) -> list[Row]:
+        """Leases what the candidates' servers have room for to the worker, in the caller's transaction."""
+        if not candidates:
+            return []
+        model_ids = sorted({job.model_id for job in candidates})
+        # Pipelined: one round trip. The count runs after the locks, so it sees every claim that
+        # committed before them.
+        async with conn.pipeline():
+            # Locked in id order so two claimers never wait on each other in a cycle.
+            servers_cur = await conn.execute(
+                "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key,"
+                " m.provider, m.upstream_model, m.content_credentials"
+                " FROM model_servers s JOIN models m ON m.id = s.model_id"
+                " WHERE s.model_id = ANY(%s) AND s.benched_until IS NULL ORDER BY s.id FOR UPDATE OF s",
+                (model_ids,),
             )
-            if not assignments:
-                return []
-            ids = [job.generation_id for job, _ in assignments]
-            server_ids = [server.id for _, server in assignments]
-            async with conn.pipeline():
-                leases_cur = await conn.execute(
-                    "UPDATE jobs SET state = 'running', server_id = a.server_id, worker_id = %s,"
-                    " attempts = attempts + 1, lease_expires_at = clock_timestamp() + %s"
-                    " FROM unnest(%s::text[], %s::text[]) AS a(generation_id, server_id)"
-                    " WHERE jobs.generation_id = a.generation_id"
-                    " RETURNING jobs.generation_id, jobs.attempts, jobs.deadline",
-                    (worker_id, _seconds(lease_seconds), ids, server_ids),
-                )
-                generations_cur = await conn.execute(
-                    "UPDATE generations g SET status = 'processing', server_id = a.server_id,"
-                    " updated_at = clock_timestamp()"
-                    " FROM unnest(%s::text[], %s::text[]) AS a(generation_id, server_id)"
-                    " WHERE g.id = a.generation_id"
-                    f" RETURNING {qualified_columns('g')}",
-                    (ids, server_ids),
-                )
-                await conn.execute(
-                    "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (ids,)
-                )
-            leases = {row["generation_id"]: row for row in await leases_cur.fetchall()}
-            generations = {row["id"]: row for row in await generations_cur.fetchall()}
-            claimed = []
-            for job, server in assignments:
-                generation = generations[job.generation_id]
-                generation["images"] = []
-                lease = leases[job.generation_id]
-                claimed.append(
-                    {
-                        "generation": generation,
-                        "server": servers[server.id],
-                        "attempt": lease["attempts"],
-                        "deadline": lease["deadline"],
-                    }
-                )
-            return claimed
+            running_cur = await conn.execute(
+                "SELECT server_id, count(*) AS running FROM jobs WHERE state = 'running'"
+                " AND server_id IN (SELECT id FROM model_servers WHERE model_id = ANY(%s))"
+                " GROUP BY server_id",
+                (model_ids,),
+            )
+        servers = {row["id"]: row for row in await servers_cur.fetchall()}
+        running = {row["server_id"]: row["running"] for row in await running_cur.fetchall()}
+        assignments = assign_servers(
+            candidates,
+            [Server(s["id"], s["model_id"], s["position"], s["max_concurrency"]) for s in servers.values()],
+            running,
+        )
+        if not assignments:
+            return []
+        ids = [job.generation_id for job, _ in assignments]
+        server_ids = [server.id for _, server in assignments]
+        async with conn.pipeline():
+            leases_cur = await conn.execute(
+                "UPDATE jobs SET state = 'running', server_id = a.server_id, worker_id = %s,"
+                " attempts = attempts + 1, lease_expires_at = clock_timestamp() + %s"
+                " FROM unnest(%s::text[], %s::text[]) AS a(generation_id, server_id)"
+                " WHERE jobs.generation_id = a.generation_id"
+                " RETURNING jobs.generation_id, jobs.attempts, jobs.deadline",
+                (worker_id, _seconds(lease_seconds), ids, server_ids),
+            )
+            generations_cur = await conn.execute(
+                "UPDATE generations g SET status = 'processing', server_id = a.server_id,"
+                " updated_at = clock_timestamp()"
+                " FROM unnest(%s::text[], %s::text[]) AS a(generation_id, server_id)"
+                " WHERE g.id = a.generation_id"
+                f" RETURNING {qualified_columns('g')}",
+                (ids, server_ids),
+            )
+            await conn.execute(
+                "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (ids,)
+            )
+        leases = {row["generation_id"]: row for row in await leases_cur.fetchall()}
+        generations = {row["id"]: row for row in await generations_cur.fetchall()}
+        claimed = []
+        for job, server in assignments:
+            generation = generations[job.generation_id]
+            generation["images"] = []
+            lease = leases[job.generation_id]
+            claimed.append(
+                {
+                    "generation": generation,
+                    "server": servers[server.id],
+                    "attempt": lease["attempts"],
+                    "deadline": lease["deadline"],
+                }
+            )
+        return claimed
 
     async def renew(self, worker_id: str, generation_ids: list[str], lease_seconds: float) -> list[str]:
         """Answers the ids this worker no longer holds."""

@@ -121,6 +121,18 @@ def _target(row: Row) -> catalog_pb2.ServerTarget:
     )
 
 
+def job_to_proto(job: Row) -> catalog_pb2.Job:
+    answer = catalog_pb2.Job(
+        generation=generation_to_proto(job["generation"]),
+        server=_target(job["server"]),
+        attempt=job["attempt"],
+        content_credentials=job["server"]["content_credentials"],
+    )
+    if job["deadline"] is not None:
+        answer.deadline.FromDatetime(job["deadline"])
+    return answer
+
+
 _FAILURE_KINDS = {
     catalog_pb2.FAILURE_KIND_MODEL: "model",
     catalog_pb2.FAILURE_KIND_SERVER: "server",
@@ -240,26 +252,27 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
 
     async def EnqueueGeneration(self, request, context):
         deadline = request.deadline.ToDatetime(dt.UTC) if request.HasField("deadline") else None
+        lease_to = (request.claim_for_worker, request.lease_seconds) if request.claim_for_worker else None
         row, replayed = await self.catalog.enqueue(
-            request.project_id, request.spec, request.idempotency_key, request.request_hash, deadline
+            request.project_id,
+            request.spec,
+            request.idempotency_key,
+            request.request_hash,
+            deadline,
+            lease_to,
         )
-        return catalog_pb2.EnqueueGenerationResponse(generation=generation_to_proto(row), replayed=replayed)
+        answer = catalog_pb2.EnqueueGenerationResponse(generation=generation_to_proto(row), replayed=replayed)
+        if row.get("job") is not None:
+            answer.job.CopyFrom(job_to_proto(row["job"]))
+        return answer
 
     async def ClaimJobs(self, request, context):
         jobs, probes = await self.catalog.claim_jobs(
             request.worker_id, request.max_jobs, request.lease_seconds, request.wait_seconds
         )
-        answer = catalog_pb2.ClaimJobsResponse(probes=[_target(p) for p in probes])
-        for job in jobs:
-            claimed = answer.jobs.add(
-                generation=generation_to_proto(job["generation"]),
-                server=_target(job["server"]),
-                attempt=job["attempt"],
-                content_credentials=job["server"]["content_credentials"],
-            )
-            if job["deadline"] is not None:
-                claimed.deadline.FromDatetime(job["deadline"])
-        return answer
+        return catalog_pb2.ClaimJobsResponse(
+            jobs=[job_to_proto(job) for job in jobs], probes=[_target(p) for p in probes]
+        )
 
     async def RenewLeases(self, request, context):
         lost = await self.catalog.renew_leases(

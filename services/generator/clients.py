@@ -253,10 +253,12 @@ class StorageClient:
     async def read_all(self, key: str, timeout: float | None = 60) -> bytes:
         return b"".join([chunk async for chunk in self.read(key, timeout=timeout)])
 
-    async def sign(self, keys: list[str], timeout: float | None) -> list[str]:
+    async def sign(self, keys: list[str], timeout: float | None, just_stored: bool = False) -> list[str]:
+        """Signed URLs for the keys; with `just_stored`, the ones storage answered this process's puts
+        with in the last seconds will do (reads sign afresh every time)."""
         if not keys:
             return []
-        fresh = self._fresh.get(keys)
+        fresh = self._fresh.get(keys) if just_stored else None
         if fresh is not None:
             return fresh
         async with upstream("storage"):

@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -20,6 +21,9 @@ from services.common.ids import is_id
 from services.common.vocabulary import DEFAULT_PRIORITY, PRIORITIES, STATUSES, TERMINAL_STATUSES
 
 from .clients import CatalogClient, StorageClient
+
+if TYPE_CHECKING:
+    from .worker import Worker
 
 log = logging.getLogger("imagegen.generator")
 
@@ -150,9 +154,12 @@ def check_idempotency_key(key: str) -> str:
 
 
 class Generator:
-    def __init__(self, catalog: CatalogClient, storage: StorageClient):
+    def __init__(self, catalog: CatalogClient, storage: StorageClient, worker: Worker | None = None):
         self.catalog = catalog
         self.storage = storage
+        # This process's worker: a sync job leased to it at enqueue is answered from here, without
+        # a round through the queue's notifications.
+        self.worker = worker
 
     async def create(
         self,
@@ -180,7 +187,22 @@ class Generator:
         bounded = wait and wait_at_most is not None
         if wait and not bounded and timeout is not None:
             request.deadline.CopyFrom(_timestamp_in(timeout))
-        answer = await self.catalog.enqueue(request, timeout)
+        reserved = wait and not bounded and self.worker is not None and self.worker.reserve_slot()
+        if reserved:
+            request.claim_for_worker = self.worker.id
+            request.lease_seconds = self.worker.config.lease_seconds
+        try:
+            answer = await self.catalog.enqueue(request, timeout)
+        except BaseException:
+            if reserved:
+                self.worker.release_slot()
+            raise
+        here = None
+        if reserved:
+            if answer.HasField("job"):
+                here = self.worker.run_leased(answer.job)
+            else:
+                self.worker.release_slot()
         record = answer.generation
         if not wait or record.status in TERMINAL_STATUSES:
             return await self.signed(record, timeout)
@@ -189,11 +211,18 @@ class Generator:
             record = await self._latest_within(project_id, record, max(limit, 0))
             return await self.signed(record, timeout)
         try:
+            if here is not None:
+                try:
+                    finished = await asyncio.wait_for(asyncio.shield(here), timeout)
+                except TimeoutError:
+                    raise DeadlineExceeded("the caller's deadline passed") from None
+                if finished is not None and finished.status in TERMINAL_STATUSES:
+                    return await self.signed(finished, timeout, just_stored=True)
             async for update in self.catalog.watch_generation(
                 project_id, record.id, timeout, terminal_only=True
             ):
                 record = update
-            return await self.signed(record, timeout)
+            return await self.signed(record, timeout, just_stored=True)
         except BaseException as exc:
             if answer.replayed or not _caller_gave_up(exc):
                 raise
@@ -232,8 +261,11 @@ class Generator:
         record = await self.catalog.get_generation(project_id, generation_id, timeout)
         return await self.signed(record, timeout)
 
-    async def signed(self, record: catalog_pb2.GenerationRecord, timeout: float | None) -> Generated:
-        return Generated(record, await self.storage.sign([i.storage_key for i in record.images], timeout))
+    async def signed(
+        self, record: catalog_pb2.GenerationRecord, timeout: float | None, just_stored: bool = False
+    ) -> Generated:
+        keys = [image.storage_key for image in record.images]
+        return Generated(record, await self.storage.sign(keys, timeout, just_stored))
 
     async def cancel(self, project_id: str, generation_id: str, timeout: float | None) -> Generated:
         if not is_id("generation", generation_id):

@@ -45,8 +45,12 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     storage_channel = lifecycle.insecure_channel(config.storage_target)
     catalog = CatalogClient(catalog_channel)
     storage = StorageClient(storage_channel)
-    generator = Generator(catalog, storage)
     credentials = content_credentials(config)
+    http = Http()
+    worker = None
+    if config.worker_enabled:
+        worker = Worker(catalog, storage, build_providers(http), config.worker, credentials)
+    generator = Generator(catalog, storage, worker)
     images = Images(catalog, storage, credentials)
     # Loaded first, so a bad wallet stops the start with its reason.
     wallet = Wallet.load(config.arweave.wallet) if config.arweave.enabled else None
@@ -63,9 +67,7 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
         OpenAIImagesServicer(generator, catalog, storage, config), server
     )
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
-    if config.worker_enabled:
-        http = Http()
-        worker = Worker(catalog, storage, build_providers(http), config.worker, credentials)
+    if worker is not None:
         webhooks = WebhookDispatcher(catalog, generator, config.webhook_timeout_seconds, config.public_url)
         sweeper = BlobSweeper(catalog, storage, config.blob_sweep_interval_seconds)
         worker.start()

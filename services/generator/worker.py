@@ -74,6 +74,10 @@ class Worker:
         # Store-and-answer tasks, which outlive a cancelled job (see `_run`).
         self._finishing: set[asyncio.Task] = set()
         self._slot_freed = asyncio.Event()
+        # Slots held for jobs the catalog may lease to this worker when a sync caller here enqueues.
+        self._reserved = 0
+        # The finished record of each such job, for the caller waiting in this process.
+        self._answers: dict[str, asyncio.Future] = {}
         self._stopping = False
         self._loops: list[asyncio.Task] = []
         self._completions = Batcher(catalog.complete_jobs, name="complete-jobs")
@@ -135,7 +139,7 @@ class Worker:
         enough = max(1, self.config.slots // 4)
         deadline = None
         while True:
-            free = self.config.slots - len(self._in_slot)
+            free = self.config.slots - len(self._in_slot) - self._reserved
             if free >= enough or (free > 0 and not self._in_slot):
                 return free
             timeout = None
@@ -147,6 +151,35 @@ class Worker:
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), timeout)
+
+    # -- jobs leased at enqueue, for a sync caller in this process ---------------------------------
+
+    def reserve_slot(self) -> bool:
+        """Holds a free slot for a job the catalog may lease to this worker as it is enqueued."""
+        if self._stopping or self.config.slots - len(self._in_slot) - self._reserved <= 0:
+            return False
+        self._reserved += 1
+        return True
+
+    def release_slot(self) -> None:
+        self._reserved -= 1
+        self._slot_freed.set()
+
+    def run_leased(self, job: catalog_pb2.Job) -> asyncio.Future:
+        """Runs a job leased at enqueue in the slot reserved for it. The future is its finished record,
+        or None when it did not finish here (retried elsewhere, failed, taken away): the catalog knows."""
+        self._reserved -= 1
+        generation_id = job.generation.id
+        answer = asyncio.get_running_loop().create_future()
+        self._answers[generation_id] = answer
+        self._in_slot.add(generation_id)
+        self._running[generation_id] = asyncio.create_task(self._execute(job), name=generation_id)
+        return answer
+
+    def _answer(self, generation_id: str, record: catalog_pb2.GenerationRecord | None) -> None:
+        answer = self._answers.pop(generation_id, None)
+        if answer is not None and not answer.done():
+            answer.set_result(record)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -181,6 +214,7 @@ class Worker:
             self._running.pop(generation.id, None)
             self._free_slot(generation.id)
             self._lost.discard(generation.id)
+            self._answer(generation.id, None)
 
     def _free_slot(self, generation_id: str) -> None:
         if generation_id in self._in_slot:
@@ -289,7 +323,7 @@ class Worker:
         )
         self._free_slot(generation.id)
         try:
-            await self._completions.submit(request)
+            self._answer(generation.id, await self._completions.submit(request))
         except DomainError as exc:
             if exc.code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 # Cancelled, deleted, or answered by another worker first: its images stand, not ours.

@@ -385,26 +385,32 @@ class Principal(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
 
 class EnqueueGenerationRequest(_message.Message):
-    __slots__ = ("project_id", "spec", "idempotency_key", "request_hash", "deadline")
+    __slots__ = ("project_id", "spec", "idempotency_key", "request_hash", "deadline", "claim_for_worker", "lease_seconds")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_HASH_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_FOR_WORKER_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     spec: GenerationSpec
     idempotency_key: str
     request_hash: bytes
     deadline: _timestamp_pb2.Timestamp
-    def __init__(self, project_id: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    claim_for_worker: str
+    lease_seconds: float
+    def __init__(self, project_id: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_for_worker: _Optional[str] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
 class EnqueueGenerationResponse(_message.Message):
-    __slots__ = ("generation", "replayed")
+    __slots__ = ("generation", "replayed", "job")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
     generation: GenerationRecord
     replayed: bool
-    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    job: Job
+    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., replayed: _Optional[bool] = ..., job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class ClaimJobsRequest(_message.Message):
     __slots__ = ("worker_id", "max_jobs", "lease_seconds", "wait_seconds")
