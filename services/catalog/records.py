@@ -2,7 +2,8 @@
 
 What a generation asks for is catalog.proto's `GenerationSpec`. Each of its fields lives in the
 `generations` column of its own name, but for the two below; so a new field takes the proto, a
-migration adding its column, and the code that uses it.
+migration adding its column, and the code that uses it. The mapping here copies scalars: the first
+message-typed field (a JSON object, say) will want a jsonb column and its conversion added below.
 """
 
 from __future__ import annotations
