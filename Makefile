@@ -9,7 +9,7 @@ BUF := node_modules/.bin/buf
 # arlocal (a local Arweave node) and arweave-js, for the Arweave tests.
 ARWEAVE_TOOLS := tests/arweave/node_modules/.installed
 
-.PHONY: run test test-fast protos lint format bench up down clean
+.PHONY: run test test-fast protos lint format bench bench-peer up down clean
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench: $(STAMP)
 	$(PY) -m bench.rest_sync $(BENCH_ARGS)
 	$(PY) -m bench.queue $(BENCH_QUEUE_ARGS)
 	$(PY) -m bench.signing
+
+# imagegen next to LiteLLM proxy (installed, pinned, into build/peer-venv on first use), one run.
+bench-peer: $(STAMP)
+	$(PY) -m bench.peer $(BENCH_PEER_ARGS)
 
 up:
 	docker compose up --build -d --wait

@@ -1,0 +1,256 @@
+"""`make bench-peer`: imagegen next to LiteLLM proxy, relaying the same OpenAI Images request to the same
+upstream, in one run.
+
+Both sides get `POST /v1/images/generations` `{"model", "prompt", "response_format": "b64_json"}` and
+relay it to one stand-in OpenAI server (bench/fake_openai.py: a fixed ~110 KB PNG, at once). imagegen
+does more than relay: it queues the job durably, signs the image with C2PA, stores it and records it,
+then answers with the stored bytes. Reported per side at concurrency 1 and 16: requests/s, p50 and p99,
+and CPU milliseconds per request summed over its whole process tree (imagegen: Envoy, the services and
+Postgres; LiteLLM: the proxy and its workers). The load comes from this process (aiohttp), the same
+for both.
+
+LiteLLM proxy is installed, pinned, into a virtualenv of its own under build/ on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pathlib
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import aiohttp
+import psutil
+
+from services.common.config import REPO_ROOT
+from tools.embedded_pg import EmbeddedPostgres, free_port
+from tools.supervisor import Platform
+
+from .rest_sync import _percentile, _platform_cpu_seconds
+
+LITELLM = "litellm[proxy]==1.106.2"
+PEER_VENV = pathlib.Path(os.environ.get("IMAGEGEN_PEER_VENV") or REPO_ROOT / "build" / "peer-venv")
+MODEL = "fake-image"
+BODY = {"model": MODEL, "prompt": "a misty lake at sunset", "response_format": "b64_json", "n": 1}
+
+
+def _litellm_binary() -> pathlib.Path:
+    binary = PEER_VENV / "bin" / "litellm"
+    stamp = PEER_VENV / f".installed-{LITELLM}"
+    if not stamp.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([str(PEER_VENV / "bin" / "pip"), "install", "--quiet", LITELLM], check=True)
+        stamp.touch()
+    return binary
+
+
+def _wait_for_http(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback)
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {seconds}s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def _load(url: str, key: str, concurrency: int, seconds: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    payload = json.dumps(BODY)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                async with session.post(url, data=payload) as response:
+                    body = await response.read()
+                    if response.status != 200 or b"b64_json" not in body:
+                        errors += 1
+                        continue
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors
+
+
+def _measure(name: str, url: str, key: str, pids: list[int], concurrency: int, seconds: float) -> dict:
+    asyncio.run(_load(url, key, 2, 1.5))  # warm-up
+    cpu_before = _platform_cpu_seconds(pids)
+    started = time.perf_counter()
+    latencies, errors = asyncio.run(_load(url, key, concurrency, seconds))
+    elapsed = time.perf_counter() - started
+    cpu = _platform_cpu_seconds(pids) - cpu_before
+    return {
+        "side": name,
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(sorted(latencies)[len(latencies) // 2] * 1000, 2) if latencies else None,
+        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2) if latencies else None,
+        "cpu_ms_per_request": round(cpu * 1000 / max(len(latencies), 1), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args()
+    litellm = _litellm_binary()
+
+    with tempfile.TemporaryDirectory(prefix="imagegen-peer-") as tmp:
+        var = pathlib.Path(tmp)
+        port_file = var / "fake.port"
+        fake = subprocess.Popen(
+            [sys.executable, "-m", "bench.fake_openai", str(port_file)], cwd=REPO_ROOT, start_new_session=True
+        )
+        processes = [fake]
+        postgres = None
+        platform = None
+        try:
+            while not port_file.exists() or not port_file.read_text():
+                if fake.poll() is not None:
+                    raise RuntimeError("the stand-in OpenAI server exited")
+                time.sleep(0.05)
+            upstream = f"http://127.0.0.1:{port_file.read_text()}/v1"
+
+            # LiteLLM proxy, relaying to the stand-in; no database, no network beyond loopback.
+            peer_port = free_port()
+            peer_key = "sk-peer-" + secrets.token_hex(8)
+            config = var / "litellm.yaml"
+            config.write_text(
+                json.dumps(
+                    {
+                        "model_list": [
+                            {
+                                "model_name": MODEL,
+                                "model_info": {"mode": "image_generation"},
+                                "litellm_params": {
+                                    "model": "openai/dall-e-2",
+                                    "api_base": upstream,
+                                    "api_key": "sk-upstream",
+                                },
+                            }
+                        ],
+                        "general_settings": {"master_key": peer_key},
+                        "litellm_settings": {"telemetry": False, "drop_params": True},
+                    }
+                )
+            )
+            env = {
+                **os.environ,
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "LITELLM_TELEMETRY": "False",
+                "LITELLM_LOG": "ERROR",
+            }
+            env.pop("DATABASE_URL", None)
+            peer = subprocess.Popen(
+                [str(litellm), "--config", str(config), "--host", "127.0.0.1", "--port", str(peer_port)],
+                env=env,
+                stdout=open(var / "litellm.log", "wb"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            processes.append(peer)
+            _wait_for_http(f"http://127.0.0.1:{peer_port}/health/liveliness", peer)
+
+            postgres = EmbeddedPostgres(var / "postgres", durable=True).start()
+            key = "sk_peer_" + secrets.token_hex(16)
+            platform = Platform(
+                env={
+                    "IMAGEGEN_DATABASE_URL": postgres.create_database("imagegen"),
+                    "IMAGEGEN_BOOTSTRAP_API_KEY": key,
+                    "IMAGEGEN_VAR_DIR": str(var),
+                    "IMAGEGEN_LOG_LEVEL": "WARNING",
+                    "IMAGEGEN_KEY_RATE_PER_SECOND": "0",
+                }
+            )
+            platform.start(log_dir=var)
+            import requests
+
+            created = requests.post(
+                f"{platform.gateway_url}/api/models",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "name": MODEL,
+                    "provider": "openai",
+                    "upstreamModel": "dall-e-2",
+                    "servers": [{"url": upstream, "apiKey": "sk-upstream", "maxConcurrency": 64}],
+                },
+                timeout=30,
+            )
+            created.raise_for_status()
+            imagegen_pids = [p.pid for p in platform.processes.values()] + [postgres.process.pid]
+            rows = []
+            for concurrency in args.concurrency:
+                rows.append(
+                    _measure(
+                        "imagegen",
+                        f"{platform.gateway_url}/v1/images/generations",
+                        key,
+                        imagegen_pids,
+                        concurrency,
+                        args.seconds,
+                    )
+                )
+                rows.append(
+                    _measure(
+                        "litellm",
+                        f"http://127.0.0.1:{peer_port}/v1/images/generations",
+                        peer_key,
+                        [peer.pid],
+                        concurrency,
+                        args.seconds,
+                    )
+                )
+        finally:
+            if platform is not None:
+                platform.stop()
+            if postgres is not None:
+                postgres.stop()
+            for process in processes:
+                _stop(process)
+    print(
+        f"OpenAI Images relay, imagegen next to {LITELLM}, same stand-in upstream,"
+        f" {args.seconds:.0f}s per run, {psutil.cpu_count()} CPUs"
+    )
+    print(f"{'side':>9} {'conc':>4} {'reqs':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}", end="")
+    print(f" {'CPU ms/req':>11}")
+    for r in rows:
+        print(
+            f"{r['side']:>9} {r['concurrency']:>4} {r['requests']:>6} {r['errors']:>4}"
+            f" {r['requests_per_s']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['cpu_ms_per_request']:>11}"
+        )
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
