@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -30,9 +31,9 @@ import aiohttp
 import psutil
 
 from services.common.config import REPO_ROOT
-from tools.embedded_pg import EmbeddedPostgres, free_port
-from tools.supervisor import Platform
+from tools.embedded_pg import free_port
 
+from .harness import benched_platform
 from .rest_sync import _percentile, _platform_cpu_seconds
 
 LITELLM = "litellm[proxy]==1.106.2"
@@ -133,8 +134,7 @@ def main() -> None:
             [sys.executable, "-m", "bench.fake_openai", str(port_file)], cwd=REPO_ROOT, start_new_session=True
         )
         processes = [fake]
-        postgres = None
-        platform = None
+        stack = contextlib.ExitStack()
         try:
             while not port_file.exists() or not port_file.read_text():
                 if fake.poll() is not None:
@@ -182,18 +182,8 @@ def main() -> None:
             processes.append(peer)
             _wait_for_http(f"http://127.0.0.1:{peer_port}/health/liveliness", peer)
 
-            postgres = EmbeddedPostgres(var / "postgres", durable=True).start()
-            key = "sk_peer_" + secrets.token_hex(16)
-            platform = Platform(
-                env={
-                    "IMAGEGEN_DATABASE_URL": postgres.create_database("imagegen"),
-                    "IMAGEGEN_BOOTSTRAP_API_KEY": key,
-                    "IMAGEGEN_VAR_DIR": str(var),
-                    "IMAGEGEN_LOG_LEVEL": "WARNING",
-                    "IMAGEGEN_KEY_RATE_PER_SECOND": "0",
-                }
-            )
-            platform.start(log_dir=var)
+            benched = stack.enter_context(benched_platform())
+            platform, key = benched.platform, benched.key
             import requests
 
             created = requests.post(
@@ -208,7 +198,7 @@ def main() -> None:
                 timeout=30,
             )
             created.raise_for_status()
-            imagegen_pids = [p.pid for p in platform.processes.values()] + [postgres.process.pid]
+            imagegen_pids = list(benched.pids().values())
             rows = []
             for concurrency in args.concurrency:
                 rows.append(
@@ -232,10 +222,7 @@ def main() -> None:
                     )
                 )
         finally:
-            if platform is not None:
-                platform.stop()
-            if postgres is not None:
-                postgres.stop()
+            stack.close()
             for process in processes:
                 _stop(process)
     print(

@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import pathlib
-import secrets
 import statistics
-import tempfile
 import time
 
 import aiohttp
@@ -28,8 +25,8 @@ import psycopg
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from bench.rest_sync import _percentile, _platform_cpu_seconds
-from tools.embedded_pg import EmbeddedPostgres
-from tools.supervisor import Platform
+
+from .harness import Benched, benched_platform
 
 
 async def _enqueue(target: str, project_id: str, count: int, tag: str) -> None:
@@ -96,10 +93,8 @@ async def _async_load(url: str, key: str, total: int, concurrency: int, tag: str
     return latencies, errors
 
 
-def _cpu_by_process(platform: Platform, postgres: EmbeddedPostgres) -> dict[str, float]:
-    pids = {name: process.pid for name, process in platform.processes.items()}
-    pids["postgres"] = postgres.process.pid
-    return {name: _platform_cpu_seconds([pid]) for name, pid in pids.items()}
+def _cpu_by_process(benched: Benched) -> dict[str, float]:
+    return {name: _platform_cpu_seconds([pid]) for name, pid in benched.pids().items()}
 
 
 def _cpu_ms_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict[str, float]:
@@ -115,74 +110,56 @@ def main() -> None:
     args = parser.parse_args()
 
     results = []
-    with tempfile.TemporaryDirectory(prefix="imagegen-bench-") as tmp:
-        var = pathlib.Path(tmp)
-        postgres = EmbeddedPostgres(var / "postgres", durable=True).start()
-        database_url = postgres.create_database("imagegen")
-        key = "sk_bench_" + secrets.token_hex(16)
-        platform = Platform(
-            env={
-                "IMAGEGEN_DATABASE_URL": database_url,
-                "IMAGEGEN_BOOTSTRAP_API_KEY": key,
-                "IMAGEGEN_VAR_DIR": str(var),
-                "IMAGEGEN_LOG_LEVEL": "WARNING",
-                # Measures the platform, not one key's rate.
-                "IMAGEGEN_KEY_RATE_PER_SECOND": "0",
-                "IMAGEGEN_WORKER_ENABLED": "false",
-            }
-        )
-        try:
-            platform.start(log_dir=var)
-            with psycopg.connect(database_url) as conn:
-                (project_id,) = conn.execute("SELECT id FROM projects").fetchone()
-            for slots in args.slots:
-                tag = f"queue-{slots}"
-                asyncio.run(_enqueue(platform.target("catalog"), project_id, args.jobs, tag))
-                platform.stop_one("generator")
-                platform.env.update(IMAGEGEN_WORKER_ENABLED="true", IMAGEGEN_WORKER_SLOTS=str(slots))
-                cpu_before = _cpu_by_process(platform, postgres)
-                cpu_before.pop("generator", None)
-                platform._start_one("generator", platform.ports["generator"], var)
-                done, span = _wait_drained(database_url, tag, args.jobs, timeout=600)
-                cpu = _cpu_ms_per_job(cpu_before, _cpu_by_process(platform, postgres), done)
-                results.append(
-                    {
-                        "run": f"queue, {slots} slots",
-                        "jobs": done,
-                        "jobs_per_s": round((done - 1) / span, 1),
-                        "cpu_ms_per_job": cpu,
-                    }
-                )
-                platform.stop_one("generator")
-                platform.env["IMAGEGEN_WORKER_ENABLED"] = "false"
-                platform._start_one("generator", platform.ports["generator"], var)
-
-            # End to end: the generator works while the clients submit.
+    with benched_platform(IMAGEGEN_WORKER_ENABLED="false") as benched:
+        platform, database_url, key, var = benched.platform, benched.database_url, benched.key, benched.var
+        with psycopg.connect(database_url) as conn:
+            (project_id,) = conn.execute("SELECT id FROM projects").fetchone()
+        for slots in args.slots:
+            tag = f"queue-{slots}"
+            asyncio.run(_enqueue(platform.target("catalog"), project_id, args.jobs, tag))
             platform.stop_one("generator")
-            platform.env.update(IMAGEGEN_WORKER_ENABLED="true", IMAGEGEN_WORKER_SLOTS="16")
+            platform.env.update(IMAGEGEN_WORKER_ENABLED="true", IMAGEGEN_WORKER_SLOTS=str(slots))
+            cpu_before = _cpu_by_process(benched)
+            cpu_before.pop("generator", None)
             platform._start_one("generator", platform.ports["generator"], var)
-            tag = "async-e2e"
-            started = time.perf_counter()
-            latencies, errors = asyncio.run(
-                _async_load(platform.gateway_url + "/api/images/generations", key, args.async_jobs, 16, tag)
-            )
-            accepted_in = time.perf_counter() - started
-            done, _ = _wait_drained(database_url, tag, len(latencies), timeout=600)
-            total = time.perf_counter() - started
+            done, span = _wait_drained(database_url, tag, args.jobs, timeout=600)
+            cpu = _cpu_ms_per_job(cpu_before, _cpu_by_process(benched), done)
             results.append(
                 {
-                    "run": "async via gateway, 16 clients, 16 slots",
+                    "run": f"queue, {slots} slots",
                     "jobs": done,
-                    "errors": errors,
-                    "accepted_per_s": round(len(latencies) / accepted_in, 1),
-                    "accept_p50_ms": round(statistics.median(latencies) * 1000, 2),
-                    "accept_p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
-                    "jobs_per_s": round(done / total, 1),
+                    "jobs_per_s": round((done - 1) / span, 1),
+                    "cpu_ms_per_job": cpu,
                 }
             )
-        finally:
-            platform.stop()
-            postgres.stop()
+            platform.stop_one("generator")
+            platform.env["IMAGEGEN_WORKER_ENABLED"] = "false"
+            platform._start_one("generator", platform.ports["generator"], var)
+
+        # End to end: the generator works while the clients submit.
+        platform.stop_one("generator")
+        platform.env.update(IMAGEGEN_WORKER_ENABLED="true", IMAGEGEN_WORKER_SLOTS="16")
+        platform._start_one("generator", platform.ports["generator"], var)
+        tag = "async-e2e"
+        started = time.perf_counter()
+        latencies, errors = asyncio.run(
+            _async_load(platform.gateway_url + "/api/images/generations", key, args.async_jobs, 16, tag)
+        )
+        accepted_in = time.perf_counter() - started
+        done, _ = _wait_drained(database_url, tag, len(latencies), timeout=600)
+        total = time.perf_counter() - started
+        results.append(
+            {
+                "run": "async via gateway, 16 clients, 16 slots",
+                "jobs": done,
+                "errors": errors,
+                "accepted_per_s": round(len(latencies) / accepted_in, 1),
+                "accept_p50_ms": round(statistics.median(latencies) * 1000, 2),
+                "accept_p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+                "jobs_per_s": round(done / total, 1),
+            }
+        )
+
     print(f"job queue, procedural 64x64, durable Postgres, {psutil.cpu_count()} CPUs")
     for r in results:
         print("  " + ", ".join(f"{k}={v}" for k, v in r.items()))

@@ -10,17 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import pathlib
-import secrets
 import statistics
-import tempfile
 import time
 
 import aiohttp
 import psutil
 
-from tools.embedded_pg import EmbeddedPostgres
-from tools.supervisor import Platform
+from .harness import benched_platform
 
 BODY = {"prompt": "a misty lake at sunset", "user": "bench", "width": 64, "height": 64}
 
@@ -73,51 +69,33 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="imagegen-bench-") as tmp:
-        var = pathlib.Path(tmp)
-        postgres = EmbeddedPostgres(var / "postgres", durable=True).start()
-        key = "sk_bench_" + secrets.token_hex(16)
-        platform = Platform(
-            env={
-                "IMAGEGEN_DATABASE_URL": postgres.create_database("imagegen"),
-                "IMAGEGEN_BOOTSTRAP_API_KEY": key,
-                "IMAGEGEN_VAR_DIR": str(var),
-                "IMAGEGEN_LOG_LEVEL": "WARNING",
-                # Measures the platform, not one key's rate.
-                "IMAGEGEN_KEY_RATE_PER_SECOND": "0",
-            }
-        )
-        try:
-            platform.start(log_dir=var)
-            url = platform.gateway_url + "/api/images/generations"
-            pids = {name: process.pid for name, process in platform.processes.items()}
-            pids["postgres"] = postgres.process.pid
-            asyncio.run(_load(url, key, 4, 2.0))  # warm-up: connections, prepared statements, caches
-            results = []
-            for concurrency in args.concurrency:
-                cpu_before = {name: _platform_cpu_seconds([pid]) for name, pid in pids.items()}
-                started = time.perf_counter()
-                latencies, errors = asyncio.run(_load(url, key, concurrency, args.seconds))
-                elapsed = time.perf_counter() - started
-                cpu = {name: _platform_cpu_seconds([pid]) - cpu_before[name] for name, pid in pids.items()}
-                per_generation = 1000 / max(len(latencies), 1)
-                results.append(
-                    {
-                        "concurrency": concurrency,
-                        "generations": len(latencies),
-                        "errors": errors,
-                        "requests_per_s": round(len(latencies) / elapsed, 1),
-                        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-                        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
-                        "platform_cpu_ms_per_generation": round(sum(cpu.values()) * per_generation, 2),
-                        "cpu_ms_per_generation": {
-                            name: round(seconds * per_generation, 2) for name, seconds in cpu.items()
-                        },
-                    }
-                )
-        finally:
-            platform.stop()
-            postgres.stop()
+    with benched_platform() as benched:
+        url = benched.platform.gateway_url + "/api/images/generations"
+        key = benched.key
+        pids = benched.pids()
+        asyncio.run(_load(url, key, 4, 2.0))  # warm-up: connections, prepared statements, caches
+        results = []
+        for concurrency in args.concurrency:
+            cpu_before = {name: _platform_cpu_seconds([pid]) for name, pid in pids.items()}
+            started = time.perf_counter()
+            latencies, errors = asyncio.run(_load(url, key, concurrency, args.seconds))
+            elapsed = time.perf_counter() - started
+            cpu = {name: _platform_cpu_seconds([pid]) - cpu_before[name] for name, pid in pids.items()}
+            per_generation = 1000 / max(len(latencies), 1)
+            results.append(
+                {
+                    "concurrency": concurrency,
+                    "generations": len(latencies),
+                    "errors": errors,
+                    "requests_per_s": round(len(latencies) / elapsed, 1),
+                    "p50_ms": round(statistics.median(latencies) * 1000, 2),
+                    "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+                    "platform_cpu_ms_per_generation": round(sum(cpu.values()) * per_generation, 2),
+                    "cpu_ms_per_generation": {
+                        name: round(seconds * per_generation, 2) for name, seconds in cpu.items()
+                    },
+                }
+            )
     cpus = psutil.cpu_count()
     print(f"sync generation via Envoy (REST), procedural 64x64, {args.seconds:.0f}s per run, {cpus} CPUs")
     columns = (
