@@ -195,6 +195,22 @@ def test_a_publishable_key_creates_and_lists_only_for_its_user(platform, project
     assert _generations(platform, project["id"]) == before, "a refused request records nothing"
 
 
+def test_one_idempotency_key_never_replays_one_users_generation_to_another(platform, admin, project):
+    """A publishable key's user is filled in by the catalog; it is part of what makes two requests the
+    same, so another user's page sending the same body and key gets its own answer, not the first one's."""
+    other = admin("POST", f"/api/projects/{project['id']}/keys",
+                  json={"name": "web-2", "kind": "publishable", "user": "other-user"})  # fmt: skip
+    assert other.status_code == 200, other.text
+    theirs = rest_client(platform, other.json()["key"])
+    body, headers = {"prompt": "a shared key", "async": True}, {"Idempotency-Key": "order-1"}
+    first = project["publishable"]("POST", "/api/images/generations", json=body, headers=headers)
+    again = project["publishable"]("POST", "/api/images/generations", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    stranger = theirs("POST", "/api/images/generations", json=body, headers=headers)
+    assert stranger.status_code == 409, stranger.text
+    assert first.json()["id"] not in stranger.text and "browser-user" not in stranger.text
+
+
 def test_a_hundred_simultaneous_requests_against_ten_remaining_admit_exactly_ten(platform, project):
     secret = project["secret"]
     patched = secret("PATCH", "/api/models/procedural", json={"userLimits": {"daily": 10, "monthly": 50}})

@@ -9,6 +9,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from imagegen.catalog.v1 import catalog_pb2
+
+from services.common.auth import PUBLISHABLE_NO_CALLBACK, PUBLISHABLE_ONLY
 from services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -328,3 +331,22 @@ class Accounts:
         days = await self.store.usage(principal.project_id, user, model, first_day, last_day)
         totals = {k: sum(d[k] for d in days) for k in ("generations", "images", "failed")}
         return {"from": first_day, "to": last_day, "days": days, "totals": totals}
+
+
+def held_to_key(
+    principal: Principal, spec: catalog_pb2.GenerationSpec, request_hash: bytes
+) -> tuple[catalog_pb2.GenerationSpec, bytes]:
+    """A generation as the key may ask for it: a publishable key only for its own user, with no webhook.
+    The user it fills in joins the idempotency digest, so two users' requests never replay each other."""
+    if principal.kind != "publishable":
+        return spec, request_hash
+    if spec.user and spec.user != principal.user:
+        raise PermissionDenied(PUBLISHABLE_ONLY)
+    if spec.callback_url:
+        raise PermissionDenied(PUBLISHABLE_NO_CALLBACK)
+    held = catalog_pb2.GenerationSpec()
+    held.CopyFrom(spec)
+    held.user = principal.user
+    if request_hash:
+        request_hash = hashlib.sha256(request_hash + b"\0" + principal.user.encode()).digest()
+    return held, request_hash

@@ -10,7 +10,7 @@ from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from services.common.auth import bearer_key
 from services.common.errors import DomainError
 
-from .accounts import Accounts, Principal
+from .accounts import Accounts, Principal, held_to_key
 from .domain import Catalog
 from .records import spec_from_row
 from .repository import Outcome, Row
@@ -118,6 +118,17 @@ def _target(row: Row) -> catalog_pb2.ServerTarget:
         api_key=row["api_key"],
         provider=row["provider"],
         upstream_model=row["upstream_model"],
+    )
+
+
+def principal_to_proto(principal: Principal) -> catalog_pb2.Principal:
+    return catalog_pb2.Principal(
+        project_id=principal.project_id,
+        key_id=principal.key_id,
+        admin=principal.admin,
+        kind=principal.kind,
+        user=principal.user,
+        permanent_urls=principal.permanent_urls,
     )
 
 
@@ -240,30 +251,30 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         self.accounts = accounts
 
     async def Authenticate(self, request, context):
-        principal = await self.accounts.authenticate(request.api_key)
-        return catalog_pb2.Principal(
-            project_id=principal.project_id,
-            key_id=principal.key_id,
-            admin=principal.admin,
-            kind=principal.kind,
-            user=principal.user,
-            permanent_urls=principal.permanent_urls,
-        )
+        return principal_to_proto(await self.accounts.authenticate(request.api_key))
 
     async def EnqueueGeneration(self, request, context):
         deadline = request.deadline.ToDatetime(dt.UTC) if request.HasField("deadline") else None
         lease_to = (request.claim_for_worker, request.lease_seconds) if request.claim_for_worker else None
-        row, replayed = await self.catalog.enqueue(
+        project_id, spec, request_hash, principal = (
             request.project_id,
             request.spec,
-            request.idempotency_key,
             request.request_hash,
-            deadline,
-            lease_to,
+            None,
+        )
+        if request.api_key:
+            # One call for the key and the enqueue: a sync create's first round trip is its only one here.
+            principal = await self.accounts.authenticate(request.api_key)
+            project_id = principal.project_id
+            spec, request_hash = held_to_key(principal, spec, request_hash)
+        row, replayed = await self.catalog.enqueue(
+            project_id, spec, request.idempotency_key, request_hash, deadline, lease_to
         )
         answer = catalog_pb2.EnqueueGenerationResponse(generation=generation_to_proto(row), replayed=replayed)
         if row.get("job") is not None:
             answer.job.CopyFrom(job_to_proto(row["job"]))
+        if principal is not None:
+            answer.principal.CopyFrom(principal_to_proto(principal))
         return answer
 
     async def ClaimJobs(self, request, context):

@@ -54,6 +54,8 @@ class Generated:
 
     record: catalog_pb2.GenerationRecord
     urls: list[str]
+    # Who asked, when the catalog authenticated the key in the same call as the enqueue.
+    principal: catalog_pb2.Principal | None = None
 
 
 def _side(name: str, value: int) -> int:
@@ -169,15 +171,19 @@ class Generator:
         idempotency_key: str,
         timeout: float | None,
         wait_at_most: float | None = None,
+        api_key: str = "",
     ) -> Generated:
         """Queues the generation; with `wait`, answers once it is finished (whatever way it finished).
 
         A sync caller who gives up (deadline, disconnect) cancels the generation, so no server keeps
         working for nobody. With `wait_at_most` (Prefer: wait=N) the wait is bounded instead: the
         answer is the generation as it stands by then, and the job goes on whatever the caller does.
+        With `api_key` (and no `project_id`) the catalog authenticates the key in the enqueue itself,
+        and the answer carries its principal.
         """
         request = catalog_pb2.EnqueueGenerationRequest(
             project_id=project_id,
+            api_key=api_key,
             spec=spec,
             idempotency_key=idempotency_key,
             request_hash=request_hash(spec) if idempotency_key else b"",
@@ -204,12 +210,14 @@ class Generator:
             else:
                 self.worker.release_slot()
         record = answer.generation
+        project_id = record.project_id
+        principal = answer.principal if answer.HasField("principal") else None
         if not wait or record.status in TERMINAL_STATUSES:
-            return await self.signed(record, timeout)
+            return await self.signed(record, timeout, principal=principal)
         if bounded:
             limit = wait_at_most if timeout is None else min(wait_at_most, timeout - _ANSWER_MARGIN_SECONDS)
             record = await self._latest_within(project_id, record, max(limit, 0))
-            return await self.signed(record, timeout)
+            return await self.signed(record, timeout, principal=principal)
         try:
             if here is not None:
                 try:
@@ -217,12 +225,12 @@ class Generator:
                 except TimeoutError:
                     raise DeadlineExceeded("the caller's deadline passed") from None
                 if finished is not None and finished.status in TERMINAL_STATUSES:
-                    return await self.signed(finished, timeout, just_stored=True)
+                    return await self.signed(finished, timeout, just_stored=True, principal=principal)
             async for update in self.catalog.watch_generation(
                 project_id, record.id, timeout, terminal_only=True
             ):
                 record = update
-            return await self.signed(record, timeout, just_stored=True)
+            return await self.signed(record, timeout, just_stored=True, principal=principal)
         except BaseException as exc:
             if answer.replayed or not _caller_gave_up(exc):
                 raise
@@ -262,10 +270,14 @@ class Generator:
         return await self.signed(record, timeout)
 
     async def signed(
-        self, record: catalog_pb2.GenerationRecord, timeout: float | None, just_stored: bool = False
+        self,
+        record: catalog_pb2.GenerationRecord,
+        timeout: float | None,
+        just_stored: bool = False,
+        principal: catalog_pb2.Principal | None = None,
     ) -> Generated:
         keys = [image.storage_key for image in record.images]
-        return Generated(record, await self.storage.sign(keys, timeout, just_stored))
+        return Generated(record, await self.storage.sign(keys, timeout, just_stored), principal)
 
     async def cancel(self, project_id: str, generation_id: str, timeout: float | None) -> Generated:
         if not is_id("generation", generation_id):

@@ -7,7 +7,7 @@ from google.protobuf import empty_pb2
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 
-from services.common.auth import bearer_key
+from services.common.auth import PUBLISHABLE_ONLY, bearer_key
 from services.common.errors import HTTP_STATUS_KEY, InvalidArgument, PermissionDenied
 
 from .clients import CatalogClient
@@ -18,9 +18,6 @@ from .provenance import Verification
 from .public import to_public
 
 _TRUE = ("true", "1", "yes")
-_PUBLISHABLE_ONLY = (
-    "a publishable key can only create and list generations of the user it was made for; use a secret key"
-)
 
 
 def _metadata(context) -> dict[str, str]:
@@ -40,7 +37,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         """A secret key's principal; a publishable key may only create and list generations."""
         principal = await self._principal(metadata)
         if principal.kind == "publishable":
-            raise PermissionDenied(_PUBLISHABLE_ONLY)
+            raise PermissionDenied(PUBLISHABLE_ONLY)
         return principal
 
     def _public(self, principal: catalog_pb2.Principal, generated) -> generator_pb2.Generation:
@@ -48,21 +45,15 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
     async def CreateGeneration(self, request, context):
         metadata = _metadata(context)
-        principal = await self._principal(metadata)
-        # Meteron's headers fill in what the body leaves out.
-        user = request.user or metadata.get("x-user", "")
-        if principal.kind == "publishable":
-            if user and user != principal.user:
-                raise PermissionDenied(_PUBLISHABLE_ONLY)
-            if request.callback_url:
-                raise PermissionDenied("a publishable key cannot set callbackUrl; use a secret key")
-            user = principal.user
-        project_id = principal.project_id
+        # The catalog authenticates the key in the enqueue itself (and holds a publishable key to its
+        # user); a request without a key is refused before anything else.
+        api_key = bearer_key(metadata.items())
         spec = validate(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
             model=request.model or metadata.get("x-model", ""),
-            user=user,
+            # Meteron's headers fill in what the body leaves out.
+            user=request.user or metadata.get("x-user", ""),
             n=request.n,
             width=request.width,
             height=request.height,
@@ -75,9 +66,9 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         idempotency_key = check_idempotency_key(metadata.get("idempotency-key", ""))
         wait_at_most = parse_prefer_wait(metadata.get("prefer", ""))
         generated = await self.generator.create(
-            project_id, spec, wait, idempotency_key, context.time_remaining(), wait_at_most
+            "", spec, wait, idempotency_key, context.time_remaining(), wait_at_most, api_key=api_key
         )
-        return self._public(principal, generated)
+        return self._public(generated.principal, generated)
 
     async def CancelGeneration(self, request, context):
         principal = await self._secret(_metadata(context))
@@ -101,7 +92,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         user = request.user
         if principal.kind == "publishable":
             if user and user != principal.user:
-                raise PermissionDenied(_PUBLISHABLE_ONLY)
+                raise PermissionDenied(PUBLISHABLE_ONLY)
             user = principal.user
         generated, page = await self.generator.list(
             catalog_pb2.ListGenerationsRequest(
@@ -169,7 +160,7 @@ class ImageServicer(generator_pb2_grpc.ImageServiceServicer):
     async def GetGenerationProvenance(self, request, context):
         principal = await self.catalog.authenticate(bearer_key(_metadata(context).items()))
         if principal.kind == "publishable":
-            raise PermissionDenied(_PUBLISHABLE_ONLY)
+            raise PermissionDenied(PUBLISHABLE_ONLY)
         verified = await self.images.generation_provenance(
             principal.project_id, request.id, context.time_remaining()
         )

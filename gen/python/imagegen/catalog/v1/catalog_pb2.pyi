@@ -385,7 +385,7 @@ class Principal(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
 
 class EnqueueGenerationRequest(_message.Message):
-    __slots__ = ("project_id", "spec", "idempotency_key", "request_hash", "deadline", "claim_for_worker", "lease_seconds")
+    __slots__ = ("project_id", "spec", "idempotency_key", "request_hash", "deadline", "claim_for_worker", "lease_seconds", "api_key")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -393,6 +393,7 @@ class EnqueueGenerationRequest(_message.Message):
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     CLAIM_FOR_WORKER_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     spec: GenerationSpec
     idempotency_key: str
@@ -400,17 +401,20 @@ class EnqueueGenerationRequest(_message.Message):
     deadline: _timestamp_pb2.Timestamp
     claim_for_worker: str
     lease_seconds: float
-    def __init__(self, project_id: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_for_worker: _Optional[str] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
+    api_key: str
+    def __init__(self, project_id: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_for_worker: _Optional[str] = ..., lease_seconds: _Optional[float] = ..., api_key: _Optional[str] = ...) -> None: ...
 
 class EnqueueGenerationResponse(_message.Message):
-    __slots__ = ("generation", "replayed", "job")
+    __slots__ = ("generation", "replayed", "job", "principal")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     generation: GenerationRecord
     replayed: bool
     job: Job
-    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., replayed: _Optional[bool] = ..., job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+    principal: Principal
+    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., replayed: _Optional[bool] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ...) -> None: ...
 
 class ClaimJobsRequest(_message.Message):
     __slots__ = ("worker_id", "max_jobs", "lease_seconds", "wait_seconds")
