@@ -185,6 +185,23 @@ def test_openai_errors_come_in_openais_shape_and_statuses(client, platform):
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "steps"
 
 
+def test_a_publishable_key_makes_openai_images_for_its_own_user_only(platform, api):
+    project_id, _ = create_project(platform.database_url, "openai-page")
+    created = api("POST", f"/api/projects/{project_id}/keys",
+                  json={"name": "page", "kind": "publishable", "user": "page-user"})  # fmt: skip
+    assert created.status_code == 200, created.text
+    page = openai.OpenAI(base_url=f"{platform.gateway_url}/v1", api_key=created.json()["key"], max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        page.images.generate(prompt="not mine", size="64x64", user="someone-else")
+    assert "publishable" in refused.value.body["message"]
+    page.images.generate(prompt="mine", size="64x64")
+    with psycopg.connect(platform.database_url) as conn:
+        users = conn.execute(
+            "SELECT end_user FROM generations WHERE project_id = %s", (project_id,)
+        ).fetchall()
+    assert users == [("page-user",)], "the refused one recorded nothing; the other is the key's user's"
+
+
 def test_openai_rate_limits_arrive_as_rate_limit_errors_with_retry_after(platform, api):
     project_id, _ = create_project(platform.database_url, "openai-rate")
     created = api("POST", f"/api/projects/{project_id}/keys",

@@ -26,13 +26,16 @@ class MadeImage:
 async def make_images(
     generator: Generator,
     storage: StorageClient,
-    project_id: str,
+    api_key: str,
     spec: catalog_pb2.GenerationSpec,
     idempotency_key: str,
     timeout: float | None,
-    permanent_base: str,
+    public_url: str,
 ) -> tuple[Generated, list[MadeImage]]:
-    generated = await generator.create(project_id, spec, True, idempotency_key, timeout)
+    """The key is authenticated in the enqueue itself (a publishable key held to its user there), and
+    images get permanent URLs where the key's project has them on."""
+    generated = await generator.create("", spec, True, idempotency_key, timeout, api_key=api_key)
+    permanent_base = public_url if generated.principal.permanent_urls else ""
     record = generated.record
     if record.status == "cancelled":
         raise FailedPrecondition(f"generation {record.id} was cancelled: {record.reason}")

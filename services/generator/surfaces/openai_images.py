@@ -140,14 +140,10 @@ class OpenAIImagesServicer(generator_pb2_grpc.OpenAIImagesServiceServicer):
 
     async def _create(self, request, context) -> dict:
         metadata = context.invocation_metadata()
-        principal = await self.catalog.authenticate(bearer_key(metadata))
+        api_key = bearer_key(metadata)
         body = parse_request(request.data)
         width, height = parse_size(body.get("size"))
         user = body.get("user") or ""
-        if principal.kind == "publishable":
-            if user and user != principal.user:
-                raise OpenAIError(403, "A publishable key can only generate for the user it was made for.")
-            user = principal.user
         spec = validate(
             prompt=body["prompt"],
             negative_prompt="",
@@ -166,11 +162,11 @@ class OpenAIImagesServicer(generator_pb2_grpc.OpenAIImagesServiceServicer):
         generated, made = await make_images(
             self.generator,
             self.storage,
-            principal.project_id,
+            api_key,
             spec,
             idempotency_key,
             context.time_remaining(),
-            self.config.public_url if principal.permanent_urls else "",
+            self.config.public_url,
         )
         if body["response_format"] == "b64_json":
             data = [

