@@ -26,15 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
-import aiohttp
 import psutil
+import requests
 
 from services.common.config import REPO_ROOT
 from tools.embedded_pg import free_port
 
 from .harness import benched_platform
-from .rest_sync import _percentile, _platform_cpu_seconds
+from .rest_sync import _load, _percentile, _platform_cpu_seconds
 
 LITELLM = "litellm[proxy]==1.106.2"
 PEER_VENV = pathlib.Path(os.environ.get("IMAGEGEN_PEER_VENV") or REPO_ROOT / "build" / "peer-venv")
@@ -53,8 +54,6 @@ def _litellm_binary() -> pathlib.Path:
 
 
 def _wait_for_http(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
-    import urllib.request
-
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -77,35 +76,11 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-async def _load(url: str, key: str, concurrency: int, seconds: float) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    errors = 0
-    stop_at = time.perf_counter() + seconds
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    payload = json.dumps(BODY)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                started = time.perf_counter()
-                async with session.post(url, data=payload) as response:
-                    body = await response.read()
-                    if response.status != 200 or b"b64_json" not in body:
-                        errors += 1
-                        continue
-                latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, errors
-
-
 def _measure(name: str, url: str, key: str, pids: list[int], concurrency: int, seconds: float) -> dict:
-    asyncio.run(_load(url, key, 2, 1.5))  # warm-up
+    asyncio.run(_load(url, key, 2, 1.5, BODY))  # warm-up
     cpu_before = _platform_cpu_seconds(pids)
     started = time.perf_counter()
-    latencies, errors = asyncio.run(_load(url, key, concurrency, seconds))
+    latencies, errors = asyncio.run(_load(url, key, concurrency, seconds, BODY))
     elapsed = time.perf_counter() - started
     cpu = _platform_cpu_seconds(pids) - cpu_before
     return {
@@ -184,8 +159,6 @@ def main() -> None:
 
             benched = stack.enter_context(benched_platform())
             platform, key = benched.platform, benched.key
-            import requests
-
             created = requests.post(
                 f"{platform.gateway_url}/api/models",
                 headers={"Authorization": f"Bearer {key}"},

@@ -34,13 +34,16 @@ def _platform_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-async def _load(url: str, key: str, concurrency: int, seconds: float) -> tuple[list[float], int]:
+async def _load(
+    url: str, key: str, concurrency: int, seconds: float, body: dict = BODY
+) -> tuple[list[float], int]:
+    """Latencies of the requests answered 200, and how many were not, from `concurrency` clients."""
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    payload = json.dumps(BODY)
+    payload = json.dumps(body)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
         async def worker() -> None:

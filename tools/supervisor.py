@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 
 from gateway import proxy
-from services.common.config import REPO_ROOT
+from gateway.config import UPSTREAM_TARGETS
+from services.common.config import PREFIX, REPO_ROOT
 
 SERVICE_MODULES = {
     "catalog": "services.catalog.server",
@@ -54,10 +55,6 @@ class Platform:
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports[GATEWAY]}"
 
-    @property
-    def public_url(self) -> str:
-        return self.env.get("IMAGEGEN_PUBLIC_URL") or self.gateway_url
-
     def target(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
@@ -84,7 +81,7 @@ class Platform:
         env = {**os.environ, **self.env}
         for upstream in SERVICE_MODULES:
             if upstream in self.ports:
-                env[f"IMAGEGEN_{upstream.upper()}_TARGET"] = self.target(upstream)
+                env[PREFIX + UPSTREAM_TARGETS[upstream]] = self.target(upstream)
         if GATEWAY in self.ports:
             env.setdefault("IMAGEGEN_PUBLIC_URL", self.gateway_url)
         return env

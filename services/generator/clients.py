@@ -14,7 +14,6 @@ from services.common.errors import DomainError, error_for, upstream
 from services.common.logs import outgoing_metadata
 
 CHUNK_BYTES = 1024 * 1024
-# What the storage service's PutSmallObjects accepts.
 
 
 class CatalogClient:

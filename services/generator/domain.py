@@ -165,24 +165,21 @@ class Generator:
 
     async def create(
         self,
-        project_id: str,
+        api_key: str,
         spec: catalog_pb2.GenerationSpec,
         wait: bool,
         idempotency_key: str,
         timeout: float | None,
         wait_at_most: float | None = None,
-        api_key: str = "",
     ) -> Generated:
         """Queues the generation; with `wait`, answers once it is finished (whatever way it finished).
 
         A sync caller who gives up (deadline, disconnect) cancels the generation, so no server keeps
         working for nobody. With `wait_at_most` (Prefer: wait=N) the wait is bounded instead: the
         answer is the generation as it stands by then, and the job goes on whatever the caller does.
-        With `api_key` (and no `project_id`) the catalog authenticates the key in the enqueue itself,
-        and the answer carries its principal.
+        The catalog authenticates `api_key` in the enqueue itself; the answer carries its principal.
         """
         request = catalog_pb2.EnqueueGenerationRequest(
-            project_id=project_id,
             api_key=api_key,
             spec=spec,
             idempotency_key=idempotency_key,

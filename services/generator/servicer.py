@@ -66,7 +66,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         idempotency_key = check_idempotency_key(metadata.get("idempotency-key", ""))
         wait_at_most = parse_prefer_wait(metadata.get("prefer", ""))
         generated = await self.generator.create(
-            "", spec, wait, idempotency_key, context.time_remaining(), wait_at_most, api_key=api_key
+            api_key, spec, wait, idempotency_key, context.time_remaining(), wait_at_most
         )
         return self._public(generated.principal, generated)
 

@@ -139,7 +139,7 @@ class Worker:
         enough = max(1, self.config.slots // 4)
         deadline = None
         while True:
-            free = self.config.slots - len(self._in_slot) - self._reserved
+            free = self._free()
             if free >= enough or (free > 0 and not self._in_slot):
                 return free
             timeout = None
@@ -156,10 +156,13 @@ class Worker:
 
     def reserve_slot(self) -> bool:
         """Holds a free slot for a job the catalog may lease to this worker as it is enqueued."""
-        if self._stopping or self.config.slots - len(self._in_slot) - self._reserved <= 0:
+        if self._stopping or self._free() <= 0:
             return False
         self._reserved += 1
         return True
+
+    def _free(self) -> int:
+        return self.config.slots - len(self._in_slot) - self._reserved
 
     def release_slot(self) -> None:
         self._reserved -= 1

@@ -34,7 +34,7 @@ async def make_images(
 ) -> tuple[Generated, list[MadeImage]]:
     """The key is authenticated in the enqueue itself (a publishable key held to its user there), and
     images get permanent URLs where the key's project has them on."""
-    generated = await generator.create("", spec, True, idempotency_key, timeout, api_key=api_key)
+    generated = await generator.create(api_key, spec, True, idempotency_key, timeout)
     permanent_base = public_url if generated.principal.permanent_urls else ""
     record = generated.record
     if record.status == "cancelled":
