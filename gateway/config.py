@@ -30,6 +30,18 @@ KEYLESS_METHODS = {
     "imagegen.storage.v1.StorageService.GetFile",
     "imagegen.generator.v1.ImageService.GetPermanentImage",
 }
+# Methods that take a `google.api.HttpBody` holding JSON, and the message (with these `string` fields
+# holding JSON objects) that describes it: the generator parses the body itself, so that unknown fields
+# are refused and a model's own request keeps every value (the transcoder would drop the first and has
+# no type for the second).
+JSON_BODIES = {
+    "imagegen.generator.v1.GeneratorService.CreateGenerationFromBody": (
+        "imagegen.generator.v1.CreateGenerationRequest",
+        ("input",),
+    ),
+}
+# Typed gRPC methods whose REST form is one of JSON_BODIES: they have no route of their own.
+GRPC_ONLY_METHODS = {"imagegen.generator.v1.GeneratorService.CreateGeneration"}
 
 
 def _split_list(raw: str) -> tuple[str, ...]:

@@ -105,15 +105,18 @@ def build(
     descriptor_set: pathlib.Path,
     services: Iterable[str],
     keyless_methods: Iterable[str] = (),
+    json_bodies: dict[str, tuple[str, tuple[str, ...]]] | None = None,
     title: str = TITLE,
     version: str = VERSION,
 ) -> dict:
-    """`keyless_methods` (full names) take no API key: a signed URL is its own credential."""
+    """`keyless_methods` (full names) take no API key: a signed URL is its own credential. `json_bodies`
+    maps a method taking `google.api.HttpBody` to the message its JSON body is, with the named string
+    fields as JSON objects (gateway/config.py's JSON_BODIES)."""
     files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
     pool = descriptor_pool.DescriptorPool()
     for file in files.file:
         pool.Add(file)
-    builder = _Builder(pool, _comments(files), set(keyless_methods))
+    builder = _Builder(pool, _comments(files), set(keyless_methods), json_bodies or {})
     for service_name in services:
         builder.add_service(pool.FindServiceByName(service_name))
     return builder.document(title, version)
@@ -174,7 +177,14 @@ def _required(field: FieldDescriptor) -> bool:
 
 
 class _Builder:
-    def __init__(self, pool: descriptor_pool.DescriptorPool, comments: dict[str, str], keyless: set[str]):
+    def __init__(
+        self,
+        pool: descriptor_pool.DescriptorPool,
+        comments: dict[str, str],
+        keyless: set[str],
+        json_bodies: dict[str, tuple[str, tuple[str, ...]]],
+    ):
+        self.json_bodies = json_bodies
         self.pool = pool
         self.comments = comments
         self.keyless = keyless
@@ -231,7 +241,12 @@ class _Builder:
                 operation["description"] = comment
         request = method.input_type
         parameters = [self._path_parameter(request, name) for name in bound]
-        if rule.body == "*":
+        if method.full_name in self.json_bodies:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": self._json_body_schema(method.full_name)}},
+            }
+        elif rule.body == "*":
             body_schema = self._body_schema(request, bound)
             if body_schema is not None:
                 operation["requestBody"] = {
@@ -300,6 +315,19 @@ class _Builder:
             return self._message_ref(message)
         schema = self._object_schema(message, skip=top_bound)
         return schema if schema["properties"] else None
+
+    def _json_body_schema(self, method_name: str) -> dict:
+        """The message's schema, its object-valued string fields as objects, and nothing else allowed:
+        the service refuses unknown fields."""
+        message_name, object_fields = self.json_bodies[method_name]
+        message = self.pool.FindMessageTypeByName(message_name)
+        schema = self._object_schema(message)
+        for field in message.fields:
+            if field.name in object_fields:
+                described = schema["properties"][field.json_name]
+                described.update(type="object", additionalProperties=True)
+        schema["additionalProperties"] = False
+        return schema
 
     def _query_parameters(self, message: Descriptor, skip: set[str], prefix: str) -> list[dict]:
         parameters = []

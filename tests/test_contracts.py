@@ -9,7 +9,7 @@ import yaml
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
-from gateway.config import DESCRIPTOR_SET, TRANSCODED_SERVICES
+from gateway.config import DESCRIPTOR_SET, GRPC_ONLY_METHODS, TRANSCODED_SERVICES
 from gateway.openapi import openapi_path_template
 from tools import gen_protos
 
@@ -45,6 +45,8 @@ def test_openapi_document_has_every_route_the_gateway_transcodes():
         if name not in TRANSCODED_SERVICES:
             continue
         for method in service.method:
+            if not method.options.HasExtension(annotations_pb2.http):
+                continue  # gRPC-only: test_public_rpcs_are_annotated_and_internal_ones_are_not_routable
             pending = [method.options.Extensions[annotations_pb2.http]]
             while pending:
                 rule = pending.pop()
@@ -53,10 +55,13 @@ def test_openapi_document_has_every_route_the_gateway_transcodes():
                 routes.add((kind.upper(), openapi_path_template(getattr(rule, kind))[0]))
     assert documented == routes
     create = document["paths"]["/api/images/generations"]["post"]
-    assert create["summary"].startswith("Queues a generation")
-    body = create["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
-    fields = document["components"]["schemas"][body]["properties"]
+    assert create["summary"].startswith("Queues a generation from a JSON")
+    # The generator parses this body itself: unknown fields are refused, `input` is any JSON object.
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert body["additionalProperties"] is False
+    fields = body["properties"]
     assert fields["prompt"]["type"] == "string" and fields["async"]["type"] == "boolean"
+    assert fields["input"]["type"] == "object" and fields["input"]["additionalProperties"] is True
     assert fields["n"] | {"description": ""} == {
         "type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1, "description": ""
     }  # fmt: skip
@@ -90,8 +95,9 @@ def test_public_rpcs_are_annotated_and_internal_ones_are_not_routable():
     assert public == set(TRANSCODED_SERVICES), "every public service is transcoded, and nothing else"
     for name in public:
         for method in services[name].method:
-            assert method.options.HasExtension(annotations_pb2.http), (
-                f"{name}.{method.name} has no google.api.http"
+            routed = method.options.HasExtension(annotations_pb2.http)
+            assert routed != (f"{name}.{method.name}" in GRPC_ONLY_METHODS), (
+                f"{name}.{method.name}: every public method has a google.api.http but the gRPC-only ones"
             )
     for name in internal:
         for method in services[name].method:

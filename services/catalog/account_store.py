@@ -198,14 +198,15 @@ class AccountStore:
     async def model_for_user(
         self, conn: AsyncConnection, project_id: str, model: str, user: str
     ) -> Row | None:
-        """The model with the limits that apply to `user` (their own, else the model's defaults)."""
+        """The model (by name, or by `mod_…` id) with the limits that apply to `user` (their own, else
+        the model's defaults)."""
         cur = await conn.execute(
-            "SELECT m.id, m.name, m.price_per_image,"
+            "SELECT m.id, m.name, m.price_per_image, m.provider, m.upstream_model,"
             " coalesce(u.daily_limit, m.daily_limit) AS daily_limit,"
             " coalesce(u.monthly_limit, m.monthly_limit) AS monthly_limit"
             " FROM models m LEFT JOIN user_limits u ON u.model_id = m.id AND u.end_user = %s"
-            " WHERE m.project_id = %s AND m.name = %s",
-            (user, project_id, model),
+            " WHERE m.project_id = %s AND (m.name = %s OR m.id = %s)",
+            (user, project_id, model, model),
         )
         return await cur.fetchone()
 

@@ -238,6 +238,8 @@ class Catalog:
         request_hash: bytes,
         deadline: dt.datetime | None,
         lease_to: tuple[str, float] | None = None,
+        inputs: list[catalog_pb2.InputImageRecord] | tuple = (),
+        request_body: bytes = b"",
     ) -> tuple[Row, bool]:
         """The new `pending` generation (or already leased to `lease_to`'s worker: then its `job` is
         set), or the earlier one an idempotency key points at (then True)."""
@@ -247,8 +249,11 @@ class Catalog:
             raise InvalidArgument(
                 f"priority must be one of {', '.join(PRIORITIES)}; got {spec.priority!r}", field="priority"
             )
-        if not spec.HasField("seed"):
-            raise InvalidArgument("seed is required: the generator picks one when the client gives none")
+        if not spec.HasField("seed") and not spec.input:
+            raise InvalidArgument(
+                "seed is required: the generator picks one when the client gives none (a model-native"
+                " request without one leaves it to the model server)"
+            )
         # Leasing at once locks the model's servers after the user's counters, the other order from a
         # failing job's: the rare crossing is retried.
         outcome, row = await retry_deadlocks(
@@ -259,6 +264,8 @@ class Catalog:
                 (idempotency_key, request_hash) if idempotency_key else None,
                 deadline,
                 lease_to if lease_to and lease_to[1] > 0 else None,
+                inputs,
+                request_body,
             )
         )
         if outcome == "conflict":
@@ -266,6 +273,8 @@ class Catalog:
                 f"Idempotency-Key {idempotency_key!r} was used within 24 hours for a different request;"
                 " use a new key for a new request"
             )
+        if outcome == "native-refused":
+            raise InvalidArgument(row["why"], field=row["field"])
         if outcome == "needs-user":
             what = "per-user limits" if row["limited"] else "a price per image"
             raise InvalidArgument(

@@ -16,9 +16,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common.ids import new_id
 
+from . import native_policy
 from .account_store import AccountStore
 from .notifier import notify
-from .records import GENERATION_COLUMNS, SPEC_COLUMNS, qualified_columns, spec_values
+from .records import GENERATION_COLUMNS, SPEC_COLUMNS, inputs_value, qualified_columns, spec_values
 from .repository import Outcome, Repository, Row
 from .scheduling import QueuedJob, Server, assign_servers
 
@@ -71,6 +72,8 @@ class JobQueue:
         idempotency: tuple[str, bytes] | None,
         deadline: dt.datetime | None,
         lease_to: tuple[str, float] | None = None,
+        inputs: list[catalog_pb2.InputImageRecord] | tuple = (),
+        request_body: bytes = b"",
     ) -> tuple[str, Row | None]:
         """Records a `pending` generation and its job in one transaction; with `lease_to` (a worker and
         lease seconds) the job is leased to that worker at once when a server of the model is free and
@@ -78,7 +81,8 @@ class JobQueue:
 
         Answers ("created", row), ("replayed", row) for a live idempotency key with the same request hash,
         ("conflict", None) for one with another hash, or a refusal with its details: "no-model",
-        "needs-user" (the model has limits or a price), "over-limit" or "unpaid".
+        "native-refused" (the model does not take the request's native part), "needs-user" (the model
+        has limits or a price), "over-limit" or "unpaid".
         """
         generation_id = new_id("generation")
         try:
@@ -102,6 +106,8 @@ class JobQueue:
                     # The model's own spelling of its name.
                     SPEC_COLUMNS["model"]: charged["model_name"],
                     "status": "pending",
+                    "inputs": inputs_value(inputs),
+                    "request_body": request_body,
                     "quota_day": quota_day,
                     "credits_charged": charged["credits"],
                 }
@@ -151,6 +157,9 @@ class JobQueue:
         model = await self.accounts.model_for_user(conn, project_id, spec.model, spec.user)
         if model is None:
             raise Refused("no-model")
+        refused = native_policy.refusal(model, spec)
+        if refused is not None:
+            raise Refused("native-refused", {"field": refused[0], "why": refused[1]})
         limited = model["daily_limit"] is not None or model["monthly_limit"] is not None
         cost = model["price_per_image"] * spec.n
         charged = {"model_id": model["id"], "model_name": model["name"], "credits": cost}

@@ -39,6 +39,14 @@ _IMAGE_COLUMNS = (
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
 
 
+# Whether any row still uses the blob `{key}` names: an output image, or a generation's input.
+_BLOB_USED = (
+    "(EXISTS (SELECT 1 FROM output_images o WHERE o.storage_key = {key})"
+    " OR EXISTS (SELECT 1 FROM generations g WHERE g.inputs IS NOT NULL"
+    "  AND g.inputs @> jsonb_build_array(jsonb_build_object('storage_key', {key}::text))))"
+)
+
+
 class Repository:
     def __init__(self, pool: AsyncConnectionPool):
         self.pool = pool
@@ -405,22 +413,23 @@ class Repository:
         unused blobs, and are answered."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "SELECT id FROM generations WHERE project_id = %s AND id = %s FOR UPDATE",
+                "SELECT inputs FROM generations WHERE project_id = %s AND id = %s FOR UPDATE",
                 (project_id, generation_id),
             )
-            if await cur.fetchone() is None:
+            generation = await cur.fetchone()
+            if generation is None:
                 return None
             cur = await conn.execute(
                 "DELETE FROM output_images WHERE generation_id = %s RETURNING storage_key", (generation_id,)
             )
-            keys = sorted({row["storage_key"] for row in await cur.fetchall()})
+            keys = {row["storage_key"] for row in await cur.fetchall()}
+            keys.update(item["storage_key"] for item in generation["inputs"] or ())
             await conn.execute("DELETE FROM generations WHERE id = %s", (generation_id,))
             if not keys:
                 return []
             cur = await conn.execute(
-                "SELECT k FROM unnest(%s::text[]) AS k"
-                " WHERE NOT EXISTS (SELECT 1 FROM output_images WHERE storage_key = k)",
-                (keys,),
+                f"SELECT k FROM unnest(%s::text[]) AS k WHERE NOT {_BLOB_USED.format(key='k')}",
+                (sorted(keys),),
             )
             unused = [row["k"] for row in await cur.fetchall()]
             await self._note_unused(conn, unused)
@@ -459,8 +468,7 @@ class Repository:
                 "  SELECT storage_key FROM unused_blobs"
                 "   WHERE noticed_at < clock_timestamp() - make_interval(secs => %s)"
                 "   ORDER BY noticed_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING storage_key,"
-                " EXISTS (SELECT 1 FROM output_images o WHERE o.storage_key = u.storage_key) AS used",
+                f" RETURNING storage_key, {_BLOB_USED.format(key='u.storage_key')} AS used",
                 (grace_seconds, max_keys),
             )
             return [row["storage_key"] for row in await cur.fetchall() if not row["used"]]

@@ -12,7 +12,7 @@ from services.common.errors import DomainError
 
 from .accounts import Accounts, Principal, held_to_key
 from .domain import Catalog
-from .records import spec_from_row
+from .records import inputs_from_row, spec_from_row
 from .repository import Outcome, Row
 
 
@@ -95,6 +95,8 @@ def generation_to_proto(row: Row) -> catalog_pb2.GenerationRecord:
         images=[image_to_proto(image) for image in row.get("images", ())],
         created_at=_timestamp(row["created_at"]),
         updated_at=_timestamp(row["updated_at"]),
+        inputs=inputs_from_row(row),
+        request_body=row["request_body"],
     )
 
 
@@ -268,7 +270,14 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
             project_id = principal.project_id
             spec, request_hash = held_to_key(principal, spec, request_hash)
         row, replayed = await self.catalog.enqueue(
-            project_id, spec, request.idempotency_key, request_hash, deadline, lease_to
+            project_id,
+            spec,
+            request.idempotency_key,
+            request_hash,
+            deadline,
+            lease_to,
+            request.inputs,
+            request.request_body,
         )
         answer = catalog_pb2.EnqueueGenerationResponse(generation=generation_to_proto(row), replayed=replayed)
         if row.get("job") is not None:

@@ -8,6 +8,10 @@ import re
 # A generation's life: `pending` in the queue, `processing` on a server, then one of the terminal three.
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+# A model server may answer more images than asked (ControlNet returns its control map, then the
+# result): all are kept, in the server's order, up to this many per image asked. Limits and credits
+# count what was asked.
+MAX_OUTPUTS_PER_IMAGE = 2
 # Queue priorities, lowest first.
 PRIORITIES = ("low", "medium", "high")
 DEFAULT_PRIORITY = "medium"
@@ -15,6 +19,13 @@ DEFAULT_PRIORITY = "medium"
 PROVIDERS = ("procedural", "openai", "automatic1111", "replicate")
 # A stored image's key: the hex sha256 of its bytes and its type's extension.
 STORAGE_KEY = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)$")
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+def storage_key(sha256_hex: str, content_type: str) -> str:
+    return f"{sha256_hex}.{EXTENSIONS[content_type]}"
+
+
 # Images up to this size are stored in one unary call, several at once up to the batch size; larger
 # ones stream in chunks. A batch stays under gRPC's default 4 MiB message, with room for the envelope.
 SMALL_OBJECT_BYTES = 1024 * 1024

@@ -4,6 +4,7 @@ import pathlib
 from dataclasses import dataclass, field
 
 from services.common.config import DEFAULT_PORTS, REPO_ROOT, Env, var_dir
+from services.common.outbound import OutboundPolicy
 
 from .archiver import ArweaveConfig
 from .credentials import CredentialsConfig
@@ -30,6 +31,8 @@ class GeneratorConfig:
     var_dir: pathlib.Path = REPO_ROOT / "var"
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     arweave: ArweaveConfig = field(default_factory=ArweaveConfig)
+    # What tenant-given URLs (input images) may reach: public addresses, and these networks.
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GeneratorConfig:
@@ -75,4 +78,5 @@ class GeneratorConfig:
                 include_prompt=env.bool("C2PA_INCLUDE_PROMPT", False),
             ),
             arweave=arweave,
+            outbound=OutboundPolicy.parse(env.str("OUTBOUND_ALLOWED_NETWORKS")),
         )

@@ -9,7 +9,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import grpc
@@ -23,6 +23,8 @@ from services.common.vocabulary import DEFAULT_PRIORITY, PRIORITIES, STATUSES, T
 from .clients import CatalogClient, StorageClient
 
 if TYPE_CHECKING:
+    from .inputs import InputImages
+    from .requests import CreateRequest
     from .worker import Worker
 
 log = logging.getLogger("imagegen.generator")
@@ -42,10 +44,13 @@ MAX_IDEMPOTENCY_KEY_CHARS = 255
 _CALLBACK_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 
 
-def request_hash(spec: catalog_pb2.GenerationSpec) -> bytes:
+def request_hash(spec: catalog_pb2.GenerationSpec, inputs=()) -> bytes:
     """What makes two requests "the same" for an Idempotency-Key: the spec as the client gave it (no
-    seed picked yet), not how to answer."""
-    return hashlib.sha256(spec.SerializeToString(deterministic=True)).digest()
+    seed picked yet) and its input images' bytes, not how to answer."""
+    digest = hashlib.sha256(spec.SerializeToString(deterministic=True))
+    for image in inputs:
+        digest.update(f"{image.role}:{image.pointer}:{image.sha256}".encode())
+    return digest.digest()
 
 
 @dataclass(frozen=True)
@@ -56,11 +61,13 @@ class Generated:
     urls: list[str]
     # Who asked, when the catalog authenticated the key in the same call as the enqueue.
     principal: catalog_pb2.Principal | None = None
+    # The signed URL of each input image, in input order.
+    input_urls: list[str] = field(default_factory=list)
 
 
-def _side(name: str, value: int) -> int:
+def _side(name: str, value: int, server_decides: bool) -> int:
     if value == 0:
-        return DEFAULT_SIDE
+        return 0 if server_decides else DEFAULT_SIDE
     if not MIN_SIDE <= value <= MAX_SIDE or value % SIDE_STEP:
         raise InvalidArgument(
             f"{name} must be a multiple of {SIDE_STEP} between {MIN_SIDE} and {MAX_SIDE}; got {value}",
@@ -81,9 +88,15 @@ def validate(
     default_model: str,
     priority: str = "",
     callback_url: str = "",
+    server_decides_size: bool = False,
 ) -> catalog_pb2.GenerationSpec:
-    if not prompt.strip():
-        raise InvalidArgument("prompt is required: describe the image to generate", field="prompt")
+    """The spec of a create, checked. With `server_decides_size` (a model-native request), a size left
+    out stays 0: the model server picks it."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidArgument(
+            "prompt is required (at the top level or as input.prompt): describe the image to generate",
+            field="prompt",
+        )
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InvalidArgument(
             f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}", field="prompt"
@@ -118,8 +131,8 @@ def validate(
         model=model or default_model,
         user=user,
         n=n,
-        width=_side("width", width),
-        height=_side("height", height),
+        width=_side("width", width, server_decides_size),
+        height=_side("height", height, server_decides_size),
         priority=priority,
         callback_url=callback_url,
     )
@@ -156,12 +169,47 @@ def check_idempotency_key(key: str) -> str:
 
 
 class Generator:
-    def __init__(self, catalog: CatalogClient, storage: StorageClient, worker: Worker | None = None):
+    def __init__(
+        self,
+        catalog: CatalogClient,
+        storage: StorageClient,
+        worker: Worker | None = None,
+        inputs: InputImages | None = None,
+    ):
         self.catalog = catalog
         self.storage = storage
+        self.inputs = inputs
         # This process's worker: a sync job leased to it at enqueue is answered from here, without
         # a round through the queue's notifications.
         self.worker = worker
+
+    async def create_from(
+        self,
+        api_key: str,
+        request: CreateRequest,
+        idempotency_key: str,
+        timeout: float | None,
+        wait_at_most: float | None = None,
+    ) -> Generated:
+        """A create as the app wrote it: its input images are read, checked and stored (after the key
+        is authenticated: nothing is fetched for an unknown caller), then it is queued."""
+        inputs: list[catalog_pb2.InputImageRecord] = []
+        if request.images:
+            if self.inputs is None:
+                raise InvalidArgument("this generator takes no input images", field="inputImages")
+            await self.catalog.authenticate(api_key)
+            checked = await self.inputs.read(request.images)
+            inputs = await self.inputs.store(checked, request.images)
+        return await self.create(
+            api_key,
+            request.spec,
+            request.wait,
+            idempotency_key,
+            timeout,
+            wait_at_most,
+            inputs=inputs,
+            request_body=request.request_body,
+        )
 
     async def create(
         self,
@@ -171,6 +219,8 @@ class Generator:
         idempotency_key: str,
         timeout: float | None,
         wait_at_most: float | None = None,
+        inputs: list[catalog_pb2.InputImageRecord] | tuple = (),
+        request_body: bytes = b"",
     ) -> Generated:
         """Queues the generation; with `wait`, answers once it is finished (whatever way it finished).
 
@@ -183,9 +233,12 @@ class Generator:
             api_key=api_key,
             spec=spec,
             idempotency_key=idempotency_key,
-            request_hash=request_hash(spec) if idempotency_key else b"",
+            request_hash=request_hash(spec, inputs) if idempotency_key else b"",
+            inputs=inputs,
+            request_body=request_body,
         )
-        if not spec.HasField("seed"):
+        if not spec.HasField("seed") and not spec.input:
+            # A model-native request without a seed leaves it to the model server, as sent.
             request.spec.seed = secrets.randbelow(2**32)
         bounded = wait and wait_at_most is not None
         if wait and not bounded and timeout is not None:
@@ -274,7 +327,9 @@ class Generator:
         principal: catalog_pb2.Principal | None = None,
     ) -> Generated:
         keys = [image.storage_key for image in record.images]
-        return Generated(record, await self.storage.sign(keys, timeout, just_stored), principal)
+        inputs = [image.storage_key for image in record.inputs]
+        urls = await self.storage.sign(keys + inputs, timeout, just_stored)
+        return Generated(record, urls[: len(keys)], principal, urls[len(keys) :])
 
     async def cancel(self, project_id: str, generation_id: str, timeout: float | None) -> Generated:
         if not is_id("generation", generation_id):
@@ -298,9 +353,18 @@ class Generator:
                 f"status must be one of {', '.join(STATUSES)}; got {request.status!r}", field="status"
             )
         page = await self.catalog.list_generations(request, timeout)
-        keys = [image.storage_key for record in page.generations for image in record.images]
+        keys = [
+            image.storage_key for record in page.generations for image in [*record.images, *record.inputs]
+        ]
         urls = iter(await self.storage.sign(keys, timeout))
-        generated = [Generated(record, [next(urls) for _ in record.images]) for record in page.generations]
+        generated = [
+            Generated(
+                record,
+                [next(urls) for _ in record.images],
+                input_urls=[next(urls) for _ in record.inputs],
+            )
+            for record in page.generations
+        ]
         return generated, page
 
     async def delete(self, project_id: str, generation_id: str, timeout: float | None) -> None:

@@ -63,6 +63,20 @@ def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Genera
         ],
         created_at=record.created_at,
         updated_at=record.updated_at,
+        request_body=record.request_body,
+        input_images=[
+            generator_pb2.InputImage(
+                role=image.role,
+                pointer=image.pointer,
+                url=url,
+                content_type=image.content_type,
+                sha256=image.sha256,
+                size_bytes=image.size_bytes,
+                width=image.width,
+                height=image.height,
+            )
+            for image, url in zip(record.inputs, generated.input_urls, strict=True)
+        ],
     )
     copy_spec(record.spec, public)
     return public

@@ -8,6 +8,7 @@ import grpc
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 
 from services.common import server as lifecycle
+from services.common.outbound import OutboundClient
 
 from .archiver import ArweaveArchiver
 from .arweave import Wallet
@@ -16,6 +17,7 @@ from .config import GeneratorConfig
 from .credentials import load_identity
 from .domain import Generator
 from .images import Images
+from .inputs import InputImages
 from .provenance import ContentCredentials
 from .providers import Http, build_providers
 from .servicer import GeneratorServicer, ImageServicer
@@ -50,7 +52,8 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     worker = None
     if config.worker_enabled:
         worker = Worker(catalog, storage, build_providers(http), config.worker, credentials)
-    generator = Generator(catalog, storage, worker)
+    outbound = OutboundClient(config.outbound)
+    generator = Generator(catalog, storage, worker, InputImages(catalog, storage, outbound))
     images = Images(catalog, storage, credentials)
     # Loaded first, so a bad wallet stops the start with its reason.
     wallet = Wallet.load(config.arweave.wallet) if config.arweave.enabled else None
@@ -82,6 +85,7 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
         lifecycle.on_stop(server, webhooks.stop)
         lifecycle.on_stop(server, sweeper.stop)
         lifecycle.on_stop(server, http.close)
+    lifecycle.on_stop(server, outbound.close)
     lifecycle.on_stop(server, lambda: close_channels(catalog_channel, storage_channel))
     return server, port
 

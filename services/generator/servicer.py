@@ -12,12 +12,11 @@ from services.common.errors import HTTP_STATUS_KEY, InvalidArgument, PermissionD
 
 from .clients import CatalogClient
 from .config import GeneratorConfig
-from .domain import Generator, check_idempotency_key, parse_prefer_wait, validate
+from .domain import Generator, check_idempotency_key, parse_prefer_wait
 from .images import Images
 from .provenance import Verification
 from .public import to_public
-
-_TRUE = ("true", "1", "yes")
+from .requests import CreateRequest, from_json_body, from_typed
 
 
 def _metadata(context) -> dict[str, str]:
@@ -45,28 +44,24 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
     async def CreateGeneration(self, request, context):
         metadata = _metadata(context)
+        created = from_typed(request, metadata, self.config.default_model)
+        return await self._create(created, metadata, context)
+
+    async def CreateGenerationFromBody(self, request, context):
+        metadata = _metadata(context)
+        created = from_json_body(request.data, request.content_type, metadata, self.config.default_model)
+        return await self._create(created, metadata, context)
+
+    async def _create(self, created: CreateRequest, metadata: dict[str, str], context):
         # The catalog authenticates the key in the enqueue itself (and holds a publishable key to its
         # user); a request without a key is refused before anything else.
         api_key = bearer_key(metadata.items())
-        spec = validate(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt,
-            model=request.model or metadata.get("x-model", ""),
-            # Meteron's headers fill in what the body leaves out.
-            user=request.user or metadata.get("x-user", ""),
-            n=request.n,
-            width=request.width,
-            height=request.height,
-            seed=request.seed if request.HasField("seed") else None,
-            default_model=self.config.default_model,
-            priority=request.priority or metadata.get("x-priority", ""),
-            callback_url=request.callback_url,
-        )
-        wait = not (getattr(request, "async") or metadata.get("x-async", "").strip().lower() in _TRUE)
-        idempotency_key = check_idempotency_key(metadata.get("idempotency-key", ""))
-        wait_at_most = parse_prefer_wait(metadata.get("prefer", ""))
-        generated = await self.generator.create(
-            api_key, spec, wait, idempotency_key, context.time_remaining(), wait_at_most
+        generated = await self.generator.create_from(
+            api_key,
+            created,
+            check_idempotency_key(metadata.get("idempotency-key", "")),
+            context.time_remaining(),
+            parse_prefer_wait(metadata.get("prefer", "")),
         )
         return self._public(generated.principal, generated)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -26,7 +27,15 @@ from services.common.vocabulary import SMALL_BATCH_BYTES, SMALL_OBJECT_BYTES
 from .batching import Batcher
 from .clients import CatalogClient, StorageClient
 from .provenance import ContentCredentials, Creation
-from .providers import ImageSpec, ModelError, Provider, RenderedImage, ServerFailure, ServerTarget
+from .providers import (
+    ImageSpec,
+    InputFile,
+    ModelError,
+    Provider,
+    RenderedImage,
+    ServerFailure,
+    ServerTarget,
+)
 
 log = logging.getLogger("imagegen.generator.worker")
 
@@ -241,8 +250,13 @@ class Worker:
                 job, f"no provider called {job.server.provider!r}", catalog_pb2.FAILURE_KIND_MODEL
             )
             return
+        try:
+            spec = await self._image_spec(generation)
+        except DomainError as exc:
+            reason = f"reading the input images failed: {exc.message}"
+            await self._fail(job, reason, catalog_pb2.FAILURE_KIND_TRANSIENT)
+            return
         asked = generation.spec
-        spec = ImageSpec(asked.prompt, asked.negative_prompt, asked.width, asked.height, asked.seed)
         budget, callers = self._time_budget(job)
         try:
             images = await asyncio.wait_for(provider.generate(server, spec, asked.n, budget), budget)
@@ -281,6 +295,31 @@ class Worker:
         self._finishing.add(finishing)
         finishing.add_done_callback(self._finished)
         await asyncio.shield(finishing)
+
+    async def _image_spec(self, generation: catalog_pb2.GenerationRecord) -> ImageSpec:
+        """What the provider needs: the spec, the model-native request, and each input image's bytes
+        and a signed URL (a Replicate server fetches it; others get the bytes)."""
+        asked = generation.spec
+        inputs: tuple[InputFile, ...] = ()
+        if generation.inputs:
+            keys = [image.storage_key for image in generation.inputs]
+            datas, urls = await asyncio.gather(
+                asyncio.gather(*(self.storage.read_all(key) for key in keys)), self.storage.sign(keys, 60)
+            )
+            inputs = tuple(
+                InputFile(i.role, i.pointer, data, i.content_type, i.width, i.height, url)
+                for i, data, url in zip(generation.inputs, datas, urls, strict=True)
+            )
+        return ImageSpec(
+            asked.prompt,
+            asked.negative_prompt,
+            asked.width,
+            asked.height,
+            asked.seed if asked.HasField("seed") else None,
+            asked.version,
+            json.loads(asked.input) if asked.input else None,
+            inputs,
+        )
 
     def _finished(self, task: asyncio.Task) -> None:
         self._finishing.discard(task)

@@ -19,7 +19,9 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from .domain import CHUNK_BYTES, StoredObject, UrlSigner, key_for
+from services.common.vocabulary import storage_key
+
+from .domain import CHUNK_BYTES, StoredObject, UrlSigner
 
 # Objects up to this size are hashed in memory before upload; larger ones spill to a temp file.
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -95,7 +97,7 @@ class LocalFolderBackend:
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
-                key = key_for(digest.hexdigest(), content_type)
+                key = storage_key(digest.hexdigest(), content_type)
                 await asyncio.to_thread(self._commit, out, tmp, self._path(key))
         finally:
             tmp.unlink(missing_ok=True)
@@ -121,7 +123,7 @@ class LocalFolderBackend:
         try:
             for data, content_type in objects:
                 sha256 = hashlib.sha256(data).hexdigest()
-                key = key_for(sha256, content_type)
+                key = storage_key(sha256, content_type)
                 stored.append(
                     StoredObject(key=key, sha256=sha256, size_bytes=len(data), content_type=content_type)
                 )
@@ -225,7 +227,7 @@ class S3Backend:
                 digest.update(chunk)
                 size += len(chunk)
                 spool.write(chunk)
-            key = key_for(digest.hexdigest(), content_type)
+            key = storage_key(digest.hexdigest(), content_type)
             spool.seek(0)
             await asyncio.to_thread(self._upload, key, spool, size, content_type)
         return StoredObject(key=key, sha256=digest.hexdigest(), size_bytes=size, content_type=content_type)
@@ -233,7 +235,7 @@ class S3Backend:
     async def put_small(self, objects: list[tuple[bytes, str]]) -> list[StoredObject]:
         async def one(data: bytes, content_type: str) -> StoredObject:
             sha256 = hashlib.sha256(data).hexdigest()
-            key = key_for(sha256, content_type)
+            key = storage_key(sha256, content_type)
             await asyncio.to_thread(self._upload, key, io.BytesIO(data), len(data), content_type)
             return StoredObject(key=key, sha256=sha256, size_bytes=len(data), content_type=content_type)
 

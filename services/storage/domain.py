@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
-from services.common.vocabulary import STORAGE_KEY
+from services.common.vocabulary import EXTENSIONS, STORAGE_KEY
 
 CHUNK_BYTES = 1024 * 1024
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 CONTENT_TYPES = {ext: ctype for ctype, ext in EXTENSIONS.items()}
 
 
@@ -23,10 +22,6 @@ class StoredObject:
     sha256: str
     size_bytes: int
     content_type: str
-
-
-def key_for(sha256_hex: str, content_type: str) -> str:
-    return f"{sha256_hex}.{EXTENSIONS[content_type]}"
 
 
 def check_key(key: str) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from ..domain import DEFAULT_SIDE, MAX_SIDE, MIN_SIDE
 from . import procedural
 from .automatic1111 import Automatic1111Provider
 from .base import (
     Http,
     ImageSpec,
+    InputFile,
     ModelError,
     Provider,
     RenderedImage,
@@ -20,6 +22,7 @@ from .replicate import ReplicateProvider
 
 __all__ = [
     "Http",
+    "InputFile",
     "ImageSpec",
     "ModelError",
     "Provider",
@@ -34,19 +37,26 @@ _INLINE_PIXELS = 128 * 128
 
 
 class ProceduralProvider:
-    """The built-in renderer; image i of a generation uses seed + i, so each image differs."""
+    """The built-in renderer; image i of a generation uses seed + i, so each image differs. With an
+    input image it repaints it (procedural.py says how)."""
 
     @staticmethod
     def _render_one(spec: ImageSpec, index: int) -> RenderedImage:
-        pixels = procedural.render(
-            spec.prompt, (spec.seed + index) % 2**32, spec.width, spec.height, spec.negative_prompt
-        )
-        return RenderedImage(procedural.encode_png(pixels), "image/png", spec.width, spec.height)
+        images, masks = [i for i in spec.inputs if i.role == "image"], spec.images("mask")
+        width, height = spec.width, spec.height
+        if not (width and height):
+            width, height = (images[0].width, images[0].height) if images else (DEFAULT_SIDE, DEFAULT_SIDE)
+            width, height = (min(max(side, MIN_SIDE), MAX_SIDE) for side in (width, height))
+        seed = ((spec.seed or 0) + index) % 2**32
+        pixels = procedural.render(spec.prompt, seed, width, height, spec.negative_prompt)
+        if images:
+            pixels = procedural.repaint(pixels, images[0].data, masks[0].data if masks else None)
+        return RenderedImage(procedural.encode_png(pixels), "image/png", width, height)
 
     async def generate(
         self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
     ) -> list[RenderedImage]:
-        if spec.width * spec.height <= _INLINE_PIXELS:
+        if spec.width * spec.height <= _INLINE_PIXELS and not spec.inputs and spec.width:
             return [self._render_one(spec, i) for i in range(n)]
         return list(await asyncio.gather(*(asyncio.to_thread(self._render_one, spec, i) for i in range(n))))
 

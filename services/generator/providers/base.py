@@ -5,25 +5,81 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 from PIL import Image, UnidentifiedImageError
 
+from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE
+
 _CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """An input image as a provider sends it: its bytes, and a signed URL a model server can fetch."""
+
+    role: str
+    # A JSON pointer into `native`, where the image goes; empty for one given outside it.
+    pointer: str
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    url: str
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode()
 
 
 @dataclass(frozen=True)
 class ImageSpec:
     prompt: str
     negative_prompt: str
+    # 0: the model server decides (a model-native request that gave none).
     width: int
     height: int
-    seed: int
+    # None: the model server decides.
+    seed: int | None
+    # Replicate's version, when the request named one.
+    version: str = ""
+    # The model server's own request, as the app sent it (common fields written in, images replaced by
+    # references); None for a request without one, which the provider builds from the fields above.
+    native: dict | None = None
+    inputs: tuple[InputFile, ...] = ()
+
+    def images(self, role: str = "image") -> list[InputFile]:
+        """Inputs given outside `native` in this role: the top-level `inputImages` or `mask`."""
+        return [i for i in self.inputs if not i.pointer and i.role == role]
+
+    def native_with(self, form: Callable[[InputFile], Any]) -> dict:
+        """A copy of `native` with each input image in the provider's form (a URL, base64...)."""
+        body = copy.deepcopy(self.native or {})
+        for image in self.inputs:
+            if image.pointer:
+                container, key = _locate(body, image.pointer)
+                container[key] = form(image)
+        return body
+
+
+def _locate(body: Any, pointer: str) -> tuple[Any, Any]:
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.strip("/").split("/")]
+    node = body
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    last = parts[-1]
+    return node, int(last) if isinstance(node, list) else last
+
+
+def kept_outputs(images: list, n: int) -> list:
+    """Every image a server returned, in its order, up to MAX_OUTPUTS_PER_IMAGE for each one asked."""
+    return images[: n * MAX_OUTPUTS_PER_IMAGE]
 
 
 @dataclass(frozen=True)
@@ -117,6 +173,7 @@ class Http:
         timeout: float,
         headers: dict[str, str] | None = None,
         json_body: Any = None,
+        form: aiohttp.FormData | None = None,
         describe: str,
     ) -> tuple[int, Any, bytes]:
         """(status, parsed JSON or None, raw body). Transport failures, timeouts, 408, 429 and 5xx raise
@@ -127,6 +184,7 @@ class Http:
                 url,
                 headers=headers,
                 json=json_body,
+                data=form,
                 timeout=aiohttp.ClientTimeout(total=max(timeout, 0.001)),
                 allow_redirects=False,
             ) as response:

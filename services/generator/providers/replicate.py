@@ -22,6 +22,7 @@ from .base import (
     bearer,
     decode_base64_image,
     decode_image,
+    kept_outputs,
     raise_for_status,
     require,
 )
@@ -46,17 +47,12 @@ class ReplicateProvider:
         require_model(server)
         started = time.monotonic()
         describe = f"Replicate at {server.url}"
-        inputs = {
-            "prompt": spec.prompt,
-            "width": spec.width,
-            "height": spec.height,
-            "seed": spec.seed,
-            "num_outputs": n,
-        }
-        if spec.negative_prompt:
-            inputs["negative_prompt"] = spec.negative_prompt
+        inputs = _inputs(spec, n)
         model = server.upstream_model
-        if "/" in model and ":" not in model:
+        if spec.version:
+            # The catalog let it through: it is the model's configured version.
+            url, body = f"{server.url}/predictions", {"version": spec.version, "input": inputs}
+        elif "/" in model and ":" not in model:
             url, body = f"{server.url}/models/{model}/predictions", {"input": inputs}
         else:
             url, body = f"{server.url}/predictions", {"version": model.rpartition(":")[2], "input": inputs}
@@ -91,7 +87,9 @@ class ReplicateProvider:
         require(isinstance(outputs, list) and bool(outputs), describe, "a finished prediction without output")
         remaining = timeout - (time.monotonic() - started)
         return list(
-            await asyncio.gather(*(self._file(server, item, remaining, describe) for item in outputs[:n]))
+            await asyncio.gather(
+                *(self._file(server, item, remaining, describe) for item in kept_outputs(outputs, n))
+            )
         )
 
     async def _get(self, server: ServerTarget, prediction: dict, timeout: float, describe: str) -> dict:
@@ -136,6 +134,28 @@ class ReplicateProvider:
             "GET", f"{server.url}/account", headers=self._headers(server), timeout=timeout, describe=describe
         )
         raise_for_status(status, parsed, raw, describe)
+
+
+def _inputs(spec: ImageSpec, n: int) -> dict:
+    """The prediction's `input`: the app's own, images as signed URLs of their stored copies (the model
+    server fetches them), or one built from the common fields."""
+    if spec.native is not None:
+        inputs = spec.native_with(lambda image: image.url)
+        if n > 1 and "num_outputs" not in inputs:
+            inputs["num_outputs"] = n
+    else:
+        inputs = {"prompt": spec.prompt, "num_outputs": n}
+        if spec.width and spec.height:
+            inputs |= {"width": spec.width, "height": spec.height}
+        if spec.seed is not None:
+            inputs["seed"] = spec.seed
+        if spec.negative_prompt:
+            inputs["negative_prompt"] = spec.negative_prompt
+    for role in ("image", "mask"):
+        given = spec.images(role)
+        if given and role not in inputs:
+            inputs[role] = given[0].url
+    return inputs
 
 
 def require_model(server: ServerTarget) -> None:

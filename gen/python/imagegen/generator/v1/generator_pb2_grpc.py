@@ -43,6 +43,11 @@ class GeneratorServiceStub:
                 request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.CreateGenerationRequest.SerializeToString,
                 response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
                 _registered_method=True)
+        self.CreateGenerationFromBody = channel.unary_unary(
+                '/imagegen.generator.v1.GeneratorService/CreateGenerationFromBody',
+                request_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+                response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
+                _registered_method=True)
         self.GetGeneration = channel.unary_unary(
                 '/imagegen.generator.v1.GeneratorService/GetGeneration',
                 request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.GetGenerationRequest.SerializeToString,
@@ -77,9 +82,20 @@ class GeneratorServiceServicer:
 
     def CreateGeneration(self, request, context):
         """Queues a generation and, by default, waits until it finishes; with `async` it answers at once with
-        the `pending` generation. `model`, `user`, `async` and `priority` may also come from the `x-model`,
-        `x-user`, `x-async` and `x-priority` metadata (Meteron's headers). An `idempotency-key` makes a
-        retried create answer the first generation for 24 hours.
+        the `pending` generation. `model`, `user`, `async` and `priority` may also come from the `x-model`
+        (or `x-cluster`), `x-user`, `x-async` and `x-priority` metadata (Meteron's headers). An
+        `idempotency-key` makes a retried create answer the first generation for 24 hours. `prefer: wait=N`
+        bounds a sync wait. This is the typed form for gRPC callers; REST callers send the same fields as
+        JSON to CreateGenerationFromBody.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateGenerationFromBody(self, request, context):
+        """Queues a generation from a JSON `CreateGenerationRequest` with `input` as a JSON object (the model
+        server's own request, kept byte-for-value) and answers as CreateGeneration does. A top-level field
+        this API does not know answers 400 naming it: model-specific fields go inside `input`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,6 +143,11 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
             'CreateGeneration': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateGeneration,
                     request_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.CreateGenerationRequest.FromString,
+                    response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.SerializeToString,
+            ),
+            'CreateGenerationFromBody': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGenerationFromBody,
+                    request_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                     response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.SerializeToString,
             ),
             'GetGeneration': grpc.unary_unary_rpc_method_handler(
@@ -183,6 +204,33 @@ class GeneratorService:
             target,
             '/imagegen.generator.v1.GeneratorService/CreateGeneration',
             imagegen_dot_generator_dot_v1_dot_generator__pb2.CreateGenerationRequest.SerializeToString,
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGenerationFromBody(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.generator.v1.GeneratorService/CreateGenerationFromBody',
+            google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
             options,
             channel_credentials,

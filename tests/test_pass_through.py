@@ -1,0 +1,357 @@
+"""Meteron's pass-through through the running platform (Envoy, services, Postgres): an app's own
+model request and image inputs reach each model server in that server's form, every output is kept,
+and each way a request can be wrong is a 400 that leaves nothing behind.
+
+The loopback model servers record what arrived; the assertions read those records."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import uuid
+
+import psycopg
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import rest_client, running_platform
+from tests.fakes import ConnectionCounter, FakeModelServer, PhotoServer, png, size_of
+
+KEY = "sk_pass_through_" + uuid.uuid4().hex
+ROOMFIX_VERSION = "854e8727697a057c525cdb45ab037f64ecca770a1769cc52287c2e56472a247b"
+
+
+def jpeg(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    with Image.open(io.BytesIO(png("a bright room with a window", 5, width, height))) as image:
+        image.convert("RGB").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def data_uri(data: bytes, content_type: str = "image/png") -> str:
+    return f"data:{content_type};base64," + base64.b64encode(data).decode()
+
+
+ROOM = jpeg(320, 240)
+
+
+@pytest.fixture(scope="module")
+def platform(pg, tmp_path_factory):
+    # The app's photos and the fake model servers are on loopback: this deployment allows it.
+    with running_platform(
+        pg, tmp_path_factory, KEY, IMAGEGEN_OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8"
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(platform):
+    return rest_client(platform, KEY)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    server = PhotoServer({"room.jpg": ("image/jpeg", ROOM), "page.html": ("text/html", b"<html>hi</html>")})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake():
+    server = FakeModelServer()
+    yield server
+    server.stop()
+
+
+def _model(api, provider: str, url: str, upstream: str = "", **extra) -> str:
+    name = f"{provider}-{uuid.uuid4().hex[:6]}"
+    answer = api("POST", "/api/models", json={
+        "name": name, "provider": provider, "upstreamModel": upstream, "servers": [{"url": url}], **extra,
+    })  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return name
+
+
+def pixels(data: bytes) -> bytes:
+    """The decoded pixels: stored images carry a C2PA manifest the model server's bytes did not."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB").tobytes()
+
+
+def _download(url: str) -> bytes:
+    answer = requests.get(url, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.content
+
+
+def test_roomfix_runs_unchanged_end_to_end(api, platform, photos, fake):
+    """RoomFix's `pages/api/generate.ts` request as it sends it, then `outputImages[1].url` and the
+    remaining count it shows its user."""
+    model = _model(
+        api, "replicate", fake.url + "/v1", f"jagilley/controlnet-hough:{ROOMFIX_VERSION}",
+        userLimits={"daily": 5},
+    )  # fmt: skip
+    body = {
+        "version": ROOMFIX_VERSION,
+        "input": {
+            "image": f"{photos.base_url}/room.jpg",
+            "prompt": "A modern living room",
+            "scale": 9,
+            "a_prompt": "best quality, extremely detailed, photo from Pinterest, interior, cinematic photo",
+            "n_prompt": "longbody, lowres, bad anatomy, bad hands, missing fingers",
+        },
+    }
+    raw = json.dumps(body).encode()
+    headers = {
+        "X-Model": model,
+        "X-User": "jane@example.com",
+        "X-Async": "false",
+        "Content-Type": "application/json",
+    }
+    answer = api("POST", "/api/images/generations", data=raw, headers=headers)
+    assert answer.status_code == 200, answer.text
+    generation = answer.json()
+    assert generation["status"] == "completed", generation
+    assert generation["prompt"] == "A modern living room" and generation["version"] == ROOMFIX_VERSION
+
+    # The model server got RoomFix's input as sent, the photo as a URL of imagegen's stored copy.
+    [sent] = fake.stats.bodies
+    assert sent["version"] == ROOMFIX_VERSION
+    photo_url = sent["input"].pop("image")
+    assert sent["input"] == {k: v for k, v in body["input"].items() if k != "image"}
+    assert photos.base_url not in photo_url
+    [(fetched_url, status, fetched)] = fake.stats.fetched
+    assert (fetched_url, status, fetched) == (photo_url, 200, ROOM)
+    assert photos.requests == ["/room.jpg"], "imagegen fetched the app's photo once"
+
+    # Both outputs, in the server's order: the control map, then the room.
+    control, room = generation["outputImages"]
+    assert size_of(_download(room["url"])) == (320, 240)
+    assert pixels(_download(room["url"])) == pixels(png("A modern living room", 0, 320, 240))
+    assert _download(control["url"]) != _download(room["url"])
+
+    [given] = generation["inputImages"]
+    assert given["sha256"] == hashlib.sha256(ROOM).hexdigest() and given["pointer"] == "/image"
+    assert given["contentType"] == "image/jpeg" and (given["width"], given["height"]) == (320, 240)
+    assert _download(given["url"]) == ROOM
+    assert base64.b64decode(generation["requestBody"]) == raw
+    assert json.loads(generation["input"])["image"] == "imagegen:input/0"
+
+    remaining = api("GET", f"/api/remaining/generations?user=jane@example.com&model={model}").json()
+    assert remaining["remaining"] == 4, "one image asked, one counted, though two were kept"
+
+    # hazy-hues lists by cluster; the model's id works wherever its name does.
+    listed = api("GET", f"/api/images/generations?cluster={model}&user=jane@example.com").json()["results"]
+    assert [g["id"] for g in listed] == [generation["id"]]
+    model_id = generation["modelId"]
+    by_id = {"X-Cluster": model_id, "X-User": "jane@example.com"}
+    again = api("POST", "/api/images/generations", headers=by_id, json=body)
+    assert again.status_code == 200 and again.json()["model"] == model, again.text
+
+
+def test_img2img_with_mask_and_controlnet_reaches_automatic1111_in_its_form(api, fake):
+    model = _model(api, "automatic1111", fake.url)
+    photo = png("a sofa in a grey room", 1, 128, 96)
+    mask = io.BytesIO()
+    Image.new("RGBA", (128, 96), (0, 0, 0, 0)).save(mask, format="PNG")
+    body = {
+        "model": model,
+        "prompt": "a red velvet sofa",
+        "seed": 42,
+        "input": {
+            "init_images": [data_uri(photo)],
+            "mask": data_uri(mask.getvalue()),
+            "denoising_strength": 0.55,
+            "steps": 28,
+            "cfg_scale": 6.5,
+            "sampler_name": "DPM++ 2M Karras",
+            "alwayson_scripts": {
+                "controlnet": {
+                    "args": [
+                        {"input_image": base64.b64encode(photo).decode(), "module": "canny", "weight": 0.8}
+                    ]
+                }
+            },
+        },
+    }
+    answer = api("POST", "/api/images/generations", json=body)
+    assert answer.status_code == 200, answer.text
+    generation = answer.json()
+    assert generation["status"] == "completed", generation
+
+    [sent] = fake.stats.bodies
+    assert base64.b64decode(sent["init_images"][0]) == photo
+    assert base64.b64decode(sent["mask"]) == mask.getvalue()
+    unit = sent["alwayson_scripts"]["controlnet"]["args"][0]
+    assert (
+        base64.b64decode(unit["input_image"]) == photo and unit["module"] == "canny" and unit["weight"] == 0.8
+    )
+    assert (sent["steps"], sent["cfg_scale"], sent["sampler_name"], sent["denoising_strength"]) == (
+        28, 6.5, "DPM++ 2M Karras", 0.55,
+    )  # fmt: skip
+    assert (sent["prompt"], sent["seed"]) == ("a red velvet sofa", 42)
+    # One asked; the result and ControlNet's detected map both kept, in the server's order.
+    assert len(generation["outputImages"]) == 2
+    assert pixels(_download(generation["outputImages"][0]["url"])) == pixels(
+        png("a red velvet sofa", 42, 128, 96)
+    )
+    assert [i["role"] for i in generation["inputImages"]] == ["image", "mask", "control"]
+    recorded = base64.b64decode(generation["requestBody"]).decode()
+    assert base64.b64encode(photo).decode() not in recorded, "inline images are kept by reference"
+
+
+def test_an_edit_reaches_an_openai_server_as_multipart(api, photos, fake):
+    model = _model(api, "openai", fake.url + "/v1", "gpt-image-1")
+    mask = io.BytesIO()
+    Image.new("RGBA", (320, 240), (0, 0, 0, 0)).save(mask, format="PNG")
+    body = {
+        "model": model,
+        "prompt": "add a plant by the window",
+        "inputImages": [f"{photos.base_url}/room.jpg"],
+        "mask": data_uri(mask.getvalue()),
+        "input": {"quality": "high", "background": "opaque"},
+    }
+    answer = api("POST", "/api/images/generations", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "completed", answer.json()
+    [edit] = fake.stats.edits
+    [(content_type, data)] = edit["files"]["image"]
+    assert (content_type, data) == ("image/jpeg", ROOM)
+    assert edit["files"]["mask"][0][1] == mask.getvalue()
+    fields = {name: values[0] for name, values in edit["fields"].items()}
+    assert fields == {
+        "prompt": "add a plant by the window", "quality": "high", "background": "opaque", "n": "1",
+        "model": "gpt-image-1",
+    }  # fmt: skip
+
+
+def test_the_procedural_model_repaints_an_input_image(api):
+    photo = png("a night city", 9, 96, 64)
+    answer = api(
+        "POST",
+        "/api/images/generations",
+        json={"prompt": "a desert at noon", "inputImages": [data_uri(photo)]},
+    )
+    assert answer.status_code == 200, answer.text
+    [image] = answer.json()["outputImages"]
+    assert (image["width"], image["height"]) == (96, 64), "the input's size, when none is asked"
+    repainted = _download(image["url"])
+    plain = api(
+        "POST",
+        "/api/images/generations",
+        json={"prompt": "a desert at noon", "seed": answer.json()["seed"], "width": 96, "height": 64},
+    )
+    assert pixels(repainted) != pixels(_download(plain.json()["outputImages"][0]["url"]))
+
+
+def _rows(platform) -> tuple[int, int, set[str]]:
+    with psycopg.connect(platform.database_url) as conn:
+        generations = conn.execute("SELECT count(*) FROM generations").fetchone()[0]
+        jobs = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+        unused = {row[0] for row in conn.execute("SELECT storage_key FROM unused_blobs")}
+    return generations, jobs, unused
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ({"prompt": "a", "steps": 30}, "steps", "unknown field 'steps'"),
+        ({"input": {"scale": 9}}, "prompt", "prompt is required"),
+        ({"prompt": "a", "input": {"prompt": "b"}}, "prompt", "given twice with different values"),
+        ({"prompt": "a", "n": 1, "input": {"num_outputs": 2}}, "n", "asks for 2 images"),
+        ({"prompt": "a", "inputImages": ["PHOTOS/page.html"]}, "inputImages", "it sent text/html"),
+        ({"prompt": "a", "inputImages": ["PHOTOS/missing.png"]}, "inputImages", "answered HTTP 404"),
+        ({"prompt": "a", "inputImages": ["ftp://x/y.png"]}, "inputImages", "not a URL, a data URI"),
+        ({"prompt": "a", "inputImages": ["data:image/png;base64,!!!"]}, "inputImages", "valid base64"),
+        (
+            {"prompt": "a", "inputImages": [data_uri(b"GIF89a" + b"\x00" * 40)]},
+            "inputImages",
+            "not a PNG, JPEG",
+        ),
+        ({"prompt": "a", "inputImages": [data_uri(png("x", 1, 64, 64))] * 17}, "inputImages", "limit is 16"),
+        (
+            {
+                "prompt": "a",
+                "inputImages": [data_uri(png("x", 1, 64, 64))],
+                "mask": data_uri(png("x", 1, 64, 32)),
+            },
+            "mask",
+            "size of its image",
+        ),
+        (
+            {"prompt": "a", "model": "A1111", "input": {"override_settings": {"sd_model_checkpoint": "x"}}},
+            "input.override_settings",
+            "not allowed",
+        ),
+        (
+            {
+                "prompt": "a",
+                "model": "A1111",
+                "input": {"init_images": [data_uri(png("y", 2, 64, 64))], "script_name": "x"},
+            },
+            "input.script_name",
+            "not allowed",
+        ),
+        ({"prompt": "a", "model": "REPLICATE", "version": "0123abc", "input": {}}, "version", "is not model"),
+    ],
+)
+def test_a_bad_create_is_a_400_that_leaves_nothing_behind(api, platform, photos, fake, body, field, says):
+    names = {
+        "A1111": _model(api, "automatic1111", fake.url),
+        "REPLICATE": _model(api, "replicate", fake.url, "o/n:" + ROOMFIX_VERSION),
+    }
+    text = json.dumps(body).replace("PHOTOS", photos.base_url)
+    for placeholder, name in names.items():
+        text = text.replace(f'"{placeholder}"', f'"{name}"')
+    before = _rows(platform)
+    answer = api("POST", "/api/images/generations", data=text, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert says in answer.json()["message"], answer.text
+    assert any(field in str(d) for d in answer.json().get("details", [])) or field in answer.json()["message"]
+    generations, jobs, unused = _rows(platform)
+    assert (generations, jobs) == before[:2], "no generation, no job"
+    stored = {k.split("/")[-1] for k in _stored_keys(platform)}
+    assert stored <= unused | _named_keys(platform), "every stored input is named or on the unused list"
+    assert fake.stats.requests == 0
+
+
+def _stored_keys(platform) -> set[str]:
+    images = platform.log_dir / "objects"
+    return {p.name for p in images.rglob("*") if p.is_file()} if images.exists() else set()
+
+
+def _named_keys(platform) -> set[str]:
+    with psycopg.connect(platform.database_url) as conn:
+        outputs = {row[0] for row in conn.execute("SELECT storage_key FROM output_images")}
+        inputs = {
+            row[0]
+            for row in conn.execute(
+                "SELECT i->>'storage_key' FROM generations, jsonb_array_elements(inputs) i"
+            )
+        }
+    return outputs | inputs
+
+
+@pytest.fixture(scope="module")
+def guarded(pg, tmp_path_factory):
+    """A platform as shipped: tenant URLs may reach public addresses only."""
+    key = "sk_guarded_" + uuid.uuid4().hex
+    with running_platform(pg, tmp_path_factory, key) as running:
+        yield rest_client(running, key)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::ffff:127.0.0.1]", "0x7f000001", "2130706433", "localhost"])
+def test_an_input_url_on_the_platform_s_own_network_is_refused_unreached(guarded, host):
+    listener = ConnectionCounter(png("x", 1, 64, 64))
+    try:
+        answer = guarded(
+            "POST", "/api/images/generations", json={"prompt": "a", "inputImages": [f"http://{host}:{listener.port}/a.png"]}
+        )  # fmt: skip
+        assert answer.status_code == 400, answer.text
+        assert "is refused" in answer.json()["message"] and "not a public address" in answer.json()["message"]
+        assert listener.connections == 0
+    finally:
+        listener.stop()
