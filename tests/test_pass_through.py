@@ -143,10 +143,17 @@ def test_roomfix_runs_unchanged_end_to_end(api, platform, photos, fake):
     remaining = api("GET", f"/api/remaining/generations?user=jane@example.com&model={model}").json()
     assert remaining["remaining"] == 4, "one image asked, one counted, though two were kept"
 
-    # hazy-hues lists by cluster; the model's id works wherever its name does.
-    listed = api("GET", f"/api/images/generations?cluster={model}&user=jane@example.com").json()["results"]
-    assert [g["id"] for g in listed] == [generation["id"]]
+    # hazy-hues lists by cluster (older Meteron code by X-Cluster); the model's id works as its name.
+    other = api("POST", "/api/images/generations", json={"prompt": "a lake", "user": "jane@example.com"})
+    assert other.status_code == 200, other.text
     model_id = generation["modelId"]
+    for query, headers in (
+        (f"cluster={model}", {}),
+        (f"model={model_id}", {}),
+        ("", {"X-Cluster": model}),
+    ):
+        listed = api("GET", f"/api/images/generations?user=jane@example.com&{query}", headers=headers)
+        assert [g["id"] for g in listed.json()["results"]] == [generation["id"]], (query, headers)
     by_id = {"X-Cluster": model_id, "X-User": "jane@example.com"}
     again = api("POST", "/api/images/generations", headers=by_id, json=body)
     assert again.status_code == 200 and again.json()["model"] == model, again.text

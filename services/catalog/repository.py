@@ -10,7 +10,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common.ids import new_id
+from services.common.ids import is_id, new_id
 
 from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
 from .notifier import notify
@@ -329,9 +329,11 @@ class Repository:
         (those come back oldest first)."""
         where = ["project_id = %s"]
         params: list[Any] = [project_id]
+        # A model is named by its name or its `mod_…` id.
+        model_column = "model_id" if is_id("model", filters.get("model") or "") else SPEC_COLUMNS["model"]
         for column, key in (
             (SPEC_COLUMNS["user"], "user"),
-            (SPEC_COLUMNS["model"], "model"),
+            (model_column, "model"),
             ("status", "status"),
             ("id", "id"),
         ):

@@ -118,9 +118,7 @@ def _build(
     if native is not None:
         common = _merge_common(common, native)
     n = _count(typed.n if "n" in given else None, native)
-    model = typed.model or typed.cluster or metadata.get("x-model", "") or metadata.get("x-cluster", "")
-    if typed.model and typed.cluster and typed.model != typed.cluster:
-        raise InvalidArgument("model and cluster name different models; give one", field="cluster")
+    model = model_named(typed.model, typed.cluster, metadata)
     images = _top_level_images(typed)
     # With a model-native request or input images, a size left out is the model server's to choose.
     spec = validate(
@@ -143,6 +141,13 @@ def _build(
         spec.input = json.dumps(native, ensure_ascii=False, separators=(",", ":"))
     wait = not (getattr(typed, "async") or metadata.get("x-async", "").strip().lower() in _TRUE)
     return CreateRequest(spec=spec, wait=wait, native=native, images=images)
+
+
+def model_named(model: str, cluster: str, metadata: Mapping[str, str]) -> str:
+    """The model a request names: `model`, or `cluster` (Meteron's older name), or their headers."""
+    if model and cluster and model != cluster:
+        raise InvalidArgument("model and cluster name different models; give one", field="cluster")
+    return model or cluster or metadata.get("x-model", "") or metadata.get("x-cluster", "")
 
 
 def _merge_common(top: dict[str, Any], native: dict) -> dict[str, Any]:

@@ -83,7 +83,13 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         return self._public(principal, generated)
 
     async def ListGenerations(self, request, context):
-        principal = await self._principal(_metadata(context))
+        metadata = _metadata(context)
+        principal = await self._principal(metadata)
+        model = (
+            request.model or request.cluster or metadata.get("x-model", "") or metadata.get("x-cluster", "")
+        )
+        if request.model and request.cluster and request.model != request.cluster:
+            raise InvalidArgument("model and cluster name different models; give one", field="cluster")
         user = request.user
         if principal.kind == "publishable":
             if user and user != principal.user:
@@ -93,7 +99,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             catalog_pb2.ListGenerationsRequest(
                 project_id=principal.project_id,
                 user=user,
-                model=request.model,
+                model=model,
                 status=request.status,
                 id=request.id,
                 page_size=request.page_size,

@@ -68,20 +68,22 @@ class GetGenerationRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class ListGenerationsRequest(_message.Message):
-    __slots__ = ("user", "model", "status", "id", "page_size", "page_token")
+    __slots__ = ("user", "model", "status", "id", "page_size", "page_token", "cluster")
     USER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
     user: str
     model: str
     status: str
     id: str
     page_size: int
     page_token: str
-    def __init__(self, user: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ..., id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    cluster: str
+    def __init__(self, user: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ..., id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., cluster: _Optional[str] = ...) -> None: ...
 
 class ListGenerationsResponse(_message.Message):
     __slots__ = ("results", "pagination")
