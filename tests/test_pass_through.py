@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import rest_client, running_platform
+from tests.conftest import create_project, rest_client, running_platform
 from tests.fakes import ConnectionCounter, FakeModelServer, PhotoServer, png, size_of
 
 KEY = "sk_pass_through_" + uuid.uuid4().hex
@@ -362,3 +362,49 @@ def test_an_input_url_on_the_platform_s_own_network_is_refused_unreached(guarded
         assert listener.connections == 0
     finally:
         listener.stop()
+
+
+def test_an_upload_is_sent_once_and_named_by_id_in_later_creates(api, platform, fake):
+    photo = png("an empty attic", 3, 160, 120)
+    # Judged by content, whatever the declared type.
+    uploaded = api("POST", "/api/uploads", data=photo, headers={"Content-Type": "application/octet-stream"})
+    assert uploaded.status_code == 200, uploaded.text
+    upload = uploaded.json()
+    assert upload["id"].startswith("upl_") and upload["sha256"] == hashlib.sha256(photo).hexdigest()
+    assert (upload["contentType"], upload["width"], upload["height"]) == ("image/png", 160, 120)
+    assert _download(upload["url"]) == photo and upload["expiresAt"] > upload["createdAt"]
+
+    model = _model(api, "automatic1111", fake.url)
+    for body in (
+        {"model": model, "prompt": "a loft bedroom", "inputImages": [upload["id"]]},
+        {"model": model, "prompt": "a loft office", "input": {"init_images": [upload["id"]], "steps": 12}},
+    ):
+        answer = api("POST", "/api/images/generations", json=body)
+        assert answer.status_code == 200 and answer.json()["status"] == "completed", answer.text
+        assert answer.json()["inputImages"][0]["sha256"] == upload["sha256"]
+    assert [base64.b64decode(sent["init_images"][0]) for sent in fake.stats.bodies] == [photo, photo]
+
+    # Another project cannot name it.
+    _, other_key = create_project(platform.database_url, "other")
+    other = rest_client(platform, other_key)
+    refused = other("POST", "/api/images/generations", json={"prompt": "a", "inputImages": [upload["id"]]})
+    assert refused.status_code == 404 and upload["id"] in refused.json()["message"], refused.text
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"", "send the image's bytes"),
+        (b"just some text, not a picture", "not a PNG, JPEG or WebP image"),
+        (b"\x89PNG" + b"\x00" * 20_000_001, "larger than 20000000 bytes"),
+    ],
+)
+def test_a_bad_upload_is_a_400_and_records_nothing(api, platform, body, says):
+    def uploads() -> int:
+        with psycopg.connect(platform.database_url) as conn:
+            return conn.execute("SELECT count(*) FROM uploads").fetchone()[0]
+
+    before = uploads()
+    answer = api("POST", "/api/uploads", data=body, headers={"Content-Type": "image/png"})
+    assert answer.status_code == 400 and says in answer.json()["message"], answer.text
+    assert uploads() == before

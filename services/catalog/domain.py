@@ -24,7 +24,14 @@ from services.common.errors import (
     NotFound,
     QuotaExceeded,
 )
-from services.common.vocabulary import DEFAULT_PRIORITY, PRIORITIES, PROVIDERS, STATUSES, TERMINAL_STATUSES
+from services.common.vocabulary import (
+    DEFAULT_PRIORITY,
+    PRIORITIES,
+    PROVIDERS,
+    STATUSES,
+    STORAGE_KEY,
+    TERMINAL_STATUSES,
+)
 
 from .accounts import MAX_CREDITS, check_limit, hash_key, period_resets
 from .arweave_store import ArweaveArchives
@@ -43,6 +50,8 @@ MAX_SERVERS = 32
 MAX_SERVER_CONCURRENCY = 1000
 DEFAULT_PAGE_SIZE = 20
 MAX_BLOB_BATCH = 1000
+# An upload is for reuse within a working session, not a library: a week at most.
+MAX_UPLOAD_TTL_SECONDS = 7 * 24 * 3600
 MAX_PAGE_SIZE = 200
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -601,6 +610,27 @@ class Catalog:
         if len(keys) > MAX_BLOB_BATCH:
             raise InvalidArgument(f"report at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")
         await self.repo.note_unused(keys)
+
+    async def record_upload(
+        self, project_id: str, image: catalog_pb2.InputImageRecord, ttl_seconds: float
+    ) -> Row:
+        if not STORAGE_KEY.match(image.storage_key):
+            raise InvalidArgument("an upload needs the storage key its bytes were stored under")
+        if not 0 < ttl_seconds <= MAX_UPLOAD_TTL_SECONDS:
+            raise InvalidArgument(f"an upload lives between 0 and {MAX_UPLOAD_TTL_SECONDS} seconds")
+        columns = ("storage_key", "sha256", "content_type", "size_bytes", "width", "height")
+        return await self.repo.record_upload(
+            project_id, {column: getattr(image, column) for column in columns}, ttl_seconds
+        )
+
+    async def uploads(self, project_id: str, ids: list[str]) -> list[Row]:
+        """The uploads, in the order asked; the first one that is not the project's (or has expired)
+        answers NOT_FOUND by its id."""
+        found = await self.repo.uploads(project_id, list(dict.fromkeys(ids)))
+        for upload_id in ids:
+            if upload_id not in found:
+                raise NotFound(f"upload {upload_id[:40]!r} not found (uploads expire after a day)")
+        return [found[upload_id] for upload_id in ids]
 
     async def claim_unused_blobs(self, max_keys: int) -> list[str]:
         return await self.repo.claim_unused(

@@ -39,11 +39,16 @@ _IMAGE_COLUMNS = (
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
 
 
-# Whether any row still uses the blob `{key}` names: an output image, or a generation's input.
+# Whether any row still uses the blob `{key}` names: an output image, a generation's input, or an
+# upload (expired uploads are deleted before unused blobs are claimed).
 _BLOB_USED = (
     "(EXISTS (SELECT 1 FROM output_images o WHERE o.storage_key = {key})"
+    " OR EXISTS (SELECT 1 FROM uploads up WHERE up.storage_key = {key})"
     " OR EXISTS (SELECT 1 FROM generations g WHERE g.inputs IS NOT NULL"
     "  AND g.inputs @> jsonb_build_array(jsonb_build_object('storage_key', {key}::text))))"
+)
+_UPLOAD_COLUMNS = (
+    "id, project_id, storage_key, sha256, content_type, size_bytes, width, height, created_at, expires_at"
 )
 
 
@@ -463,8 +468,16 @@ class Repository:
             await self._note_unused(conn, keys)
 
     async def claim_unused(self, max_keys: int, grace_seconds: float) -> list[str]:
-        """Takes blobs unused for the whole grace period; ones a row uses again are dropped as well."""
+        """Takes blobs unused for the whole grace period; ones a row uses again are dropped as well.
+        Expired uploads go first, their blobs noted as unused."""
         async with self.pool.connection() as conn:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    "DELETE FROM uploads WHERE expires_at < clock_timestamp() RETURNING storage_key"
+                )
+                expired = [row["storage_key"] for row in await cur.fetchall()]
+                if expired:
+                    await self._note_unused(conn, expired)
             cur = await conn.execute(
                 "DELETE FROM unused_blobs u WHERE storage_key IN ("
                 "  SELECT storage_key FROM unused_blobs"
@@ -474,3 +487,27 @@ class Repository:
                 (grace_seconds, max_keys),
             )
             return [row["storage_key"] for row in await cur.fetchall() if not row["used"]]
+
+    # -- uploads -----------------------------------------------------------------------------------
+
+    async def record_upload(self, project_id: str, image: Row, ttl_seconds: float) -> Row:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO uploads (id, project_id, storage_key, sha256, content_type, size_bytes, width,"
+                " height, expires_at) VALUES (%(id)s, %(project_id)s, %(storage_key)s, %(sha256)s,"
+                " %(content_type)s, %(size_bytes)s, %(width)s, %(height)s,"
+                " clock_timestamp() + make_interval(secs => %(ttl)s))"
+                f" RETURNING {_UPLOAD_COLUMNS}",
+                {**image, "id": new_id("upload"), "project_id": project_id, "ttl": ttl_seconds},
+            )
+            return await cur.fetchone()
+
+    async def uploads(self, project_id: str, ids: list[str]) -> dict[str, Row]:
+        """The project's unexpired uploads among `ids`, by id."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_UPLOAD_COLUMNS} FROM uploads"
+                " WHERE project_id = %s AND id = ANY(%s) AND expires_at > clock_timestamp()",
+                (project_id, ids),
+            )
+            return {row["id"]: row for row in await cur.fetchall()}

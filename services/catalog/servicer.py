@@ -100,6 +100,23 @@ def generation_to_proto(row: Row) -> catalog_pb2.GenerationRecord:
     )
 
 
+def upload_to_proto(row: Row) -> catalog_pb2.UploadRecord:
+    return catalog_pb2.UploadRecord(
+        id=row["id"],
+        project_id=row["project_id"],
+        image=catalog_pb2.InputImageRecord(
+            storage_key=row["storage_key"],
+            sha256=row["sha256"],
+            content_type=row["content_type"],
+            size_bytes=row["size_bytes"],
+            width=row["width"],
+            height=row["height"],
+        ),
+        created_at=_timestamp(row["created_at"]),
+        expires_at=_timestamp(row["expires_at"]),
+    )
+
+
 def _limits(limits: catalog_pb2.Limits | None) -> Row:
     if limits is None:
         return {"daily_limit": None, "monthly_limit": None}
@@ -365,6 +382,15 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
 
     async def ResolvePermanentImage(self, request, context):
         return image_to_proto(await self.catalog.permanent_image(request.storage_key))
+
+    async def RecordUpload(self, request, context):
+        return upload_to_proto(
+            await self.catalog.record_upload(request.project_id, request.image, request.ttl_seconds)
+        )
+
+    async def GetUploads(self, request, context):
+        uploads = await self.catalog.uploads(request.project_id, list(request.ids))
+        return catalog_pb2.GetUploadsResponse(uploads=[upload_to_proto(row) for row in uploads])
 
     async def ClaimUnusedBlobs(self, request, context):
         keys = await self.catalog.claim_unused_blobs(request.max_keys)

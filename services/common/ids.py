@@ -1,4 +1,5 @@
-"""Resource ids with Meteron's prefixes (img_, ima_, pro_, mod_, srv_, key_); msg_ for webhook messages."""
+"""Resource ids with Meteron's prefixes (img_, ima_, pro_, mod_, srv_, key_); msg_ for webhook messages,
+upl_ for uploaded input images."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ PREFIXES = {
     "key": "key",
     "webhook": "msg",
     "worker": "wrk",
+    "upload": "upl",
 }
 _ID_BODY = re.compile(r"^[0-9a-z]{20}$")
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"

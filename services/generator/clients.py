@@ -164,6 +164,18 @@ class CatalogClient:
             "ResolvePermanentImage", catalog_pb2.ResolvePermanentImageRequest(storage_key=storage_key)
         )
 
+    async def record_upload(
+        self, project_id: str, image: catalog_pb2.InputImageRecord, ttl_seconds: float
+    ) -> catalog_pb2.UploadRecord:
+        return await self._call(
+            "RecordUpload",
+            catalog_pb2.RecordUploadRequest(project_id=project_id, image=image, ttl_seconds=ttl_seconds),
+        )
+
+    async def get_uploads(self, project_id: str, ids: list[str]) -> list[catalog_pb2.UploadRecord]:
+        answer = await self._call("GetUploads", catalog_pb2.GetUploadsRequest(project_id=project_id, ids=ids))
+        return list(answer.uploads)
+
     async def claim_unused_blobs(self, max_keys: int) -> list[str]:
         async with upstream("catalog"):
             answer = await self.stub.ClaimUnusedBlobs(

@@ -21,9 +21,9 @@ from services.common.ids import is_id
 from services.common.vocabulary import DEFAULT_PRIORITY, PRIORITIES, STATUSES, TERMINAL_STATUSES
 
 from .clients import CatalogClient, StorageClient
+from .inputs import MAX_INPUT_BYTES, InputImages
 
 if TYPE_CHECKING:
-    from .inputs import InputImages
     from .requests import CreateRequest
     from .worker import Worker
 
@@ -197,9 +197,8 @@ class Generator:
         if request.images:
             if self.inputs is None:
                 raise InvalidArgument("this generator takes no input images", field="inputImages")
-            await self.catalog.authenticate(api_key)
-            checked = await self.inputs.read(request.images)
-            inputs = await self.inputs.store(checked, request.images)
+            principal = await self.catalog.authenticate(api_key)
+            inputs = await self.inputs.records(principal.project_id, request.images)
         return await self.create(
             api_key,
             request.spec,
@@ -291,6 +290,23 @@ class Generator:
                     ' `"async": true` and watch it instead for long jobs'
                 ) from None
             raise
+
+    async def upload(
+        self, api_key: str, chunks: AsyncIterator[bytes]
+    ) -> tuple[catalog_pb2.UploadRecord, str]:
+        """Reads an uploaded image (after its key is authenticated; at most MAX_INPUT_BYTES of it),
+        stores it and records it for the project's later creates. Answers it and a signed URL."""
+        if self.inputs is None:
+            raise InvalidArgument("this generator takes no input images", field="body")
+        principal = await self.catalog.authenticate(api_key)
+        data = bytearray()
+        async for chunk in chunks:
+            data += chunk
+            if len(data) > MAX_INPUT_BYTES:
+                raise InvalidArgument(f"the upload is larger than {MAX_INPUT_BYTES} bytes", field="body")
+        if not data:
+            raise InvalidArgument("send the image's bytes as the request body", field="body")
+        return await self.inputs.upload(principal.project_id, bytes(data))
 
     async def _latest_within(
         self, project_id: str, record: catalog_pb2.GenerationRecord, seconds: float

@@ -15,6 +15,7 @@ from imagegen.catalog.v1 import catalog_pb2
 from PIL import Image, UnidentifiedImageError
 
 from services.common.errors import InvalidArgument
+from services.common.ids import is_id
 from services.common.outbound import OutboundClient, OutboundRefused
 from services.common.vocabulary import storage_key
 
@@ -24,6 +25,7 @@ MAX_INPUT_BYTES = 20_000_000
 MAX_INPUT_IMAGES = 16
 MAX_INPUT_SIDE = 4096
 FETCH_TIMEOUT_SECONDS = 15.0
+UPLOAD_TTL_SECONDS = 24 * 3600
 _CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
@@ -59,6 +61,17 @@ class CheckedImage:
     @property
     def key(self) -> str:
         return storage_key(self.sha256, self.content_type)
+
+    def record(self) -> catalog_pb2.InputImageRecord:
+        """Its record as stored; the role and place are the create's to fill in."""
+        return catalog_pb2.InputImageRecord(
+            storage_key=self.key,
+            sha256=self.sha256,
+            content_type=self.content_type,
+            size_bytes=len(self.data),
+            width=self.width,
+            height=self.height,
+        )
 
 
 def is_url(text: str) -> bool:
@@ -113,28 +126,30 @@ class InputImages:
         self.storage = storage
         self.outbound = outbound
 
-    async def read(self, sources: list[Source]) -> list[CheckedImage]:
-        """Every source's image, checked; the first bad one answers 400 and nothing is stored."""
+    async def records(self, project_id: str, sources: list[Source]) -> list[catalog_pb2.InputImageRecord]:
+        """Every source as a stored input: uploads by id as they are, the rest read, checked and stored.
+        The first bad source answers 400 (an unknown upload 404) and nothing new is stored."""
         if len(sources) > MAX_INPUT_IMAGES:
             raise InvalidArgument(
                 f"{len(sources)} input images; the limit is {MAX_INPUT_IMAGES}", field="inputImages"
             )
-        images = list(await asyncio.gather(*(self._read(source) for source in sources)))
-        firsts = [image for image, source in zip(images, sources, strict=True) if source.role == "image"]
-        for image, source in zip(images, sources, strict=True):
-            if (
-                source.role == "mask"
-                and firsts
-                and (image.width, image.height) != (firsts[0].width, firsts[0].height)
-            ):
-                raise InvalidArgument(
-                    f"{source.described} is {image.width}×{image.height}; a mask must be the size of its"
-                    f" image ({firsts[0].width}×{firsts[0].height})",
-                    field=source.described,
-                )
-            if source.role == "mask" and image.content_type != "image/png":
-                raise InvalidArgument(f"{source.described} must be a PNG (its alpha marks what to change)")
-        return images
+        named = [source.text for source in sources if is_id("upload", source.text)]
+        uploads = iter(await self.catalog.get_uploads(project_id, named) if named else [])
+        sent = [source for source in sources if not is_id("upload", source.text)]
+        checked = iter(await asyncio.gather(*(self._read(source) for source in sent)))
+        records = []
+        for source in sources:
+            if is_id("upload", source.text):
+                record, image = catalog_pb2.InputImageRecord(), None
+                record.CopyFrom(next(uploads).image)
+            else:
+                image = next(checked)
+                record = image.record()
+            record.role, record.pointer = source.role, source.pointer
+            records.append((record, image))
+        _check_masks([record for record, _ in records], sources)
+        await self._store([image for _, image in records if image is not None])
+        return [record for record, _ in records]
 
     async def _read(self, source: Source) -> CheckedImage:
         what = source.described
@@ -151,24 +166,36 @@ class InputImages:
             raise InvalidArgument(f"{what}: {exc}", field=what) from None
         return check_image(fetched.data, what, got=fetched.content_type or "no content type")
 
-    async def store(
-        self, images: list[CheckedImage], sources: list[Source]
-    ) -> list[catalog_pb2.InputImageRecord]:
-        """Stores the images and answers their records. They are noted as unused first: until a
-        generation names them the sweep may take them, so a create that fails later leaks nothing."""
+    async def _store(self, images: list[CheckedImage]) -> None:
+        """Stores the images. They are noted as unused first: until a generation or an upload names
+        them the sweep may take them, so a create that fails later leaks nothing."""
         unique = {image.key: image for image in images}
+        if not unique:
+            return
         await self.catalog.report_unused_blobs(list(unique))
         await asyncio.gather(*(self.storage.put(i.data, i.content_type, 60) for i in unique.values()))
-        return [
-            catalog_pb2.InputImageRecord(
-                role=source.role,
-                pointer=source.pointer,
-                storage_key=image.key,
-                sha256=image.sha256,
-                content_type=image.content_type,
-                size_bytes=len(image.data),
-                width=image.width,
-                height=image.height,
+
+    async def upload(self, project_id: str, data: bytes) -> tuple[catalog_pb2.UploadRecord, str]:
+        """Stores an uploaded image and records it for later creates; answers it and a signed URL."""
+        image = check_image(data, "the upload")
+        await self._store([image])
+        upload = await self.catalog.record_upload(project_id, image.record(), UPLOAD_TTL_SECONDS)
+        [url] = await self.storage.sign([image.key], 30, just_stored=True)
+        return upload, url
+
+
+def _check_masks(records: list[catalog_pb2.InputImageRecord], sources: list[Source]) -> None:
+    images = [record for record in records if record.role == "image"]
+    for record, source in zip(records, sources, strict=True):
+        if record.role != "mask":
+            continue
+        if record.content_type != "image/png":
+            raise InvalidArgument(
+                f"{source.described} must be a PNG (its alpha marks what to change)", field=source.described
             )
-            for image, source in zip(images, sources, strict=True)
-        ]
+        if images and (record.width, record.height) != (images[0].width, images[0].height):
+            raise InvalidArgument(
+                f"{source.described} is {record.width}×{record.height}; a mask must be the size of its"
+                f" image ({images[0].width}×{images[0].height})",
+                field=source.described,
+            )

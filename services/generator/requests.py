@@ -21,6 +21,7 @@ from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2
 
 from services.common.errors import InvalidArgument
+from services.common.ids import is_id
 
 from .domain import validate
 from .inputs import Source, is_url
@@ -238,9 +239,10 @@ def _image_slots(
 
 
 def is_image_source(value: str) -> bool:
-    """A URL, a data URI, or base64 long enough to be an image (AUTOMATIC1111's `init_images`)."""
+    """A URL, a data URI, an upload's id, or base64 long enough to be an image (AUTOMATIC1111's
+    `init_images`)."""
     lowered = value[:8].lower()
-    if lowered.startswith(("http://", "https://", "data:")):
+    if lowered.startswith(("http://", "https://", "data:")) or is_id("upload", value):
         return True
     return len(value) >= _MIN_BASE64_CHARS and bool(_BASE64.match(value[:4096]))
 

@@ -65,6 +65,25 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         )
         return self._public(generated.principal, generated)
 
+    async def UploadInputImage(self, request_iterator, context):
+        async def chunks():
+            async for body in request_iterator:
+                yield body.data
+
+        upload, url = await self.generator.upload(bearer_key(_metadata(context).items()), chunks())
+        image = upload.image
+        return generator_pb2.Upload(
+            id=upload.id,
+            url=url,
+            content_type=image.content_type,
+            sha256=image.sha256,
+            size_bytes=image.size_bytes,
+            width=image.width,
+            height=image.height,
+            created_at=upload.created_at,
+            expires_at=upload.expires_at,
+        )
+
     async def CancelGeneration(self, request, context):
         principal = await self._secret(_metadata(context))
         generated = await self.generator.cancel(principal.project_id, request.id, context.time_remaining())

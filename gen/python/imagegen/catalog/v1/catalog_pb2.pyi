@@ -843,3 +843,41 @@ class ResolvePermanentImageRequest(_message.Message):
     STORAGE_KEY_FIELD_NUMBER: _ClassVar[int]
     storage_key: str
     def __init__(self, storage_key: _Optional[str] = ...) -> None: ...
+
+class RecordUploadRequest(_message.Message):
+    __slots__ = ("project_id", "image", "ttl_seconds")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    image: InputImageRecord
+    ttl_seconds: float
+    def __init__(self, project_id: _Optional[str] = ..., image: _Optional[_Union[InputImageRecord, _Mapping]] = ..., ttl_seconds: _Optional[float] = ...) -> None: ...
+
+class UploadRecord(_message.Message):
+    __slots__ = ("id", "project_id", "image", "created_at", "expires_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    project_id: str
+    image: InputImageRecord
+    created_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., image: _Optional[_Union[InputImageRecord, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetUploadsRequest(_message.Message):
+    __slots__ = ("project_id", "ids")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetUploadsResponse(_message.Message):
+    __slots__ = ("uploads",)
+    UPLOADS_FIELD_NUMBER: _ClassVar[int]
+    uploads: _containers.RepeatedCompositeFieldContainer[UploadRecord]
+    def __init__(self, uploads: _Optional[_Iterable[_Union[UploadRecord, _Mapping]]] = ...) -> None: ...

@@ -975,6 +975,16 @@ class CatalogInternalServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
                 _registered_method=True)
+        self.RecordUpload = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/RecordUpload',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RecordUploadRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UploadRecord.FromString,
+                _registered_method=True)
+        self.GetUploads = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/GetUploads',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetUploadsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetUploadsResponse.FromString,
+                _registered_method=True)
         self.ResolvePermanentImage = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogInternalService/ResolvePermanentImage',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ResolvePermanentImageRequest.SerializeToString,
@@ -1122,6 +1132,20 @@ class CatalogInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordUpload(self, request, context):
+        """Records an input image stored for later creates of the project; it expires after `ttl_seconds`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUploads(self, request, context):
+        """The project's unexpired uploads by id, in the order asked; NOT_FOUND names the first missing one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ResolvePermanentImage(self, request, context):
         """The image a permanent URL names, if some generation still has it and its project allows permanent
         URLs; NOT_FOUND otherwise.
@@ -1241,6 +1265,16 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     servicer.ClaimUnusedBlobs,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.SerializeToString,
+            ),
+            'RecordUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordUpload,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RecordUploadRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UploadRecord.SerializeToString,
+            ),
+            'GetUploads': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUploads,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetUploadsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetUploadsResponse.SerializeToString,
             ),
             'ResolvePermanentImage': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolvePermanentImage,
@@ -1701,6 +1735,60 @@ class CatalogInternalService:
             '/imagegen.catalog.v1.CatalogInternalService/ClaimUnusedBlobs',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/RecordUpload',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RecordUploadRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UploadRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUploads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/GetUploads',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetUploadsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetUploadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,11 @@ class GeneratorServiceStub:
                 request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.WatchGenerationRequest.SerializeToString,
                 response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
                 _registered_method=True)
+        self.UploadInputImage = channel.stream_unary(
+                '/imagegen.generator.v1.GeneratorService/UploadInputImage',
+                request_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+                response_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Upload.FromString,
+                _registered_method=True)
         self.DeleteGeneration = channel.unary_unary(
                 '/imagegen.generator.v1.GeneratorService/DeleteGeneration',
                 request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.DeleteGenerationRequest.SerializeToString,
@@ -130,6 +135,16 @@ class GeneratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadInputImage(self, request_iterator, context):
+        """Stores one input image sent as the request body (PNG, JPEG or WebP by content; up to 20 MB and
+        4096×4096), streamed to storage. Creates of the same project name it by its `upl_…` id wherever an
+        image goes (`inputImages`, `mask`, or inside `input`), so an image is sent once and reused. An
+        upload is kept for 24 hours; generations that used it keep their copy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteGeneration(self, request, context):
         """Deletes a generation and the images no other generation shares.
         """
@@ -169,6 +184,11 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
                     servicer.WatchGeneration,
                     request_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.WatchGenerationRequest.FromString,
                     response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.SerializeToString,
+            ),
+            'UploadInputImage': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadInputImage,
+                    request_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                    response_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.Upload.SerializeToString,
             ),
             'DeleteGeneration': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteGeneration,
@@ -340,6 +360,33 @@ class GeneratorService:
             '/imagegen.generator.v1.GeneratorService/WatchGeneration',
             imagegen_dot_generator_dot_v1_dot_generator__pb2.WatchGenerationRequest.SerializeToString,
             imagegen_dot_generator_dot_v1_dot_generator__pb2.Generation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadInputImage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/imagegen.generator.v1.GeneratorService/UploadInputImage',
+            google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.Upload.FromString,
             options,
             channel_credentials,
             insecure,
