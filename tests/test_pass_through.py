@@ -253,6 +253,20 @@ def test_the_procedural_model_repaints_an_input_image(api):
     )
     assert pixels(repainted) != pixels(_download(plain.json()["outputImages"][0]["url"]))
 
+    # Its Content Credentials record an edit of the input, which is named as its parent ingredient.
+    generation_id = answer.json()["id"]
+    [provenance] = api("GET", f"/api/images/generations/{generation_id}/provenance").json()["images"]
+    assert provenance["validationState"] == "valid", provenance["failures"]
+    store = provenance["manifestStore"]
+    active = store["manifests"][store["active_manifest"]]
+    [ingredient] = active["ingredients"]
+    assert ingredient["relationship"] == "parentOf"
+    assert ingredient["title"] == f"{generation_id}-input-0-image"
+    actions = next(a for a in active["assertions"] if a["label"].startswith("c2pa.actions"))["data"][
+        "actions"
+    ]
+    assert [a["action"] for a in actions] == ["c2pa.opened", "c2pa.edited"]
+
 
 def _rows(platform) -> tuple[int, int, set[str]]:
     with psycopg.connect(platform.database_url) as conn:

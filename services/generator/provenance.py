@@ -63,6 +63,9 @@ class Creation:
     upstream_model: str
     server_id: str
     prompt: str
+    # The images it was made from, in the request's order: (role, content type, bytes). The first is
+    # the one edited (its parent); the others (masks, control images) were inputs to it.
+    ingredients: tuple[tuple[str, str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,9 @@ class ContentCredentials:
                     "data": {
                         "actions": [
                             {
-                                "action": "c2pa.created",
+                                # Made from an image: an edit of it (its parent ingredient), which the
+                                # SDK opens first (`sign` sets the edit intent).
+                                "action": "c2pa.edited" if creation.ingredients else "c2pa.created",
                                 "digitalSourceType": source_type,
                                 "softwareAgent": {"name": creation.model},
                                 "parameters": parameters,
@@ -158,6 +163,14 @@ class ContentCredentials:
         with c2pa.Builder(
             self.manifest(creation, content_type, label), context=self._sign_context
         ) as builder:
+            for index, (role, ingredient_type, ingredient) in enumerate(creation.ingredients):
+                ingredient_json = {
+                    "title": f"{creation.generation_id}-input-{index}-{role}",
+                    "relationship": "parentOf" if index == 0 else "inputTo",
+                }
+                builder.add_ingredient(ingredient_json, ingredient_type, io.BytesIO(ingredient))
+            if creation.ingredients:
+                builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
             builder.sign(self._signer(), content_type, io.BytesIO(data), out)
         return out.getvalue(), label
 

@@ -281,7 +281,7 @@ class Worker:
         if job.content_credentials:
             try:
                 signed = await asyncio.gather(
-                    *(self._sign(job, index, image) for index, image in enumerate(images))
+                    *(self._sign(job, index, image, spec.inputs) for index, image in enumerate(images))
                 )
             except c2pa.C2paError as exc:
                 await self._fail(job, f"signing the images failed: {exc}", catalog_pb2.FAILURE_KIND_MODEL)
@@ -377,7 +377,7 @@ class Worker:
             raise
 
     async def _sign(
-        self, job: catalog_pb2.Job, index: int, image: RenderedImage
+        self, job: catalog_pb2.Job, index: int, image: RenderedImage, inputs: tuple[InputFile, ...]
     ) -> tuple[RenderedImage, str]:
         generation = job.generation
         creation = Creation(
@@ -388,6 +388,10 @@ class Worker:
             upstream_model=job.server.upstream_model,
             server_id=job.server.id,
             prompt=generation.spec.prompt,
+            # The image edited first: the manifest makes the first ingredient the parent.
+            ingredients=tuple(
+                (i.role, i.content_type, i.data) for i in sorted(inputs, key=lambda i: i.role != "image")
+            ),
         )
         data, label = await asyncio.to_thread(self.credentials.sign, image.data, image.content_type, creation)
         return dataclasses.replace(image, data=data), label
