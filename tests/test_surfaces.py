@@ -14,13 +14,17 @@ import requests
 from PIL import Image
 
 from tests.conftest import create_project, rest_client, running_platform
+from tests.fakes import FakeModelServer, PhotoServer, png
 
 BOOTSTRAP_KEY = "sk_surfaces_bootstrap_" + uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
-    with running_platform(pg, tmp_path_factory, BOOTSTRAP_KEY) as running:
+    # Recoup's reference images are on a loopback server here.
+    with running_platform(
+        pg, tmp_path_factory, BOOTSTRAP_KEY, IMAGEGEN_OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8"
+    ) as running:
         yield running
 
 
@@ -213,3 +217,90 @@ def test_openai_rate_limits_arrive_as_rate_limit_errors_with_retry_after(platfor
         slow.images.generate(prompt="second", size="64x64")
     assert limited.value.body["type"] == "rate_limit_error"
     assert int(limited.value.response.headers["retry-after"]) >= 1
+
+
+@pytest.fixture
+def fake():
+    server = FakeModelServer()
+    yield server
+    server.stop()
+
+
+def _openai_model(api, fake) -> str:
+    name = "edits-" + uuid.uuid4().hex[:6]
+    servers = [{"url": fake.url + "/v1"}]
+    answer = api("POST", "/api/models", json={
+        "name": name, "provider": "openai", "upstreamModel": "gpt-image-1", "servers": servers,
+    })  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return name
+
+
+def _mask(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (width, height), (0, 0, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_openai_package_edits_an_image_with_a_mask(client, api, fake):
+    model = _openai_model(api, fake)
+    photo, mask = png("a kitchen", 4, 96, 64), _mask(96, 64)
+    result = client.images.edit(
+        model=model, image=("kitchen.png", photo, "image/png"), mask=("mask.png", mask, "image/png"),
+        prompt="a kitchen with a green fridge", quality="high", response_format="b64_json",
+    )  # fmt: skip
+    [item] = result.data
+    assert Image.open(io.BytesIO(base64.b64decode(item.b64_json))).size == (96, 64)
+    [edit] = fake.stats.edits
+    assert [data for _, data in edit["files"]["image"]] == [photo]
+    assert [data for _, data in edit["files"]["mask"]] == [mask]
+    assert edit["fields"]["prompt"] == ["a kitchen with a green fridge"] and edit["fields"]["quality"] == [
+        "high"
+    ]
+    listed = api("GET", f"/api/images/generations?model={model}").json()["results"][0]
+    assert [i["role"] for i in listed["inputImages"]] == ["image", "mask"]
+
+
+def test_the_openai_package_edits_several_images_and_procedural_repaints_the_first(client, api, fake):
+    model = _openai_model(api, fake)
+    first, second = png("a chair", 1, 64, 64), png("a lamp", 2, 64, 64)
+    client.images.edit(model=model, image=[("a.png", first, "image/png"), ("b.png", second, "image/png")],
+                       prompt="a reading corner")  # fmt: skip
+    [edit] = fake.stats.edits
+    assert [data for _, data in edit["files"]["image[]"]] == [first, second]
+    # The built-in model keeps the input's size and repaints it.
+    result = client.images.edit(image=("c.png", png("a city", 3, 96, 72), "image/png"), prompt="a forest")
+    fetched = requests.get(result.data[0].url, timeout=10)
+    assert Image.open(io.BytesIO(fetched.content)).size == (96, 72)
+
+
+def test_openai_model_fields_reach_an_openai_server(client, api, fake):
+    model = _openai_model(api, fake)
+    client.images.generate(model=model, prompt="a boat", size="64x64", quality="hd", style="vivid")
+    [body] = fake.stats.bodies
+    assert (body["quality"], body["style"], body["size"], body["model"]) == (
+        "hd",
+        "vivid",
+        "64x64",
+        "gpt-image-1",
+    )
+
+
+def test_recoup_files_are_reference_images(api):
+    photos = PhotoServer({"ref.png": ("image/png", png("a mountain", 8, 96, 96))})
+    try:
+        account = str(uuid.uuid4())
+        files = f"{photos.base_url}/ref.png:image/png"
+        answer = api(
+            "GET", "/api/image/generate", params={"prompt": "a valley", "account_id": account, "files": files}
+        )
+        assert answer.status_code == 200, answer.text
+        assert photos.requests == ["/ref.png"]
+        listed = api("GET", "/api/images/generations", params={"user": account}).json()["results"]
+        assert listed[0]["inputImages"][0]["width"] == 96
+        bad = api(
+            "GET", "/api/image/generate", params={"prompt": "x", "account_id": account, "files": "nope"}
+        )
+        assert bad.status_code == 400 and "url:mediaType" in bad.json()["message"]
+    finally:
+        photos.stop()

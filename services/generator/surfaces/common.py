@@ -12,6 +12,7 @@ from services.common.errors import DomainError, FailedPrecondition, Unavailable
 from ..clients import StorageClient
 from ..domain import Generated, Generator
 from ..public import permanent_url
+from ..requests import CreateRequest
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,14 @@ async def make_images(
     generator: Generator,
     storage: StorageClient,
     api_key: str,
-    spec: catalog_pb2.GenerationSpec,
+    request: CreateRequest,
     idempotency_key: str,
     timeout: float | None,
     public_url: str,
 ) -> tuple[Generated, list[MadeImage]]:
     """The key is authenticated in the enqueue itself (a publishable key held to its user there), and
     images get permanent URLs where the key's project has them on."""
-    generated = await generator.create(api_key, spec, True, idempotency_key, timeout)
+    generated = await generator.create_from(api_key, request, idempotency_key, timeout)
     permanent_base = public_url if generated.principal.permanent_urls else ""
     record = generated.record
     if record.status == "cancelled":

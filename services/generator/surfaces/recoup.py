@@ -20,6 +20,8 @@ from ..clients import CatalogClient, StorageClient
 from ..config import GeneratorConfig
 from ..domain import Generator, validate
 from ..images import Images
+from ..inputs import Source
+from ..requests import CreateRequest
 from .common import make_images
 
 MAX_PROMPT_CHARS = 1000
@@ -84,15 +86,18 @@ class RecoupServicer(generator_pb2_grpc.RecoupServiceServicer):
             seed=None,
             default_model=self.config.default_model,
         )
-        generated, (made,) = await make_images(
+        references = [Source("", "image", url) for url in parse_files(request.files)]
+        generated, outputs = await make_images(
             self.generator,
             self.storage,
             api_key,
-            spec,
+            CreateRequest(spec, wait=True, images=references, request_body=_recorded(request)),
             "",
             context.time_remaining(),
             self.config.public_url,
         )
+        # Recoup answers one image: the first the model made.
+        made = outputs[0]
         record = generated.record
         verification = await self.images.verify(made.data, made.record.content_type)
         tokens = prompt_tokens(prompt)
@@ -163,6 +168,25 @@ class RecoupServicer(generator_pb2_grpc.RecoupServiceServicer):
                 return archive
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+
+def parse_files(files: str) -> list[str]:
+    """Recoup's reference images, `url:mediaType` items separated by `|`: their URLs."""
+    urls = []
+    for item in filter(None, (part.strip() for part in files.split("|"))):
+        url, colon, media_type = item.rpartition(":")
+        if not colon or "/" not in media_type or not url.startswith(("http://", "https://")):
+            raise InvalidArgument(
+                f"files takes `url:mediaType` items separated by `|`; got {item[:100]!r}", field="files"
+            )
+        if not media_type.startswith("image/"):
+            raise InvalidArgument(f"files: {media_type!r} is not an image type", field="files")
+        urls.append(url)
+    return urls
+
+
+def _recorded(request: generator_pb2.RecoupGenerateImageRequest) -> bytes:
+    return json_format.MessageToJson(request, indent=None).encode()
 
 
 def _now_or(stamp: timestamp_pb2.Timestamp) -> timestamp_pb2.Timestamp:

@@ -292,14 +292,16 @@ class ManifestSigner(_message.Message):
     def __init__(self, issuer: _Optional[str] = ..., common_name: _Optional[str] = ..., alg: _Optional[str] = ...) -> None: ...
 
 class RecoupGenerateImageRequest(_message.Message):
-    __slots__ = ("prompt", "account_id", "include")
+    __slots__ = ("prompt", "account_id", "include", "files")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     account_id: str
     include: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, prompt: _Optional[str] = ..., account_id: _Optional[str] = ..., include: _Optional[_Iterable[str]] = ...) -> None: ...
+    files: str
+    def __init__(self, prompt: _Optional[str] = ..., account_id: _Optional[str] = ..., include: _Optional[_Iterable[str]] = ..., files: _Optional[str] = ...) -> None: ...
 
 class RecoupGenerateImageResponse(_message.Message):
     __slots__ = ("images", "warnings", "responses", "provider_metadata", "usage", "image_url", "provenance", "arweave_result")

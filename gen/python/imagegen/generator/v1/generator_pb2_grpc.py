@@ -681,6 +681,11 @@ class OpenAIImagesServiceStub:
                 request_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.EditImage = channel.unary_unary(
+                '/imagegen.generator.v1.OpenAIImagesService/EditImage',
+                request_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class OpenAIImagesServiceServicer:
@@ -688,8 +693,18 @@ class OpenAIImagesServiceServicer:
     """
 
     def CreateImage(self, request, context):
-        """`{model, prompt, n, size, response_format, user}` in, `{created, data: [{url | b64_json}]}` out;
-        errors in OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`).
+        """`{model, prompt, n, size, response_format, user}` and the model's own fields (`quality`, `style`,
+        `background`...) in, `{created, data: [{url | b64_json}]}` out; errors in OpenAI's shape
+        (`{"error": {"message", "type", "param", "code"}}`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditImage(self, request, context):
+        """`images.edit`: multipart `image` (or `image[]`, up to 16 images), `mask`, `prompt`, `n`, `size`,
+        `response_format`, `user`, `model` and the model's own fields (`quality`, `background`...); answers
+        as CreateImage.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -700,6 +715,11 @@ def add_OpenAIImagesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'CreateImage': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateImage,
+                    request_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'EditImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditImage,
                     request_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
@@ -730,6 +750,33 @@ class OpenAIImagesService:
             request,
             target,
             '/imagegen.generator.v1.OpenAIImagesService/CreateImage',
+            google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.generator.v1.OpenAIImagesService/EditImage',
             google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
