@@ -422,3 +422,59 @@ def test_a_bad_upload_is_a_400_and_records_nothing(api, platform, body, says):
     answer = api("POST", "/api/uploads", data=body, headers={"Content-Type": "image/png"})
     assert answer.status_code == 400 and says in answer.json()["message"], answer.text
     assert uploads() == before
+
+
+def test_a_model_s_owner_sets_what_passes_and_how_many_outputs_are_kept(api, photos, fake):
+    model = _model(api, "automatic1111", fake.url)
+    shown = api("GET", f"/api/models/{model}").json()
+    assert "override_settings" in shown["nativePolicy"]["denied"] and shown["maxOutputsPerImage"] == 2
+
+    policy = {"allowed": ["steps", "alwayson_scripts"], "denied": []}
+    patched = api("PATCH", f"/api/models/{model}", json={"nativePolicy": policy, "maxOutputsPerImage": 1})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["nativePolicy"]["allowed"] == ["alwayson_scripts", "steps"]
+    refused = api(
+        "POST", "/api/images/generations", json={"model": model, "prompt": "a", "input": {"cfg_scale": 7}}
+    )
+    assert refused.status_code == 400 and "input.cfg_scale" in refused.json()["message"], refused.text
+
+    photo = png("a hall", 6, 64, 64)
+    unit = {"input_image": base64.b64encode(photo).decode(), "module": "canny"}
+    body = {"model": model, "prompt": "a hall", "input": {
+        "init_images": [data_uri(photo)], "steps": 9, "alwayson_scripts": {"controlnet": {"args": [unit]}},
+    }}  # fmt: skip
+    refused = api("POST", "/api/images/generations", json=body)
+    assert refused.status_code == 400 and "input.init_images" in refused.json()["message"]
+    policy["allowed"].append("init_images")
+    api("PATCH", f"/api/models/{model}", json={"nativePolicy": policy})
+    answer = api("POST", "/api/images/generations", json=body)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["outputImages"]) == 1, "one per image asked: ControlNet's map is not kept"
+
+    reset = api("PATCH", f"/api/models/{model}", json={"nativePolicy": {"reset": True}})
+    assert (
+        "override_settings" in reset.json()["nativePolicy"]["denied"]
+        and reset.json()["nativePolicy"]["allowed"] == []
+    )
+    bad = api("PATCH", f"/api/models/{model}", json={"maxOutputsPerImage": 9})
+    assert bad.status_code == 400 and "maxOutputsPerImage" in bad.json()["message"]
+
+
+def test_a_model_may_take_any_replicate_version(api, fake):
+    name = f"replicate-{uuid.uuid4().hex[:6]}"
+    created = api("POST", "/api/models", json={
+        "name": name, "provider": "replicate", "upstreamModel": "owner/name",
+        "servers": [{"url": fake.url + "/v1"}], "nativePolicy": {"anyVersion": True},
+    })  # fmt: skip
+    assert created.status_code == 200, created.text
+    answer = api(
+        "POST",
+        "/api/images/generations",
+        json={
+            "model": name,
+            "version": "abc123",
+            "input": {"prompt": "a", "seed": 1, "width": 64, "height": 64},
+        },
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "completed", answer.text
+    assert fake.stats.bodies[0]["version"] == "abc123"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.ids import new_id
@@ -157,16 +158,26 @@ class AccountStore:
         limits: tuple[int | None, int | None] | None,
         price: int | None,
         content_credentials: bool | None,
+        native_policy: tuple[dict | None] | None = None,
+        max_outputs_per_image: int | None = None,
     ) -> bool:
+        """`native_policy` is None to leave it, or (the new policy, None for the provider's defaults)."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE models SET"
                 " daily_limit = CASE WHEN %(set_limits)s THEN %(daily)s ELSE daily_limit END,"
                 " monthly_limit = CASE WHEN %(set_limits)s THEN %(monthly)s ELSE monthly_limit END,"
                 " price_per_image = coalesce(%(price)s, price_per_image),"
-                " content_credentials = coalesce(%(signed)s, content_credentials)"
+                " content_credentials = coalesce(%(signed)s, content_credentials),"
+                " native_policy = CASE WHEN %(set_policy)s THEN %(policy)s ELSE native_policy END,"
+                " max_outputs_per_image = coalesce(%(max_outputs)s, max_outputs_per_image)"
                 " WHERE project_id = %(project)s AND name = %(name)s RETURNING id",
                 {
+                    "set_policy": native_policy is not None,
+                    "policy": Jsonb(native_policy[0])
+                    if native_policy and native_policy[0] is not None
+                    else None,
+                    "max_outputs": max_outputs_per_image,
                     "set_limits": limits is not None,
                     "daily": limits[0] if limits else None,
                     "monthly": limits[1] if limits else None,
@@ -201,7 +212,7 @@ class AccountStore:
         """The model (by name, or by `mod_…` id) with the limits that apply to `user` (their own, else
         the model's defaults)."""
         cur = await conn.execute(
-            "SELECT m.id, m.name, m.price_per_image, m.provider, m.upstream_model,"
+            "SELECT m.id, m.name, m.price_per_image, m.provider, m.upstream_model, m.native_policy,"
             " coalesce(u.daily_limit, m.daily_limit) AS daily_limit,"
             " coalesce(u.monthly_limit, m.monthly_limit) AS monthly_limit"
             " FROM models m LEFT JOIN user_limits u ON u.model_id = m.id AND u.end_user = %s"

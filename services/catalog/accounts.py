@@ -28,6 +28,8 @@ from .repository import Row
 KEY_KINDS = {"secret": "sk", "publishable": "pub"}
 USER = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 MAX_LIMIT = 10_000_000
+# The most images a model may keep per image asked (the column's check says the same).
+MAX_OUTPUTS_LIMIT = 8
 MAX_CREDITS = 1_000_000_000
 MAX_USAGE_DAYS = 366
 MAX_RATE = 100_000
@@ -100,6 +102,15 @@ def check_user(user: str, field: str = "user") -> str:
             f"{field} must be 1..256 characters with no control characters; got {user!r}", field=field
         )
     return user
+
+
+def check_max_outputs(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= MAX_OUTPUTS_LIMIT:
+        raise InvalidArgument(
+            f"maxOutputsPerImage must be between 1 and {MAX_OUTPUTS_LIMIT}; got {value}",
+            field="max_outputs_per_image",
+        )
+    return value
 
 
 def check_limit(value: int | None, field: str) -> int | None:
@@ -253,8 +264,11 @@ class Accounts:
         limits: tuple[int | None, int | None] | None,
         price: int | None,
         content_credentials: bool | None = None,
+        native_policy: tuple[dict | None] | None = None,
+        max_outputs_per_image: int | None = None,
     ) -> None:
         principal.require_secret()
+        check_max_outputs(max_outputs_per_image)
         if limits is not None:
             limits = (
                 check_limit(limits[0], "userLimits.daily"),
@@ -264,7 +278,16 @@ class Accounts:
             raise InvalidArgument(
                 f"pricePerImage must be between 0 and {MAX_CREDITS}; got {price}", field="price_per_image"
             )
-        if not await self.store.update_model(principal.project_id, name, limits, price, content_credentials):
+        updated = await self.store.update_model(
+            principal.project_id,
+            name,
+            limits,
+            price,
+            content_credentials,
+            native_policy,
+            max_outputs_per_image,
+        )
+        if not updated:
             raise NotFound(f"model {name!r} not found in this project")
 
     async def set_user_limits(

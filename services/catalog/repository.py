@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.ids import is_id, new_id
+from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE
 
 from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
 from .notifier import notify
@@ -108,6 +110,7 @@ class Repository:
         cur = await conn.execute(
             "SELECT m.id, m.project_id, m.name, m.provider, m.upstream_model, m.created_at,"
             " m.daily_limit, m.monthly_limit, m.price_per_image, m.content_credentials,"
+            " m.native_policy, m.max_outputs_per_image,"
             " coalesce(json_agg(json_build_object('id', s.id, 'url', s.url,"
             "   'max_concurrency', s.max_concurrency, 'benched', s.benched_until IS NOT NULL,"
             "   'last_error', s.last_error,"
@@ -126,8 +129,8 @@ class Repository:
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO models (id, project_id, name, provider, upstream_model, daily_limit,"
-                " monthly_limit, price_per_image, content_credentials)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " monthly_limit, price_per_image, content_credentials, native_policy, max_outputs_per_image)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (project_id, name) DO NOTHING RETURNING id",
                 (
                     new_id("model"),
@@ -139,6 +142,8 @@ class Repository:
                     model.get("monthly_limit"),
                     model.get("price_per_image", 0),
                     model.get("content_credentials", True),
+                    Jsonb(model["native_policy"]) if model.get("native_policy") is not None else None,
+                    model.get("max_outputs_per_image") or MAX_OUTPUTS_PER_IMAGE,
                 ),
             )
             row = await cur.fetchone()

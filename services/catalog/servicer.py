@@ -10,7 +10,8 @@ from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from services.common.auth import bearer_key
 from services.common.errors import DomainError
 
-from .accounts import Accounts, Principal, held_to_key
+from . import native_policy
+from .accounts import Accounts, Principal, check_max_outputs, held_to_key
 from .domain import Catalog
 from .records import inputs_from_row, spec_from_row
 from .repository import Outcome, Row
@@ -44,7 +45,25 @@ def model_to_proto(row: Row) -> catalog_pb2.Model:
         user_limits=catalog_pb2.Limits(daily=row["daily_limit"], monthly=row["monthly_limit"]),
         price_per_image=row["price_per_image"],
         content_credentials=row["content_credentials"],
+        native_policy=_policy_to_proto(native_policy.effective(row)),
+        max_outputs_per_image=row["max_outputs_per_image"],
     )
+
+
+def _policy_to_proto(policy: Row) -> catalog_pb2.NativePolicy:
+    return catalog_pb2.NativePolicy(
+        allowed=policy["allowed"], denied=policy["denied"], any_version=policy["any_version"]
+    )
+
+
+def _policy_asked(request) -> tuple[Row | None] | None:
+    """A create's or update's policy: None when not given, (None,) to go back to the provider's."""
+    if not request.HasField("native_policy"):
+        return None
+    asked = request.native_policy
+    if asked.reset:
+        return (None,)
+    return (native_policy.checked(list(asked.allowed), list(asked.denied), asked.any_version),)
 
 
 def project_to_proto(row: Row) -> catalog_pb2.Project:
@@ -157,6 +176,7 @@ def job_to_proto(job: Row) -> catalog_pb2.Job:
         server=_target(job["server"]),
         attempt=job["attempt"],
         content_credentials=job["server"]["content_credentials"],
+        max_outputs_per_image=job["server"]["max_outputs_per_image"],
     )
     if job["deadline"] is not None:
         answer.deadline.FromDatetime(job["deadline"])
@@ -229,6 +249,10 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 "content_credentials": (
                     request.content_credentials if request.HasField("content_credentials") else True
                 ),
+                "native_policy": (_policy_asked(request) or (None,))[0],
+                "max_outputs_per_image": check_max_outputs(
+                    request.max_outputs_per_image if request.HasField("max_outputs_per_image") else None
+                ),
             },
         )
         return model_to_proto(model)
@@ -242,6 +266,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             (limits["daily_limit"], limits["monthly_limit"]) if limits else None,
             request.price_per_image if request.HasField("price_per_image") else None,
             request.content_credentials if request.HasField("content_credentials") else None,
+            _policy_asked(request),
+            request.max_outputs_per_image if request.HasField("max_outputs_per_image") else None,
         )
         return model_to_proto(await self.catalog.get_model(principal.project_id, request.name))
 

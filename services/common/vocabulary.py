@@ -12,6 +12,11 @@ TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 # result): all are kept, in the server's order, up to this many per image asked. Limits and credits
 # count what was asked.
 MAX_OUTPUTS_PER_IMAGE = 2
+# The common fields of a generation under the names model servers use in their own requests: read
+# from a model-native `input` where an app put them there, written into it where it gave them apart.
+COMMON_NATIVE_FIELDS = ("prompt", "negative_prompt", "width", "height", "seed")
+# A model server's own count of images: Replicate's, AUTOMATIC1111's (multiplied), OpenAI's.
+NATIVE_COUNT_FIELDS = (("num_outputs",), ("batch_size", "n_iter"), ("n",))
 # Queue priorities, lowest first.
 PRIORITIES = ("low", "medium", "high")
 DEFAULT_PRIORITY = "medium"

@@ -22,6 +22,7 @@ from imagegen.generator.v1 import generator_pb2
 
 from services.common.errors import InvalidArgument
 from services.common.ids import is_id
+from services.common.vocabulary import COMMON_NATIVE_FIELDS, NATIVE_COUNT_FIELDS
 
 from .domain import validate
 from .inputs import Source, is_url
@@ -31,10 +32,6 @@ INPUT_REFERENCE = "imagegen:input/{index}"
 _REQUEST = generator_pb2.CreateGenerationRequest.DESCRIPTOR
 # Top-level JSON names (camelCase as proto JSON prints them, and the proto's own snake_case) -> field.
 _TOP_LEVEL = {f.json_name: f for f in _REQUEST.fields} | {f.name: f for f in _REQUEST.fields}
-# The common fields under the names model servers use for them in their own requests.
-_COMMON_NATIVE = ("prompt", "negative_prompt", "width", "height", "seed")
-# A model server's own count of images: Replicate's, AUTOMATIC1111's (multiplied), OpenAI's.
-_COUNT_FIELDS = (("num_outputs",), ("batch_size", "n_iter"), ("n",))
 # Keys whose string values may be images: any `_`-separated part of the key is one of these.
 _IMAGE_WORDS = {"image", "images", "img", "mask", "masks"}
 _MASK_WORDS = {"mask", "masks"}
@@ -115,7 +112,7 @@ def _build(
     metadata: Mapping[str, str],
     default_model: str,
 ) -> CreateRequest:
-    common = {name: getattr(typed, name) for name in _COMMON_NATIVE if name in given}
+    common = {name: getattr(typed, name) for name in COMMON_NATIVE_FIELDS if name in given}
     if native is not None:
         common = _merge_common(common, native)
     n = _count(typed.n if "n" in given else None, native)
@@ -154,7 +151,7 @@ def model_named(model: str, cluster: str, metadata: Mapping[str, str]) -> str:
 def _merge_common(top: dict[str, Any], native: dict) -> dict[str, Any]:
     """The common fields from both places; a field only at the top level is written into `native`."""
     merged = dict(top)
-    for name in _COMMON_NATIVE:
+    for name in COMMON_NATIVE_FIELDS:
         if name not in native:
             if name in top:
                 native[name] = top[name]
@@ -183,7 +180,7 @@ def _merge_common(top: dict[str, Any], native: dict) -> dict[str, Any]:
 def _count(n: int | None, native: dict | None) -> int:
     """Images asked: `n`, or the model server's own count field; both given must agree."""
     native_n, named = None, ""
-    for names in _COUNT_FIELDS if native is not None else ():
+    for names in NATIVE_COUNT_FIELDS if native is not None else ():
         if all(name in native for name in names):
             values = [native[name] for name in names]
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):

@@ -22,7 +22,7 @@ from imagegen.storage.v1 import storage_pb2
 
 from services.common.errors import DomainError
 from services.common.ids import new_id
-from services.common.vocabulary import SMALL_BATCH_BYTES, SMALL_OBJECT_BYTES
+from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE, SMALL_BATCH_BYTES, SMALL_OBJECT_BYTES
 
 from .batching import Batcher
 from .clients import CatalogClient, StorageClient
@@ -251,7 +251,7 @@ class Worker:
             )
             return
         try:
-            spec = await self._image_spec(generation)
+            spec = await self._image_spec(job)
         except DomainError as exc:
             reason = f"reading the input images failed: {exc.message}"
             await self._fail(job, reason, catalog_pb2.FAILURE_KIND_TRANSIENT)
@@ -296,9 +296,10 @@ class Worker:
         finishing.add_done_callback(self._finished)
         await asyncio.shield(finishing)
 
-    async def _image_spec(self, generation: catalog_pb2.GenerationRecord) -> ImageSpec:
+    async def _image_spec(self, job: catalog_pb2.Job) -> ImageSpec:
         """What the provider needs: the spec, the model-native request, and each input image's bytes
         and a signed URL (a Replicate server fetches it; others get the bytes)."""
+        generation = job.generation
         asked = generation.spec
         inputs: tuple[InputFile, ...] = ()
         if generation.inputs:
@@ -319,6 +320,7 @@ class Worker:
             asked.version,
             json.loads(asked.input) if asked.input else None,
             inputs,
+            job.max_outputs_per_image or MAX_OUTPUTS_PER_IMAGE,
         )
 
     def _finished(self, task: asyncio.Task) -> None:

@@ -52,7 +52,7 @@ class Automatic1111Provider:
         batch = _int(body.get("batch_size", 1)) * _int(body.get("n_iter", 1))
         if batch > 1 and len(images) > batch:
             images = images[1:]
-        return [decode_base64_image(image) for image in kept_outputs(images, n)]
+        return [decode_base64_image(image) for image in kept_outputs(images, n, spec)]
 
     async def probe(self, server: ServerTarget, timeout: float) -> None:
         describe = f"sd-models at {server.url}"

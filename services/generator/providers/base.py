@@ -53,6 +53,8 @@ class ImageSpec:
     # references); None for a request without one, which the provider builds from the fields above.
     native: dict | None = None
     inputs: tuple[InputFile, ...] = ()
+    # Images kept per image asked, when the server returns more (the model's setting).
+    max_outputs_per_image: int = MAX_OUTPUTS_PER_IMAGE
 
     def images(self, role: str = "image") -> list[InputFile]:
         """Inputs given outside `native` in this role: the top-level `inputImages` or `mask`."""
@@ -77,9 +79,9 @@ def _locate(body: Any, pointer: str) -> tuple[Any, Any]:
     return node, int(last) if isinstance(node, list) else last
 
 
-def kept_outputs(images: list, n: int) -> list:
-    """Every image a server returned, in its order, up to MAX_OUTPUTS_PER_IMAGE for each one asked."""
-    return images[: n * MAX_OUTPUTS_PER_IMAGE]
+def kept_outputs(images: list, n: int, spec: ImageSpec) -> list:
+    """Every image a server returned, in its order, up to the model's number for each one asked."""
+    return images[: n * spec.max_outputs_per_image]
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,9 @@ class OpenAIProvider:
         data = parsed.get("data") if isinstance(parsed, dict) else None
         require(isinstance(data, list) and bool(data), describe, "no `data` list")
         return list(
-            await asyncio.gather(*(self._image(item, timeout, describe) for item in kept_outputs(data, n)))
+            await asyncio.gather(
+                *(self._image(item, timeout, describe) for item in kept_outputs(data, n, spec))
+            )
         )
 
     async def _image(self, item: dict, timeout: float, describe: str) -> RenderedImage:

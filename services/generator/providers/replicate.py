@@ -88,7 +88,7 @@ class ReplicateProvider:
         remaining = timeout - (time.monotonic() - started)
         return list(
             await asyncio.gather(
-                *(self._file(server, item, remaining, describe) for item in kept_outputs(outputs, n))
+                *(self._file(server, item, remaining, describe) for item in kept_outputs(outputs, n, spec))
             )
         )
 

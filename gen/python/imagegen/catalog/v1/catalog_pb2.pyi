@@ -259,7 +259,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
-    __slots__ = ("name", "provider", "upstream_model", "servers", "user_limits", "price_per_image", "content_credentials")
+    __slots__ = ("name", "provider", "upstream_model", "servers", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -267,6 +267,8 @@ class CreateModelRequest(_message.Message):
     USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUTS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     provider: str
     upstream_model: str
@@ -274,19 +276,37 @@ class CreateModelRequest(_message.Message):
     user_limits: Limits
     price_per_image: int
     content_credentials: bool
-    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ...) -> None: ...
+    native_policy: NativePolicy
+    max_outputs_per_image: int
+    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
 
 class UpdateModelRequest(_message.Message):
-    __slots__ = ("name", "user_limits", "price_per_image", "content_credentials")
+    __slots__ = ("name", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image")
     NAME_FIELD_NUMBER: _ClassVar[int]
     USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUTS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     user_limits: Limits
     price_per_image: int
     content_credentials: bool
-    def __init__(self, name: _Optional[str] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ...) -> None: ...
+    native_policy: NativePolicy
+    max_outputs_per_image: int
+    def __init__(self, name: _Optional[str] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
+
+class NativePolicy(_message.Message):
+    __slots__ = ("allowed", "denied", "any_version", "reset")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    DENIED_FIELD_NUMBER: _ClassVar[int]
+    ANY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    allowed: _containers.RepeatedScalarFieldContainer[str]
+    denied: _containers.RepeatedScalarFieldContainer[str]
+    any_version: bool
+    reset: bool
+    def __init__(self, allowed: _Optional[_Iterable[str]] = ..., denied: _Optional[_Iterable[str]] = ..., any_version: _Optional[bool] = ..., reset: _Optional[bool] = ...) -> None: ...
 
 class ServerSpec(_message.Message):
     __slots__ = ("url", "api_key", "max_concurrency")
@@ -323,7 +343,7 @@ class WebhookSecret(_message.Message):
     def __init__(self, key: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "project_id", "name", "provider", "upstream_model", "servers", "created_at", "user_limits", "price_per_image", "content_credentials")
+    __slots__ = ("id", "project_id", "name", "provider", "upstream_model", "servers", "created_at", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +354,8 @@ class Model(_message.Message):
     USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUTS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     name: str
@@ -344,7 +366,9 @@ class Model(_message.Message):
     user_limits: Limits
     price_per_image: int
     content_credentials: bool
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ModelServer, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ...) -> None: ...
+    native_policy: NativePolicy
+    max_outputs_per_image: int
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ModelServer, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
 
 class ModelServer(_message.Message):
     __slots__ = ("id", "url", "max_concurrency", "status", "outstanding", "last_error")
@@ -441,18 +465,20 @@ class ClaimJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., probes: _Optional[_Iterable[_Union[ServerTarget, _Mapping]]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("generation", "server", "attempt", "deadline", "content_credentials")
+    __slots__ = ("generation", "server", "attempt", "deadline", "content_credentials", "max_outputs_per_image")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUTS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     generation: GenerationRecord
     server: ServerTarget
     attempt: int
     deadline: _timestamp_pb2.Timestamp
     content_credentials: bool
-    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., server: _Optional[_Union[ServerTarget, _Mapping]] = ..., attempt: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_credentials: _Optional[bool] = ...) -> None: ...
+    max_outputs_per_image: int
+    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., server: _Optional[_Union[ServerTarget, _Mapping]] = ..., attempt: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_credentials: _Optional[bool] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
 
 class ServerTarget(_message.Message):
     __slots__ = ("id", "url", "api_key", "provider", "upstream_model")
