@@ -38,7 +38,7 @@ from .arweave_store import ArweaveArchives
 from .db import retry_deadlocks
 from .notifier import Notifier, wait_for
 from .queue import JobQueue
-from .repository import Outcome, Repository, Row
+from .repository import UPLOAD_IMAGE_COLUMNS, Outcome, Repository, Row
 from .scheduling import PriorityPolicy
 from .webhook_outbox import WebhookOutbox
 
@@ -618,9 +618,8 @@ class Catalog:
             raise InvalidArgument("an upload needs the storage key its bytes were stored under")
         if not 0 < ttl_seconds <= MAX_UPLOAD_TTL_SECONDS:
             raise InvalidArgument(f"an upload lives between 0 and {MAX_UPLOAD_TTL_SECONDS} seconds")
-        columns = ("storage_key", "sha256", "content_type", "size_bytes", "width", "height")
         return await self.repo.record_upload(
-            project_id, {column: getattr(image, column) for column in columns}, ttl_seconds
+            project_id, {column: getattr(image, column) for column in UPLOAD_IMAGE_COLUMNS}, ttl_seconds
         )
 
     async def uploads(self, project_id: str, ids: list[str]) -> list[Row]:

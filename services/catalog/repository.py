@@ -49,9 +49,9 @@ _BLOB_USED = (
     " OR EXISTS (SELECT 1 FROM generations g WHERE g.inputs IS NOT NULL"
     "  AND g.inputs @> jsonb_build_array(jsonb_build_object('storage_key', {key}::text))))"
 )
-_UPLOAD_COLUMNS = (
-    "id, project_id, storage_key, sha256, content_type, size_bytes, width, height, created_at, expires_at"
-)
+# An upload's image, as its columns and as InputImageRecord's fields (the same names).
+UPLOAD_IMAGE_COLUMNS = ("storage_key", "sha256", "content_type", "size_bytes", "width", "height")
+_UPLOAD_COLUMNS = ", ".join(("id", "project_id", *UPLOAD_IMAGE_COLUMNS, "created_at", "expires_at"))
 
 
 class Repository:

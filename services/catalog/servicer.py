@@ -14,7 +14,7 @@ from . import native_policy
 from .accounts import Accounts, Principal, check_max_outputs, held_to_key
 from .domain import Catalog
 from .records import inputs_from_row, spec_from_row
-from .repository import Outcome, Row
+from .repository import UPLOAD_IMAGE_COLUMNS, Outcome, Row
 
 
 def _timestamp(value) -> timestamp_pb2.Timestamp:
@@ -123,14 +123,7 @@ def upload_to_proto(row: Row) -> catalog_pb2.UploadRecord:
     return catalog_pb2.UploadRecord(
         id=row["id"],
         project_id=row["project_id"],
-        image=catalog_pb2.InputImageRecord(
-            storage_key=row["storage_key"],
-            sha256=row["sha256"],
-            content_type=row["content_type"],
-            size_bytes=row["size_bytes"],
-            width=row["width"],
-            height=row["height"],
-        ),
+        image=catalog_pb2.InputImageRecord(**{column: row[column] for column in UPLOAD_IMAGE_COLUMNS}),
         created_at=_timestamp(row["created_at"]),
         expires_at=_timestamp(row["expires_at"]),
     )

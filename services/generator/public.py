@@ -65,16 +65,7 @@ def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Genera
         updated_at=record.updated_at,
         request_body=record.request_body,
         input_images=[
-            generator_pb2.InputImage(
-                role=image.role,
-                pointer=image.pointer,
-                url=url,
-                content_type=image.content_type,
-                sha256=image.sha256,
-                size_bytes=image.size_bytes,
-                width=image.width,
-                height=image.height,
-            )
+            generator_pb2.InputImage(role=image.role, pointer=image.pointer, url=url, **_described(image))
             for image, url in zip(record.inputs, generated.input_urls, strict=True)
         ],
     )
@@ -90,3 +81,24 @@ def copy_spec(spec: catalog_pb2.GenerationSpec, public: Message) -> None:
             getattr(public, field.name).CopyFrom(value)
         else:
             setattr(public, field.name, value)
+
+
+def upload_to_public(upload: catalog_pb2.UploadRecord, url: str) -> generator_pb2.Upload:
+    return generator_pb2.Upload(
+        id=upload.id,
+        url=url,
+        created_at=upload.created_at,
+        expires_at=upload.expires_at,
+        **_described(upload.image),
+    )
+
+
+def _described(image: catalog_pb2.InputImageRecord) -> dict:
+    """What the public messages show of a stored input image, besides where it is."""
+    return {
+        "content_type": image.content_type,
+        "sha256": image.sha256,
+        "size_bytes": image.size_bytes,
+        "width": image.width,
+        "height": image.height,
+    }

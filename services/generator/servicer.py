@@ -15,7 +15,7 @@ from .config import GeneratorConfig
 from .domain import Generator, check_idempotency_key, parse_prefer_wait
 from .images import Images
 from .provenance import Verification
-from .public import to_public
+from .public import to_public, upload_to_public
 from .requests import CreateRequest, from_json_body, from_typed
 
 
@@ -71,18 +71,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 yield body.data
 
         upload, url = await self.generator.upload(bearer_key(_metadata(context).items()), chunks())
-        image = upload.image
-        return generator_pb2.Upload(
-            id=upload.id,
-            url=url,
-            content_type=image.content_type,
-            sha256=image.sha256,
-            size_bytes=image.size_bytes,
-            width=image.width,
-            height=image.height,
-            created_at=upload.created_at,
-            expires_at=upload.expires_at,
-        )
+        return upload_to_public(upload, url)
 
     async def CancelGeneration(self, request, context):
         principal = await self._secret(_metadata(context))
