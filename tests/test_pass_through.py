@@ -6,6 +6,7 @@ The loopback model servers record what arrived; the assertions read those record
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -13,10 +14,13 @@ import json
 import uuid
 
 import psycopg
+import psycopg_pool
 import pytest
 import requests
 from PIL import Image
+from psycopg.rows import dict_row
 
+from services.catalog.repository import Repository
 from tests.conftest import create_project, rest_client, running_platform
 from tests.fakes import ConnectionCounter, FakeModelServer, PhotoServer, png, size_of
 
@@ -478,3 +482,30 @@ def test_a_model_may_take_any_replicate_version(api, fake):
     )
     assert answer.status_code == 200 and answer.json()["status"] == "completed", answer.text
     assert fake.stats.bodies[0]["version"] == "abc123"
+
+
+def _sweep(platform) -> list[str]:
+    """What the unused-blob sweep would delete now, with no grace period."""
+
+    async def claim() -> list[str]:
+        async with psycopg_pool.AsyncConnectionPool(
+            platform.database_url,
+            min_size=1,
+            max_size=1,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+        ) as pool:
+            return await Repository(pool).claim_unused(1000, 0)
+
+    return asyncio.run(claim())
+
+
+def test_a_deleted_generation_s_inputs_go_to_the_unused_blob_sweep(api, platform):
+    photo = png("a barn", 12, 64, 64)
+    created = api(
+        "POST", "/api/images/generations", json={"prompt": "a red barn", "inputImages": [data_uri(photo)]}
+    )
+    assert created.status_code == 200, created.text
+    key = hashlib.sha256(photo).hexdigest() + ".png"
+    assert key not in _sweep(platform), "named by a generation, it is kept"
+    assert api("DELETE", f"/api/images/generations/{created.json()['id']}").status_code == 200
+    assert key in _sweep(platform)
