@@ -77,6 +77,8 @@ def running_platform(pg, tmp_path_factory, api_key: str, **env: str):
             "IMAGEGEN_BOOTSTRAP_API_KEY": api_key,
             "IMAGEGEN_VAR_DIR": str(var),
             "IMAGEGEN_LOG_LEVEL": "INFO",
+            # Tests reach loopback only: no URL a test (or the fuzzer) writes leaves the machine.
+            "IMAGEGEN_OUTBOUND_PUBLIC": "false",
             **env,
         }
     )

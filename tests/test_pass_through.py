@@ -362,9 +362,10 @@ def _named_keys(platform) -> set[str]:
 
 @pytest.fixture(scope="module")
 def guarded(pg, tmp_path_factory):
-    """A platform as shipped: tenant URLs may reach public addresses only."""
+    """A platform as shipped: tenant URLs may reach public addresses only (these tests aim only at
+    loopback, which it refuses)."""
     key = "sk_guarded_" + uuid.uuid4().hex
-    with running_platform(pg, tmp_path_factory, key) as running:
+    with running_platform(pg, tmp_path_factory, key, IMAGEGEN_OUTBOUND_PUBLIC="true") as running:
         yield rest_client(running, key)
 
 

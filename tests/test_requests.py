@@ -216,3 +216,10 @@ def test_the_outbound_policy_refuses_addresses_that_are_not_public(address):
 def test_the_outbound_policy_allows_public_addresses():
     assert OutboundPolicy().refusal("93.184.216.34") is None
     assert OutboundPolicy().refusal("2606:4700::1111") is None
+
+
+def test_a_closed_deployment_reaches_only_its_allowed_networks():
+    closed = OutboundPolicy.parse("10.0.0.0/8", public=False)
+    assert closed.refusal("10.1.2.3") is None
+    assert "reaches only its allowed networks" in closed.refusal("93.184.216.34")
+    assert "not a public address" in closed.refusal("127.0.0.1")

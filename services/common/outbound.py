@@ -36,17 +36,20 @@ class OutboundRefused(Exception):
 class OutboundPolicy:
     # Networks allowed although they are not public (a LAN model server, loopback in tests).
     allowed_networks: tuple[Network, ...] = ()
+    # Whether public addresses may be reached at all (off: only the allowed networks, as a closed
+    # network or a test wants).
+    public: bool = True
     max_redirects: int = 3
 
     @classmethod
-    def parse(cls, networks: str) -> OutboundPolicy:
+    def parse(cls, networks: str, public: bool = True) -> OutboundPolicy:
         try:
             allowed = tuple(
                 ipaddress.ip_network(n.strip(), strict=False) for n in networks.split(",") if n.strip()
             )
         except ValueError as exc:
             raise ConfigError(f"IMAGEGEN_OUTBOUND_ALLOWED_NETWORKS: {exc}") from None
-        return cls(allowed_networks=allowed)
+        return cls(allowed_networks=allowed, public=public)
 
     def refusal(self, address: str) -> str | None:
         """Why the address may not be reached; None when it may."""
@@ -57,6 +60,8 @@ class OutboundPolicy:
             return None
         if not ip.is_global or ip.is_multicast:
             return f"{ip} is not a public address"
+        if not self.public:
+            return f"{ip} is public, and this deployment reaches only its allowed networks"
         return None
 
 
