@@ -146,6 +146,9 @@ def test_roomfix_runs_unchanged_end_to_end(api, platform, photos, fake):
 
     remaining = api("GET", f"/api/remaining/generations?user=jane@example.com&model={model}").json()
     assert remaining["remaining"] == 4, "one image asked, one counted, though two were kept"
+    by_id = f"/api/remaining/generations?user=jane@example.com&model={generation['modelId']}"
+    assert api("GET", by_id).json()["remaining"] == 4
+    assert api("GET", f"/api/models/{generation['modelId']}").json()["name"] == model
 
     # hazy-hues lists by cluster (older Meteron code by X-Cluster); the model's id works as its name.
     other = api("POST", "/api/images/generations", json={"prompt": "a lake", "user": "jane@example.com"})

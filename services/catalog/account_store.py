@@ -171,7 +171,7 @@ class AccountStore:
                 " content_credentials = coalesce(%(signed)s, content_credentials),"
                 " native_policy = CASE WHEN %(set_policy)s THEN %(policy)s ELSE native_policy END,"
                 " max_outputs_per_image = coalesce(%(max_outputs)s, max_outputs_per_image)"
-                " WHERE project_id = %(project)s AND name = %(name)s RETURNING id",
+                " WHERE project_id = %(project)s AND (name = %(name)s OR id = %(name)s) RETURNING id",
                 {
                     "set_policy": native_policy is not None,
                     "policy": Jsonb(native_policy[0])
@@ -196,11 +196,11 @@ class AccountStore:
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO user_limits (model_id, end_user, daily_limit, monthly_limit)"
-                " SELECT id, %s, %s, %s FROM models WHERE project_id = %s AND name = %s"
+                " SELECT id, %s, %s, %s FROM models WHERE project_id = %s AND (name = %s OR id = %s)"
                 " ON CONFLICT (model_id, end_user) DO UPDATE SET daily_limit = EXCLUDED.daily_limit,"
                 "   monthly_limit = EXCLUDED.monthly_limit, updated_at = clock_timestamp()"
                 " RETURNING model_id",
-                (user, daily, monthly, project_id, model),
+                (user, daily, monthly, project_id, model, model),
             )
             if await cur.fetchone() is None:
                 return None
@@ -323,7 +323,8 @@ class AccountStore:
                 " FROM generations WHERE project_id = %(project)s"
                 "   AND created_at >= %(first)s::date::timestamp AT TIME ZONE 'UTC'"
                 "   AND created_at < (%(last)s::date + 1)::timestamp AT TIME ZONE 'UTC'"
-                "   AND (%(user)s = '' OR end_user = %(user)s) AND (%(model)s = '' OR model_name = %(model)s)"
+                "   AND (%(user)s = '' OR end_user = %(user)s)"
+                "   AND (%(model)s = '' OR model_name = %(model)s OR model_id = %(model)s)"
                 " GROUP BY day ORDER BY day",
                 {"project": project_id, "user": user, "model": model, "first": first, "last": last},
             )

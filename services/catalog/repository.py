@@ -118,9 +118,9 @@ class Repository:
             "     WHERE j.state = 'running' AND j.server_id = s.id))"
             "   ORDER BY s.position) FILTER (WHERE s.id IS NOT NULL), '[]') AS servers"
             " FROM models m LEFT JOIN model_servers s ON s.model_id = m.id"
-            " WHERE m.project_id = %s AND (%s::text IS NULL OR m.name = %s)"
+            " WHERE m.project_id = %s AND (%s::text IS NULL OR m.name = %s OR m.id = %s)"
             " GROUP BY m.id ORDER BY m.name",
-            (project_id, name, name),
+            (project_id, name, name, name),
         )
         return await cur.fetchall()
 
@@ -155,7 +155,8 @@ class Repository:
     async def replace_servers(self, project_id: str, name: str, servers: list[Row]) -> Row | None:
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "SELECT id FROM models WHERE project_id = %s AND name = %s FOR UPDATE", (project_id, name)
+                "SELECT id FROM models WHERE project_id = %s AND (name = %s OR id = %s) FOR UPDATE",
+                (project_id, name, name),
             )
             row = await cur.fetchone()
             if row is None:
@@ -181,7 +182,8 @@ class Repository:
         """Removes the model; its unfinished generations fail with `reason`."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "DELETE FROM models WHERE project_id = %s AND name = %s RETURNING id", (project_id, name)
+                "DELETE FROM models WHERE project_id = %s AND (name = %s OR id = %s) RETURNING id",
+                (project_id, name, name),
             )
             row = await cur.fetchone()
             if row is None:
