@@ -351,7 +351,8 @@ class WebhookReceiver(LoopbackServer):
 
 
 class PhotoServer(LoopbackServer):
-    """Serves files by path (an app's photos, on its CDN) and records the paths asked."""
+    """Serves files by path (an app's photos, on its CDN) and records the paths asked; a file of type
+    `redirect` answers 302 to the location its bytes name."""
 
     def __init__(self, files: dict[str, tuple[str, bytes]]):
         self.files = files
@@ -367,6 +368,8 @@ class PhotoServer(LoopbackServer):
         if name not in self.files:
             return web.Response(status=404, text="no such photo")
         content_type, data = self.files[name]
+        if content_type == "redirect":
+            raise web.HTTPFound(data.decode())
         return web.Response(body=data, content_type=content_type)
 
 

@@ -513,3 +513,29 @@ def test_a_deleted_generation_s_inputs_go_to_the_unused_blob_sweep(api, platform
     assert key not in _sweep(platform), "named by a generation, it is kept"
     assert api("DELETE", f"/api/images/generations/{created.json()['id']}").status_code == 200
     assert key in _sweep(platform)
+
+
+def test_input_urls_follow_at_most_three_redirects(api):
+    photo = png("a shed", 2, 64, 64)
+    hops = {"room.png": ("image/png", photo)}
+    for i in range(4):
+        hops[f"hop{i}"] = ("redirect", (f"/hop{i - 1}" if i else "/room.png").encode())
+    photos = PhotoServer(hops)
+    try:
+        ok = api(
+            "POST",
+            "/api/images/generations",
+            json={"prompt": "a", "inputImages": [f"{photos.base_url}/hop2"]},
+        )
+        assert (
+            ok.status_code == 200
+            and ok.json()["inputImages"][0]["sha256"] == hashlib.sha256(photo).hexdigest()
+        )
+        far = api(
+            "POST",
+            "/api/images/generations",
+            json={"prompt": "a", "inputImages": [f"{photos.base_url}/hop3"]},
+        )
+        assert far.status_code == 400 and "redirects more than 3 times" in far.json()["message"], far.text
+    finally:
+        photos.stop()
