@@ -45,9 +45,7 @@ ROOM = jpeg(320, 240)
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
     # The app's photos and the fake model servers are on loopback: this deployment allows it.
-    with running_platform(
-        pg, tmp_path_factory, KEY, IMAGEGEN_OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8"
-    ) as running:
+    with running_platform(pg, tmp_path_factory, KEY, IMAGEGEN_ALLOWED_NETWORKS="127.0.0.0/8") as running:
         yield running
 
 

@@ -23,7 +23,7 @@ BOOTSTRAP_KEY = "sk_surfaces_bootstrap_" + uuid.uuid4().hex
 def platform(pg, tmp_path_factory):
     # Recoup's reference images are on a loopback server here.
     with running_platform(
-        pg, tmp_path_factory, BOOTSTRAP_KEY, IMAGEGEN_OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8"
+        pg, tmp_path_factory, BOOTSTRAP_KEY, IMAGEGEN_ALLOWED_NETWORKS="127.0.0.0/8"
     ) as running:
         yield running
 

@@ -7,7 +7,7 @@ globally routable. Every hop is checked after its name is resolved, and the conn
 address that was checked, so a name that resolves differently on a second lookup gains nothing. Hosts
 written as numbers (`0x7f000001`, `2130706433`) resolve like any name and are checked the same way.
 Operators who keep model servers or images on a private network allow those networks by name
-(`IMAGEGEN_OUTBOUND_ALLOWED_NETWORKS`).
+(`IMAGEGEN_ALLOWED_NETWORKS`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class OutboundPolicy:
                 ipaddress.ip_network(n.strip(), strict=False) for n in networks.split(",") if n.strip()
             )
         except ValueError as exc:
-            raise ConfigError(f"IMAGEGEN_OUTBOUND_ALLOWED_NETWORKS: {exc}") from None
+            raise ConfigError(f"IMAGEGEN_ALLOWED_NETWORKS: {exc}") from None
         return cls(allowed_networks=allowed, public=public)
 
     def refusal(self, address: str) -> str | None:

@@ -78,7 +78,5 @@ class GeneratorConfig:
                 include_prompt=env.bool("C2PA_INCLUDE_PROMPT", False),
             ),
             arweave=arweave,
-            outbound=OutboundPolicy.parse(
-                env.str("OUTBOUND_ALLOWED_NETWORKS"), env.bool("OUTBOUND_PUBLIC", True)
-            ),
+            outbound=OutboundPolicy.parse(env.str("ALLOWED_NETWORKS"), env.bool("OUTBOUND_PUBLIC", True)),
         )
