@@ -92,6 +92,8 @@ def test_top_level_common_fields_are_written_into_the_native_request():
         ({"prompt": "a", "n": "two"}, "body", "does not match"),
         (b'{"prompt": "a", "input": {"x": NaN}}', "body", "not valid JSON"),
         (b"[1]", "body", "JSON object"),
+        (b'{"prompt": "a", "input": ' + b'{"a": ' * 40 + b"1" + b"}" * 41, "body", "deeper than 32 levels"),
+        (b"[" * 5000 + b"]" * 5000, "body", "deeper than 32 levels"),
     ],
 )
 def test_a_bad_create_names_what_is_wrong(body, field, words):

@@ -38,6 +38,8 @@ _MASK_WORDS = {"mask", "masks"}
 _MIN_BASE64_CHARS = 64
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}$")
 _TRUE = ("true", "1", "yes")
+# Model servers' requests nest a handful of levels (ControlNet's args: four); this leaves room.
+MAX_JSON_DEPTH = 32
 
 
 @dataclass
@@ -59,10 +61,7 @@ def from_json_body(
         raise InvalidArgument(
             f"send the request as application/json; got {content_type.split(';')[0]!r}", field="body"
         )
-    try:
-        document = json.loads(body or b"{}", parse_constant=_no_constant, parse_float=_finite)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"the body is not valid JSON: {exc}", field="body") from None
+    document = read_json(body or b"{}", "body")
     if not isinstance(document, dict):
         raise InvalidArgument("the body must be a JSON object", field="body")
     fields: dict[str, Any] = {}
@@ -93,10 +92,7 @@ def from_typed(
     """A gRPC create: `input` is JSON text."""
     native = None
     if request.input:
-        try:
-            native = json.loads(request.input, parse_constant=_no_constant, parse_float=_finite)
-        except ValueError as exc:
-            raise InvalidArgument(f"input is not valid JSON: {exc}", field="input") from None
+        native = read_json(request.input, "input")
         if not isinstance(native, dict):
             raise InvalidArgument("input must be a JSON object", field="input")
     given = {f.name for f, _ in request.ListFields()} - {"input"}
@@ -267,6 +263,32 @@ def _recorded_body(body: bytes, document: dict, request: CreateRequest) -> bytes
 
 def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
+
+
+def read_json(text: str | bytes, what: str) -> Any:
+    """JSON as an app sent it: no NaN or Infinity, numbers kept exact, nested at most MAX_JSON_DEPTH."""
+    try:
+        document = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"the {what} is not valid JSON: {exc}", field=what) from None
+    except RecursionError:
+        document = None
+    if document is None or _depth(document) > MAX_JSON_DEPTH:
+        raise InvalidArgument(f"the {what} nests deeper than {MAX_JSON_DEPTH} levels", field=what)
+    return document
+
+
+def _depth(document: Any) -> int:
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                pending.extend(
+                    (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
+                )
+    return deepest
 
 
 def _no_constant(name: str) -> None:

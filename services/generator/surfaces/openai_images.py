@@ -91,6 +91,10 @@ def parse_request(data: bytes) -> dict:
         body = json.loads(data or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise OpenAIError(400, f"We could not parse the JSON body of your request: {exc}") from None
+    except RecursionError:
+        raise OpenAIError(
+            400, "We could not parse the JSON body of your request: it nests too deeply."
+        ) from None
     if not isinstance(body, dict):
         raise OpenAIError(400, "The request body must be a JSON object.")
     return check_fields(body)
