@@ -299,3 +299,20 @@ def test_a_generation_that_does_not_complete_gives_back_its_quota_and_credits(pl
     for bad in ({"userLimits": {"daily": -1}}, {"pricePerImage": -1}):
         assert secret("PATCH", "/api/models/dead", json=bad).status_code == 400
     assert secret("PATCH", "/api/models/nothing", json={"pricePerImage": 1}).status_code == 404
+
+
+def test_credits_stop_at_the_most_a_user_may_hold_and_stay_readable(project):
+    secret = project["secret"]
+    for _ in range(2):
+        added = secret("PUT", "/api/credits", json={"user": "hoarder", "amount": 1_000_000_000})
+        assert added.status_code == 200, added.text
+    refused = secret("PUT", "/api/credits", json={"user": "hoarder", "amount": 1_000_000_000})
+    assert refused.status_code == 400 and "most a user may hold" in refused.json()["message"], refused.text
+    refused = secret("PUT", "/api/credits", json={"user": "hoarder", "amount": 1})
+    assert refused.status_code == 400
+    read = secret("GET", "/api/credits?user=hoarder")
+    assert read.status_code == 200 and read.json()["balance"] == 2_000_000_000, read.text
+    assert (
+        secret("PUT", "/api/credits", json={"user": "hoarder", "amount": -5}).json()["balance"]
+        == 1_999_999_995
+    )

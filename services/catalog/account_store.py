@@ -282,19 +282,22 @@ class AccountStore:
         row = await cur.fetchone()
         return None if row is None else row["balance"]
 
-    async def add_credits(self, project_id: str, user: str, amount: int) -> int | None:
-        """The new balance; None (and nothing changed) when it would fall below zero."""
+    async def add_credits(self, project_id: str, user: str, amount: int, most: int) -> int | None:
+        """The new balance; None (and nothing changed) when it would fall below zero or above `most`,
+        decided in the statement that writes it."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "INSERT INTO credits (project_id, end_user, balance) SELECT %(project)s, %(user)s, %(amount)s"
-                " WHERE %(amount)s >= 0"
+                " WHERE %(amount)s BETWEEN 0 AND %(most)s"
                 " ON CONFLICT (project_id, end_user) DO UPDATE"
                 "   SET balance = credits.balance + EXCLUDED.balance, updated_at = clock_timestamp()"
+                "   WHERE credits.balance + EXCLUDED.balance <= %(most)s"
                 " RETURNING balance",
-                {"project": project_id, "user": user, "amount": amount},
+                {"project": project_id, "user": user, "amount": amount, "most": most},
             )
             if amount >= 0:
-                return (await cur.fetchone())["balance"]
+                row = await cur.fetchone()
+                return None if row is None else row["balance"]
             cur = await conn.execute(
                 "UPDATE credits SET balance = balance + %(amount)s, updated_at = clock_timestamp()"
                 " WHERE project_id = %(project)s AND end_user = %(user)s AND balance + %(amount)s >= 0"

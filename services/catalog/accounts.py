@@ -31,6 +31,8 @@ MAX_LIMIT = 10_000_000
 # The most images a model may keep per image asked (the column's check says the same).
 MAX_OUTPUTS_LIMIT = 8
 MAX_CREDITS = 1_000_000_000
+# The most a user may hold; a balance is an int32 in the API (the column's check says the same).
+MAX_BALANCE = 2 * MAX_CREDITS
 MAX_USAGE_DAYS = 366
 MAX_RATE = 100_000
 # One request a day: slower would put Retry-After beyond what clients (and protobuf's Duration) take.
@@ -328,14 +330,18 @@ class Accounts:
             raise InvalidArgument(
                 f"amount must be a non-zero number of credits within ±{MAX_CREDITS}", field="amount"
             )
-        balance = await self.store.add_credits(principal.project_id, user, amount)
+        balance = await self.store.add_credits(principal.project_id, user, amount, MAX_BALANCE)
         if balance is None:
             have = await self.store.balance(principal.project_id, user)
+            if amount > 0:
+                raise InvalidArgument(
+                    f"user {user!r} has {have} credits; adding {amount} would pass the most a user may hold,"
+                    f" {MAX_BALANCE}",
+                    field="amount",
+                )
             raise FailedPrecondition(
                 f"user {user!r} has {have} credits; taking {-amount} would go below zero"
             )
-        if balance > MAX_CREDITS * 2:
-            raise InvalidArgument("that would put the balance over the most a user may hold", field="amount")
         return balance
 
     async def balance(self, principal: Principal, user: str) -> int:
