@@ -316,3 +316,10 @@ def test_credits_stop_at_the_most_a_user_may_hold_and_stay_readable(project):
         secret("PUT", "/api/credits", json={"user": "hoarder", "amount": -5}).json()["balance"]
         == 1_999_999_995
     )
+
+
+def test_only_a_secret_key_erases_a_user(project):
+    refused = project["publishable"]("DELETE", "/api/users/browser-user")
+    assert refused.status_code == 403, refused.text
+    erased = project["secret"]("DELETE", "/api/users/nobody-yet")
+    assert erased.status_code == 200 and erased.json()["generations"] == 0

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import json
+import time
 import uuid
 
 import psycopg
@@ -44,8 +45,10 @@ ROOM = jpeg(320, 240)
 
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
-    # The app's photos and the fake model servers are on loopback: this deployment allows it.
-    with running_platform(pg, tmp_path_factory, KEY, IMAGEGEN_ALLOWED_NETWORKS="127.0.0.0/8") as running:
+    # The app's photos and the fake model servers are on loopback: this deployment allows it. Unused
+    # blobs are looked for every half second, so an erased user's images go within the test.
+    env = {"IMAGEGEN_ALLOWED_NETWORKS": "127.0.0.0/8", "IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS": "0.5"}
+    with running_platform(pg, tmp_path_factory, KEY, **env) as running:
         yield running
 
 
@@ -537,3 +540,29 @@ def test_input_urls_follow_at_most_three_redirects(api):
         assert far.status_code == 400 and "redirects more than 3 times" in far.json()["message"], far.text
     finally:
         photos.stop()
+
+
+def test_erasing_a_user_removes_their_generations_images_and_balances(api, platform):
+    photo = png("a front door", 21, 64, 64)
+    made = api("POST", "/api/images/generations", json={
+        "prompt": "a blue front door", "user": "erin", "inputImages": [data_uri(photo)],
+    })  # fmt: skip
+    assert made.status_code == 200, made.text
+    generation = made.json()
+    output, given = generation["outputImages"][0], generation["inputImages"][0]
+    assert api("PUT", "/api/credits", json={"user": "erin", "amount": 50}).status_code == 200
+    assert requests.get(output["permanentUrl"], timeout=10).status_code == 200
+
+    erased = api("DELETE", "/api/users/erin")
+    assert erased.status_code == 200, erased.text
+    assert erased.json() == {"user": "erin", "generations": 1, "images": 2, "arweaveCopies": []}
+    assert api("GET", "/api/images/generations?user=erin").json()["results"] == []
+    assert api("GET", f"/api/images/generations/{generation['id']}").status_code == 404
+    assert api("GET", "/api/credits?user=erin").json()["balance"] == 0
+    assert requests.get(output["permanentUrl"], timeout=10).status_code == 404, "at once"
+    # The sweep takes the blobs at its next pass: then signed URLs stop answering too.
+    deadline = time.monotonic() + 15
+    while requests.get(output["url"], timeout=10).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert requests.get(output["url"], timeout=10).status_code == 404
+    assert requests.get(given["url"], timeout=10).status_code == 404

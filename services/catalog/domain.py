@@ -33,7 +33,7 @@ from services.common.vocabulary import (
     TERMINAL_STATUSES,
 )
 
-from .accounts import MAX_CREDITS, check_limit, hash_key, period_resets
+from .accounts import MAX_CREDITS, check_limit, check_user, hash_key, period_resets
 from .arweave_store import ArweaveArchives
 from .db import retry_deadlocks
 from .notifier import Notifier, wait_for
@@ -599,6 +599,10 @@ class Catalog:
         if orphaned is None:
             raise NotFound(f"generation {generation_id} not found")
         return orphaned
+
+    async def erase_user(self, project_id: str, user: str) -> Row:
+        check_user(user)
+        return await retry_deadlocks(lambda: self.repo.erase_user(project_id, user))
 
     async def permanent_image(self, storage_key: str) -> Row:
         row = await self.repo.permanent_image(storage_key)

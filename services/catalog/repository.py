@@ -449,6 +449,67 @@ class Repository:
             await self._note_unused(conn, unused)
             return unused
 
+    async def erase_user(self, project_id: str, user: str) -> Row:
+        """Deletes the user's generations, counters, own limits and credits in one transaction. Their
+        blobs nothing else uses become unused, claimable at once; archives not yet posted are abandoned.
+        Answers the counts and the Arweave copies already published."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT DISTINCT o.storage_key FROM output_images o"
+                " JOIN generations g ON g.id = o.generation_id WHERE g.project_id = %s AND g.end_user = %s",
+                (project_id, user),
+            )
+            keys = {row["storage_key"] for row in await cur.fetchall()}
+            # Their images, jobs and output rows go with them (ON DELETE CASCADE).
+            cur = await conn.execute(
+                "DELETE FROM generations WHERE project_id = %s AND end_user = %s RETURNING id, inputs",
+                (project_id, user),
+            )
+            erased = await cur.fetchall()
+            ids = [row["id"] for row in erased]
+            keys.update(item["storage_key"] for row in erased for item in row["inputs"] or ())
+            await conn.execute("DELETE FROM idempotency_keys WHERE generation_id = ANY(%s)", (ids,))
+            await conn.execute(
+                "DELETE FROM webhook_deliveries WHERE generation_id = ANY(%s) AND state = 'pending'", (ids,)
+            )
+            await conn.execute(
+                "DELETE FROM usage_counters WHERE end_user = %s"
+                " AND model_id IN (SELECT id FROM models WHERE project_id = %s)",
+                (user, project_id),
+            )
+            await conn.execute(
+                "DELETE FROM user_limits WHERE end_user = %s"
+                " AND model_id IN (SELECT id FROM models WHERE project_id = %s)",
+                (user, project_id),
+            )
+            await conn.execute(
+                "DELETE FROM credits WHERE project_id = %s AND end_user = %s", (project_id, user)
+            )
+            cur = await conn.execute(
+                f"SELECT k FROM unnest(%s::text[]) AS k WHERE NOT {_BLOB_USED.format(key='k')}",
+                (sorted(keys),),
+            )
+            unused = [row["k"] for row in await cur.fetchall()]
+            # Erased, not merely deleted: no grace period.
+            await conn.execute(
+                "INSERT INTO unused_blobs (storage_key, noticed_at)"
+                " SELECT DISTINCT unnest(%s::text[]), '-infinity'::timestamptz"
+                " ON CONFLICT (storage_key) DO UPDATE SET noticed_at = '-infinity'",
+                (unused,),
+            )
+            await conn.execute(
+                "UPDATE arweave_archives SET state = 'abandoned', last_error = 'its user was erased'"
+                " WHERE storage_key = ANY(%s) AND state = 'pending'",
+                (unused,),
+            )
+            cur = await conn.execute(
+                "SELECT transaction->>'id' AS transaction_id, url FROM arweave_archives"
+                " WHERE storage_key = ANY(%s) AND state IN ('posted', 'confirmed') ORDER BY storage_key",
+                (sorted(keys),),
+            )
+            published = await cur.fetchall()
+        return {"generations": len(ids), "images": len(keys), "arweave_copies": published}
+
     async def permanent_image(self, storage_key: str) -> Row | None:
         """An image stored under the key, if its project publishes permanent URLs."""
         async with self.pool.connection() as conn:

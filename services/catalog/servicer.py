@@ -566,6 +566,19 @@ class AccountServicer(catalog_pb2_grpc.AccountServiceServicer):
         )
         return catalog_pb2.CreditBalance(user=request.user, balance=balance)
 
+    async def EraseUser(self, request, context):
+        principal = (await self._principal(context)).require_secret()
+        erased = await self.catalog.erase_user(principal.project_id, request.user)
+        return catalog_pb2.ErasedUser(
+            user=request.user,
+            generations=erased["generations"],
+            images=erased["images"],
+            arweave_copies=[
+                catalog_pb2.ArweaveCopy(transaction_id=copy["transaction_id"] or "", url=copy["url"])
+                for copy in erased["arweave_copies"]
+            ],
+        )
+
     async def GetCredits(self, request, context):
         balance = await self.accounts.balance(await self._principal(context), request.user)
         return catalog_pb2.CreditBalance(user=request.user, balance=balance)

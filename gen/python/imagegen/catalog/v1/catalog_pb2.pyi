@@ -907,3 +907,29 @@ class GetUploadsResponse(_message.Message):
     UPLOADS_FIELD_NUMBER: _ClassVar[int]
     uploads: _containers.RepeatedCompositeFieldContainer[UploadRecord]
     def __init__(self, uploads: _Optional[_Iterable[_Union[UploadRecord, _Mapping]]] = ...) -> None: ...
+
+class EraseUserRequest(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    def __init__(self, user: _Optional[str] = ...) -> None: ...
+
+class ErasedUser(_message.Message):
+    __slots__ = ("user", "generations", "images", "arweave_copies")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    ARWEAVE_COPIES_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    generations: int
+    images: int
+    arweave_copies: _containers.RepeatedCompositeFieldContainer[ArweaveCopy]
+    def __init__(self, user: _Optional[str] = ..., generations: _Optional[int] = ..., images: _Optional[int] = ..., arweave_copies: _Optional[_Iterable[_Union[ArweaveCopy, _Mapping]]] = ...) -> None: ...
+
+class ArweaveCopy(_message.Message):
+    __slots__ = ("transaction_id", "url")
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    url: str
+    def __init__(self, transaction_id: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...

@@ -413,6 +413,11 @@ class AccountServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.SetUserLimitsRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UserLimits.FromString,
                 _registered_method=True)
+        self.EraseUser = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/EraseUser',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EraseUserRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ErasedUser.FromString,
+                _registered_method=True)
         self.GetRemainingGenerations = channel.unary_unary(
                 '/imagegen.catalog.v1.AccountService/GetRemainingGenerations',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetRemainingGenerationsRequest.SerializeToString,
@@ -489,6 +494,16 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EraseUser(self, request, context):
+        """Erases an end user: their generations (prompts, requests, inputs, outputs), limit counters, own
+        limits and credits are gone from the catalog at once, their permanent URLs answer 404, and their
+        images leave storage at the next unused-blob sweep (no grace period), after which signed URLs stop
+        answering too. Images already on Arweave cannot be erased: the answer lists them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRemainingGenerations(self, request, context):
         """Images the user may still generate with the model today and this month (UTC).
         """
@@ -553,6 +568,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.SetUserLimits,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.SetUserLimitsRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UserLimits.SerializeToString,
+            ),
+            'EraseUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseUser,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EraseUserRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ErasedUser.SerializeToString,
             ),
             'GetRemainingGenerations': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRemainingGenerations,
@@ -766,6 +786,33 @@ class AccountService:
             '/imagegen.catalog.v1.AccountService/SetUserLimits',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.SetUserLimitsRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.UserLimits.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/EraseUser',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EraseUserRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ErasedUser.FromString,
             options,
             channel_credentials,
             insecure,
