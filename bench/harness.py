@@ -45,6 +45,8 @@ def benched_platform(**env: str) -> Iterator[Benched]:
                     "IMAGEGEN_VAR_DIR": str(var),
                     "IMAGEGEN_LOG_LEVEL": "WARNING",
                     "IMAGEGEN_KEY_RATE_PER_SECOND": "0",
+                    # The fake upstream model servers run on loopback.
+                    "IMAGEGEN_ALLOWED_NETWORKS": "127.0.0.0/8",
                     **env,
                 }
             )

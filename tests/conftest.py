@@ -77,8 +77,12 @@ def running_platform(pg, tmp_path_factory, api_key: str, **env: str):
             "IMAGEGEN_BOOTSTRAP_API_KEY": api_key,
             "IMAGEGEN_VAR_DIR": str(var),
             "IMAGEGEN_LOG_LEVEL": "INFO",
-            # Tests reach loopback only: no URL a test (or the fuzzer) writes leaves the machine.
+            # Tests reach loopback only: no URL a test (or the fuzzer) writes leaves the machine, and the
+            # fake model servers, photo servers and webhook receivers on loopback are allowed. The
+            # tests of refusal turn loopback off again.
             "IMAGEGEN_OUTBOUND_PUBLIC": "false",
+            "IMAGEGEN_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "IMAGEGEN_ALLOW_PRIVATE_CALLBACKS": "true",
             **env,
         }
     )

@@ -261,20 +261,20 @@ def test_a_hundred_simultaneous_requests_against_ten_remaining_admit_exactly_ten
     secret("PATCH", "/api/models/procedural", json={"userLimits": {}})
 
 
-def test_a_generation_that_does_not_complete_gives_back_its_quota_and_credits(platform, project):
+def test_a_generation_that_does_not_complete_gives_back_its_quota_and_credits(platform, project, admin):
     secret = project["secret"]
-    model = secret(
-        "POST",
-        "/api/models",
-        json={
-            "name": "dead",
-            "provider": "openai",
-            "servers": DEAD_SERVER,
-            "userLimits": {"daily": 1},
-            "pricePerImage": 3,
-        },
-    )
+    body = {
+        "name": "dead", "provider": "openai", "servers": DEAD_SERVER, "userLimits": {"daily": 1},
+        "pricePerImage": 3,
+    }  # fmt: skip
+    # A server on a private network (loopback here) is attached by an admin key, for the project.
+    refused = secret("POST", "/api/models", json=body)
+    assert refused.status_code == 403 and "only an admin key" in refused.json()["message"], refused.text
+    model = admin("POST", "/api/models", json={**body, "projectId": project["id"]})
     assert model.status_code == 200, model.text
+    assert secret("GET", "/api/models/dead").status_code == 200, "the project's model, not the admin's"
+    stranger = secret("POST", "/api/models", json={**body, "name": "x", "projectId": "pro_" + "0" * 20})
+    assert stranger.status_code == 403
     assert model.json()["pricePerImage"] == 3
     body = {"prompt": "x", "user": "payer", "model": "dead", "async": True}
 

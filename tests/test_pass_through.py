@@ -45,9 +45,9 @@ ROOM = jpeg(320, 240)
 
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
-    # The app's photos and the fake model servers are on loopback: this deployment allows it. Unused
+    # The app's photos and the fake model servers are on loopback, which test platforms allow. Unused
     # blobs are looked for every half second, so an erased user's images go within the test.
-    env = {"IMAGEGEN_ALLOWED_NETWORKS": "127.0.0.0/8", "IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS": "0.5"}
+    env = {"IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS": "0.5"}
     with running_platform(pg, tmp_path_factory, KEY, **env) as running:
         yield running
 
@@ -369,8 +369,17 @@ def guarded(pg, tmp_path_factory):
     """A platform as shipped: tenant URLs may reach public addresses only (these tests aim only at
     loopback, which it refuses)."""
     key = "sk_guarded_" + uuid.uuid4().hex
-    with running_platform(pg, tmp_path_factory, key, IMAGEGEN_OUTBOUND_PUBLIC="true") as running:
-        yield rest_client(running, key)
+    with running_platform(
+        pg,
+        tmp_path_factory,
+        key,
+        IMAGEGEN_OUTBOUND_PUBLIC="true",
+        IMAGEGEN_ALLOWED_NETWORKS="",
+        IMAGEGEN_ALLOW_PRIVATE_CALLBACKS="false",
+    ) as running:
+        call = rest_client(running, key)
+        call.platform = running
+        yield call
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::ffff:127.0.0.1]", "0x7f000001", "2130706433", "localhost"])
@@ -566,3 +575,28 @@ def test_erasing_a_user_removes_their_generations_images_and_balances(api, platf
         time.sleep(0.2)
     assert requests.get(output["url"], timeout=10).status_code == 404
     assert requests.get(given["url"], timeout=10).status_code == 404
+
+
+def test_no_model_server_or_callback_on_the_platform_s_own_network_is_attached_or_reached(guarded):
+    listener = ConnectionCounter(png("x", 1, 64, 64))
+    try:
+        url = f"http://127.0.0.1:{listener.port}"
+        model = {"name": "inside", "provider": "openai", "servers": [{"url": url + "/v1"}]}
+        refused = guarded("POST", "/api/models", json=model)  # even by an admin key
+        assert refused.status_code == 400 and "not a public address" in refused.json()["message"], (
+            refused.text
+        )
+        body = {"prompt": "a", "callbackUrl": url + "/hook", "async": True}
+        hooked = guarded("POST", "/api/images/generations", json=body)
+        assert hooked.status_code == 200, hooked.text
+        deadline = time.monotonic() + 20
+        attempts = 0
+        while attempts == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with psycopg.connect(guarded.platform.database_url) as conn:
+                row = conn.execute("SELECT attempts, last_error FROM webhook_deliveries").fetchone()
+            attempts, error = row if row else (0, "")
+        assert attempts >= 1 and "not a public address" in error, error
+        assert listener.connections == 0
+    finally:
+        listener.stop()

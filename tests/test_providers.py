@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from services.common.outbound import OutboundPolicy
 from services.generator.providers import (
     Http,
     ImageSpec,
@@ -14,10 +15,12 @@ from services.generator.providers import (
     ServerTarget,
     build_providers,
 )
-from tests.fakes import FakeModelServer
+from tests.fakes import ConnectionCounter, FakeModelServer, LoopbackServer, png
 from tools.embedded_pg import free_port
 
 SPEC = ImageSpec("a lake at dawn", "", 64, 48, 7)
+# The fake servers are on loopback, which a deployment allows as one of its networks.
+LOOPBACK = OutboundPolicy.parse("127.0.0.0/8", public=False)
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def fake():
 
 def run(provider_name: str, server: ServerTarget, spec: ImageSpec = SPEC, n: int = 2, timeout: float = 10):
     async def call():
-        http = Http()
+        http = Http(LOOPBACK)
         try:
             return await build_providers(http)[provider_name].generate(server, spec, n, timeout)
         finally:
@@ -40,7 +43,7 @@ def run(provider_name: str, server: ServerTarget, spec: ImageSpec = SPEC, n: int
 
 def probe(provider_name: str, server: ServerTarget):
     async def call():
-        http = Http()
+        http = Http(LOOPBACK)
         try:
             await build_providers(http)[provider_name].probe(server, 5)
         finally:
@@ -113,7 +116,7 @@ def test_replicate_predictions_poll_and_cancel(fake):
     fake.delay = 5
 
     async def abandoned():
-        http = Http()
+        http = Http(LOOPBACK)
         task = asyncio.create_task(build_providers(http)["replicate"].generate(official, SPEC, 1, 30))
         await asyncio.sleep(0.5)
         task.cancel()
@@ -145,3 +148,45 @@ def test_the_generator_has_a_provider_for_every_provider_a_model_may_name():
     from services.generator.providers import build_providers
 
     assert tuple(build_providers(http=None)) == PROVIDERS
+
+
+def test_a_model_server_on_a_refused_address_is_never_reached():
+    listener = ConnectionCounter(png("x", 1, 64, 64))
+    try:
+        for host in ("127.0.0.1", "0x7f000001", "[::ffff:127.0.0.1]", "localhost"):
+            server = ServerTarget("srv_1", f"http://{host}:{listener.port}/v1", "", "")
+
+            async def call(server=server):
+                http = Http(OutboundPolicy())  # public addresses only, as shipped
+                try:
+                    return await build_providers(http)["openai"].generate(server, SPEC, 1, 5)
+                finally:
+                    await http.close()
+
+            with pytest.raises(ServerFailure, match="is refused: .* not a public address"):
+                asyncio.run(call())
+        assert listener.connections == 0
+    finally:
+        listener.stop()
+
+
+class _LeakyServer(LoopbackServer):
+    """An internal HTTP service: its error pages carry what they should not."""
+
+    def routes(self, app) -> None:
+        from aiohttp import web
+
+        async def secret(request):
+            return web.Response(status=403, text=f"INTERNAL-SECRET-TOKEN=abc123 you asked {request.path}")
+
+        app.router.add_route("*", "/{tail:.*}", secret)
+
+
+def test_a_failure_s_reason_never_carries_the_answer_s_raw_bytes():
+    leaky = _LeakyServer()
+    try:
+        with pytest.raises(ServerFailure) as failed:
+            run("openai", ServerTarget("srv_1", f"{leaky.base_url}/v1", "", ""), n=1)
+        assert "INTERNAL-SECRET-TOKEN" not in str(failed.value) and "HTTP 403" in str(failed.value)
+    finally:
+        leaky.stop()

@@ -21,10 +21,7 @@ BOOTSTRAP_KEY = "sk_surfaces_bootstrap_" + uuid.uuid4().hex
 
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
-    # Recoup's reference images are on a loopback server here.
-    with running_platform(
-        pg, tmp_path_factory, BOOTSTRAP_KEY, IMAGEGEN_ALLOWED_NETWORKS="127.0.0.0/8"
-    ) as running:
+    with running_platform(pg, tmp_path_factory, BOOTSTRAP_KEY) as running:
         yield running
 
 

@@ -19,6 +19,10 @@ from .supervisor import Platform
 PG_PORT = 5433
 
 
+# What `make run` allows model servers and image URLs to reach besides public addresses.
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+
+
 def bootstrap_key(env: Env) -> str:
     """The admin key: IMAGEGEN_BOOTSTRAP_API_KEY, else one made on the first run and kept in var/."""
     given = env.str("BOOTSTRAP_API_KEY")
@@ -47,6 +51,8 @@ def main() -> int:
         "IMAGEGEN_DATABASE_URL": database_url,
         "IMAGEGEN_BOOTSTRAP_API_KEY": key,
         "IMAGEGEN_VAR_DIR": str(var),
+        # A developer's own model server usually runs on this machine.
+        "IMAGEGEN_ALLOWED_NETWORKS": env.str("ALLOWED_NETWORKS", LOOPBACK_NETWORKS),
     }
     if env.str("PUBLIC_URL"):
         platform_env["IMAGEGEN_PUBLIC_URL"] = env.str("PUBLIC_URL")

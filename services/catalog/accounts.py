@@ -204,6 +204,13 @@ class Accounts:
             raise NotFound(f"project {project_id!r} not found")
         return project_id
 
+    async def acting_project(self, principal: Principal, project_id: str) -> str:
+        """The project a call acts on: the key's own, or (for an admin key) the one it names."""
+        if not project_id or project_id == principal.project_id:
+            return principal.project_id
+        principal.require_admin()
+        return await self._existing_project(project_id)
+
     async def create_key(
         self,
         principal: Principal,

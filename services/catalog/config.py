@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.common.config import DEFAULT_PORTS, Env
+from services.common.outbound import OutboundPolicy
 
 from .accounts import KeyRate
 from .domain import QueuePolicy
@@ -20,6 +21,8 @@ class CatalogConfig:
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
     queue: QueuePolicy = field(default_factory=QueuePolicy)
+    # Where model servers may be: public addresses, and (attached by admin keys) the allowed networks.
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     # For keys without a rate of their own.
     key_rate: KeyRate = field(default_factory=KeyRate)
 
@@ -36,6 +39,7 @@ class CatalogConfig:
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             log_level=env.str("LOG_LEVEL", cls.log_level),
             queue=_queue_policy(env),
+            outbound=OutboundPolicy.from_env(env),
             key_rate=KeyRate(
                 per_second=env.float("KEY_RATE_PER_SECOND", KeyRate.per_second),
                 burst=env.int("KEY_RATE_BURST", KeyRate.burst),

@@ -22,8 +22,10 @@ from services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     QuotaExceeded,
 )
+from services.common.outbound import OutboundPolicy, OutboundRefused
 from services.common.vocabulary import (
     DEFAULT_PRIORITY,
     PRIORITIES,
@@ -161,7 +163,9 @@ class Catalog:
         notifier: Notifier,
         policy: QueuePolicy | None = None,
         archives: ArweaveArchives | None = None,
+        outbound: OutboundPolicy | None = None,
     ):
+        self.outbound = outbound or OutboundPolicy()
         self.repo = repository
         self.queue = queue
         self.notifier = notifier
@@ -193,7 +197,7 @@ class Catalog:
 
     # -- models ------------------------------------------------------------------------------------
 
-    async def create_model(self, project_id: str, model: Row) -> Row:
+    async def create_model(self, project_id: str, model: Row, admin: bool = False) -> Row:
         name, provider = model["name"], model["provider"]
         if not MODEL_NAME.match(name):
             raise InvalidArgument(
@@ -213,7 +217,7 @@ class Catalog:
             raise InvalidArgument(
                 f"pricePerImage must be between 0 and {MAX_CREDITS}", field="price_per_image"
             )
-        servers = _server_specs(model["servers"], provider)
+        servers = await self._placed(_server_specs(model["servers"], provider), admin)
         created = await self.repo.create_model(project_id, {**model, "servers": servers})
         if created is None:
             raise AlreadyExists(
@@ -222,12 +226,35 @@ class Catalog:
             )
         return created
 
-    async def replace_servers(self, project_id: str, name: str, servers: list[Row]) -> Row:
+    async def replace_servers(
+        self, project_id: str, name: str, servers: list[Row], admin: bool = False
+    ) -> Row:
         model = await self.get_model(project_id, name)
-        updated = await self.repo.replace_servers(project_id, name, _server_specs(servers, model["provider"]))
+        servers = await self._placed(_server_specs(servers, model["provider"]), admin)
+        updated = await self.repo.replace_servers(project_id, name, servers)
         if updated is None:
             raise NotFound(f"model {name!r} not found in this project")
         return updated
+
+    async def _placed(self, servers: list[Row], admin: bool) -> list[Row]:
+        """The servers, each where the outbound policy lets a model server be: a public address, or an
+        allowed private network when an admin key attaches it. Names are checked as they resolve now;
+        the generator checks again on every connection."""
+        for index, server in enumerate(servers):
+            if server["url"] == "builtin://procedural":
+                continue
+            field = f"servers[{index}].url"
+            try:
+                placement = await self.outbound.placement(server["url"])
+            except OutboundRefused as exc:
+                raise InvalidArgument(f"{field}: {exc}", field=field) from None
+            if placement == "private" and not admin:
+                raise PermissionDenied(
+                    f"{field} is on a private network this deployment allows; only an admin key attaches"
+                    " model servers there",
+                    field=field,
+                )
+        return servers
 
     async def delete_model(self, project_id: str, name: str) -> None:
         if not await self.repo.delete_model(project_id, name, f"model {name!r} was deleted"):

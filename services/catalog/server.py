@@ -31,7 +31,13 @@ async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
     await notifier.start()
     repository = Repository(pool)
     account_store = AccountStore(pool, repository)
-    catalog = Catalog(repository, JobQueue(pool, repository, account_store), notifier, config.queue)
+    catalog = Catalog(
+        repository,
+        JobQueue(pool, repository, account_store),
+        notifier,
+        config.queue,
+        outbound=config.outbound,
+    )
     accounts = Accounts(account_store, config.key_rate)
     await catalog.bootstrap(config.bootstrap_api_key)
 

@@ -231,7 +231,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def CreateModel(self, request, context):
         principal = await self._principal(context)
         model = await self.catalog.create_model(
-            principal.project_id,
+            await self.accounts.acting_project(principal, request.project_id),
             {
                 "name": request.name,
                 "provider": request.provider,
@@ -247,6 +247,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                     request.max_outputs_per_image if request.HasField("max_outputs_per_image") else None
                 ),
             },
+            admin=principal.admin,
         )
         return model_to_proto(model)
 
@@ -267,7 +268,10 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def ReplaceModelServers(self, request, context):
         principal = await self._principal(context)
         model = await self.catalog.replace_servers(
-            principal.project_id, request.name, _server_specs(request.servers)
+            await self.accounts.acting_project(principal, request.project_id),
+            request.name,
+            _server_specs(request.servers),
+            admin=principal.admin,
         )
         return model_to_proto(model)
 

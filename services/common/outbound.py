@@ -13,6 +13,7 @@ Operators who keep model servers or images on a private network allow those netw
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
-from .config import ConfigError
+from .config import ConfigError, Env
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -40,6 +41,15 @@ class OutboundPolicy:
     # network or a test wants).
     public: bool = True
     max_redirects: int = 3
+
+    @classmethod
+    def from_env(cls, env: Env) -> OutboundPolicy:
+        return cls.parse(env.str("ALLOWED_NETWORKS"), env.bool("OUTBOUND_PUBLIC", True))
+
+    def without_private(self) -> OutboundPolicy:
+        """Public addresses only (where this one allows them): for webhooks, unless a deployment lets
+        callbacks reach its allowed networks too."""
+        return dataclasses.replace(self, allowed_networks=())
 
     @classmethod
     def parse(cls, networks: str, public: bool = True) -> OutboundPolicy:
@@ -63,6 +73,54 @@ class OutboundPolicy:
         if not self.public:
             return f"{ip} is public, and this deployment reaches only its allowed networks"
         return None
+
+    def is_private_allowed(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return (not ip.is_global or ip.is_multicast) and any(ip in n for n in self.allowed_networks)
+
+    def check_url(self, url: str) -> None:
+        """Refuses a URL that is not http(s), carries credentials, or names a refused address as a
+        number; a name is checked by the resolver, on the address it connects to."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise OutboundRefused(f"only http:// and https:// URLs are fetched; got {url[:100]!r}")
+        if parts.username or parts.password:
+            raise OutboundRefused("URLs with credentials in them are not fetched")
+        address = numeric_address(parts.hostname)
+        refusal = self.refusal(address) if address is not None else None
+        if refusal is not None:
+            raise OutboundRefused(f"{parts.hostname} is refused: {refusal}")
+
+    async def placement(self, url: str) -> str:
+        """Where a URL leads as it resolves now: `private` (an allowed network), `public`, or
+        `unresolved`; raises OutboundRefused when it leads somewhere refused."""
+        self.check_url(url)
+        host = urlsplit(url).hostname or ""
+        address = numeric_address(host)
+        if address is not None:
+            addresses = [address]
+        else:
+            try:
+                async with asyncio.timeout(2):
+                    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            except (OSError, TimeoutError):
+                return "unresolved"
+            addresses = [info[4][0] for info in infos]
+        for candidate in addresses:
+            refusal = self.refusal(candidate)
+            if refusal is not None:
+                raise OutboundRefused(f"{host} is refused: {refusal}")
+        return "private" if any(self.is_private_allowed(a) for a in addresses) else "public"
+
+
+def guarded_session(policy: OutboundPolicy, limit: int = 64, **kwargs) -> aiohttp.ClientSession:
+    """An aiohttp session that connects only where the policy allows, to the addresses it checked.
+    Callers check each URL with `policy.check_url` first (a host written as a number skips the
+    resolver) and follow no redirect they have not checked."""
+    connector = aiohttp.TCPConnector(resolver=_GuardedResolver(policy), limit=limit, ttl_dns_cache=60)
+    return aiohttp.ClientSession(connector=connector, **kwargs)
 
 
 class _GuardedResolver(AbstractResolver):
@@ -99,26 +157,12 @@ class OutboundClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(resolver=_GuardedResolver(self.policy), limit=64),
-                auto_decompress=False,
-            )
+            self._session = guarded_session(self.policy, auto_decompress=False)
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-    def _check_url(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise OutboundRefused(f"only http:// and https:// URLs are fetched; got {url[:100]!r}")
-        if parts.username or parts.password:
-            raise OutboundRefused("URLs with credentials in them are not fetched")
-        address = _numeric_address(parts.hostname)
-        refusal = self.policy.refusal(address) if address is not None else None
-        if refusal is not None:
-            raise OutboundRefused(f"{parts.hostname} is refused: {refusal}")
 
     async def get(self, url: str, *, max_bytes: int, timeout: float, accept: Iterable[str] = ()) -> Fetched:
         """The body of a GET, following at most the policy's redirects, each hop checked. Raises
@@ -127,7 +171,7 @@ class OutboundClient:
         try:
             async with asyncio.timeout(timeout):
                 for _ in range(self.policy.max_redirects + 1):
-                    self._check_url(url)
+                    self.policy.check_url(url)
                     async with self.session.get(url, headers=headers, allow_redirects=False) as response:
                         if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                             url = urljoin(url, response.headers["Location"])
@@ -156,7 +200,7 @@ class OutboundClient:
             raise OutboundRefused(f"{_short(url)} failed: {type(exc).__name__}") from None
 
 
-def _numeric_address(host: str) -> str | None:
+def numeric_address(host: str) -> str | None:
     """The address a host written as numbers stands for (`127.0.0.1`, `::1`, and the forms C's
     inet_aton reads: `0x7f000001`, `2130706433`, `127.1`); None for a name, which the resolver checks."""
     try:

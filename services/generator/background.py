@@ -8,6 +8,8 @@ import contextlib
 
 import aiohttp
 
+from services.common.outbound import OutboundPolicy, guarded_session
+
 
 class BackgroundLoop:
     name = "background"
@@ -27,10 +29,15 @@ class BackgroundLoop:
         if self._session is not None:
             await self._session.close()
 
-    def http(self, user_agent: str) -> aiohttp.ClientSession:
-        """The loop's HTTP session, made on first use (inside the running loop) and closed at stop."""
+    def http(self, user_agent: str, policy: OutboundPolicy | None = None) -> aiohttp.ClientSession:
+        """The loop's HTTP session, made on first use (inside the running loop) and closed at stop;
+        with a policy, it reaches only where that allows (services/common/outbound.py)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": user_agent})
+            headers = {"User-Agent": user_agent}
+            if policy is None:
+                self._session = aiohttp.ClientSession(headers=headers)
+            else:
+                self._session = guarded_session(policy, headers=headers)
         return self._session
 
     async def _loop(self) -> None:

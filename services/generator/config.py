@@ -31,8 +31,11 @@ class GeneratorConfig:
     var_dir: pathlib.Path = REPO_ROOT / "var"
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     arweave: ArweaveConfig = field(default_factory=ArweaveConfig)
-    # What tenant-given URLs (input images) may reach: public addresses, and these networks.
+    # Where requests made for a tenant (model servers, their output URLs, input images) may go:
+    # public addresses, and the allowed networks.
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    # Whether webhooks may reach the allowed networks too (otherwise public addresses only).
+    allow_private_callbacks: bool = False
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GeneratorConfig:
@@ -78,5 +81,6 @@ class GeneratorConfig:
                 include_prompt=env.bool("C2PA_INCLUDE_PROMPT", False),
             ),
             arweave=arweave,
-            outbound=OutboundPolicy.parse(env.str("ALLOWED_NETWORKS"), env.bool("OUTBOUND_PUBLIC", True)),
+            outbound=OutboundPolicy.from_env(env),
+            allow_private_callbacks=env.bool("ALLOW_PRIVATE_CALLBACKS", False),
         )

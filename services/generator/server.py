@@ -48,7 +48,7 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     catalog = CatalogClient(catalog_channel)
     storage = StorageClient(storage_channel)
     credentials = content_credentials(config)
-    http = Http()
+    http = Http(config.outbound)
     worker = None
     if config.worker_enabled:
         worker = Worker(catalog, storage, build_providers(http), config.worker, credentials)
@@ -71,7 +71,10 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     )
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
     if worker is not None:
-        webhooks = WebhookDispatcher(catalog, generator, config.webhook_timeout_seconds, config.public_url)
+        callbacks = config.outbound if config.allow_private_callbacks else config.outbound.without_private()
+        webhooks = WebhookDispatcher(
+            catalog, generator, config.webhook_timeout_seconds, config.public_url, callbacks
+        )
         sweeper = BlobSweeper(catalog, storage, config.blob_sweep_interval_seconds)
         worker.start()
         webhooks.start()

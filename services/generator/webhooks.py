@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from imagegen.catalog.v1 import catalog_pb2
 
 from services.common.errors import DomainError
+from services.common.outbound import OutboundPolicy, OutboundRefused
 
 from .background import BackgroundLoop
 from .clients import CatalogClient
@@ -42,9 +43,11 @@ class WebhookDispatcher(BackgroundLoop):
         generator: Generator,
         timeout_seconds: float,
         public_url: str,
+        policy: OutboundPolicy,
         parallel: int = 8,
     ):
         super().__init__()
+        self.policy = policy
         self.public_url = public_url
         self.catalog = catalog
         self.generator = generator
@@ -52,7 +55,7 @@ class WebhookDispatcher(BackgroundLoop):
         self.parallel = parallel
 
     async def _loop(self) -> None:
-        self.http(USER_AGENT)
+        self.http(USER_AGENT, self.policy)
         while True:
             try:
                 deliveries = await self.catalog.claim_deliveries(self.parallel, self.timeout + 30, 1.0)
@@ -79,6 +82,7 @@ class WebhookDispatcher(BackgroundLoop):
                 "webhook-timestamp": str(timestamp),
                 "webhook-signature": sign(delivery.secret, delivery.id, timestamp, body),
             }
+            self.policy.check_url(delivery.url)
             async with self._session.post(
                 delivery.url,
                 data=body,
@@ -91,8 +95,14 @@ class WebhookDispatcher(BackgroundLoop):
                     error = (await response.text(errors="replace"))[:300] or f"HTTP {status}"
         except TimeoutError:
             error = f"no answer within {self.timeout:.0f} s"
-        except (aiohttp.ClientError, ValueError, DomainError) as exc:
-            error = str(exc) or type(exc).__name__
+        except OutboundRefused as exc:
+            error = str(exc)
+        except aiohttp.ClientConnectorError as exc:
+            error = f"could not connect: {exc.os_error.strerror or exc.os_error}"
+        except (aiohttp.ClientError, ValueError) as exc:
+            error = type(exc).__name__
+        except DomainError as exc:
+            error = exc.message
         delivered = 200 <= status < 300
         try:
             await self.catalog.report_delivery(delivery.id, delivered, status, error)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import aiohttp
 from PIL import Image, UnidentifiedImageError
 
+from services.common.outbound import OutboundPolicy, OutboundRefused, guarded_session
 from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE
 
 _CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -148,19 +149,18 @@ def decode_base64_image(text: str) -> RenderedImage:
 
 
 class Http:
-    """One pooled aiohttp session per process, opened on first use inside the running loop."""
+    """One pooled aiohttp session per process, opened on first use inside the running loop. A model
+    server's address is a tenant's to write, so every request goes only where the outbound policy
+    allows (services/common/outbound.py); redirects are never followed (they would carry the key)."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: OutboundPolicy | None = None) -> None:
+        self.policy = policy or OutboundPolicy()
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
-                # Model servers are not browsers; redirects to other hosts would carry our key along.
-                auto_decompress=True,
-            )
+            self._session = guarded_session(self.policy, limit=256, auto_decompress=True)
         return self._session
 
     async def close(self) -> None:
@@ -178,8 +178,13 @@ class Http:
         form: aiohttp.FormData | None = None,
         describe: str,
     ) -> tuple[int, Any, bytes]:
-        """(status, parsed JSON or None, raw body). Transport failures, timeouts, 408, 429 and 5xx raise
-        ServerFailure; other statuses come back for the provider to read."""
+        """(status, parsed JSON or None, raw body). Transport failures, timeouts, refused addresses, 408,
+        429 and 5xx raise ServerFailure; other statuses come back for the provider to read. No failure
+        carries the answer's raw bytes: only a model server's own error message reaches a `reason`."""
+        try:
+            self.policy.check_url(url)
+        except OutboundRefused as exc:
+            raise ServerFailure(f"{describe}: {exc}") from None
         try:
             async with self.session.request(
                 method,
@@ -194,8 +199,13 @@ class Http:
                 status = response.status
         except TimeoutError:
             raise ServerFailure(f"{describe}: no answer within {timeout:.1f} s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ServerFailure(
+                f"{describe}: could not connect: {exc.os_error.strerror or exc.os_error}"
+            ) from None
         except aiohttp.ClientError as exc:
-            raise ServerFailure(f"{describe}: {type(exc).__name__}: {exc}") from None
+            # Its text may quote what the other end sent (a gRPC port's SETTINGS frame): the kind only.
+            raise ServerFailure(f"{describe}: {type(exc).__name__}") from None
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
@@ -222,8 +232,8 @@ def error_message(parsed: Any, raw: bytes) -> str:
                 return str(parsed[key])
         if isinstance(error, str) and error:
             return error
-    text = raw.decode("utf-8", "replace").strip()
-    return text[:300] or "empty answer"
+    # Not a model server's error shape: its bytes stay here (they may be anything the address serves).
+    return f"an answer of {len(raw)} bytes in no error shape a model server uses" if raw else "empty answer"
 
 
 def require(condition: bool, describe: str, what: str) -> None:

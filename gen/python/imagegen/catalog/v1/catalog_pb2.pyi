@@ -259,7 +259,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
-    __slots__ = ("name", "provider", "upstream_model", "servers", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image")
+    __slots__ = ("name", "provider", "upstream_model", "servers", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image", "project_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +269,7 @@ class CreateModelRequest(_message.Message):
     CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     NATIVE_POLICY_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUTS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     provider: str
     upstream_model: str
@@ -278,7 +279,8 @@ class CreateModelRequest(_message.Message):
     content_credentials: bool
     native_policy: NativePolicy
     max_outputs_per_image: int
-    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
+    project_id: str
+    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ..., project_id: _Optional[str] = ...) -> None: ...
 
 class UpdateModelRequest(_message.Message):
     __slots__ = ("name", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image")
@@ -319,12 +321,14 @@ class ServerSpec(_message.Message):
     def __init__(self, url: _Optional[str] = ..., api_key: _Optional[str] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class ReplaceModelServersRequest(_message.Message):
-    __slots__ = ("name", "servers")
+    __slots__ = ("name", "servers", "project_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SERVERS_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     servers: _containers.RepeatedCompositeFieldContainer[ServerSpec]
-    def __init__(self, name: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ...) -> None: ...
+    project_id: str
+    def __init__(self, name: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., project_id: _Optional[str] = ...) -> None: ...
 
 class DeleteModelRequest(_message.Message):
     __slots__ = ("name",)
