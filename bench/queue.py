@@ -19,18 +19,20 @@ import statistics
 import time
 
 import aiohttp
-import grpc
 import psutil
 import psycopg
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from bench.rest_sync import _percentile, _platform_cpu_seconds
+from services.common import internal
+from services.common import server as lifecycle
+from services.common.config import Env
 
 from .harness import Benched, benched_platform
 
 
 async def _enqueue(target: str, project_id: str, count: int, tag: str) -> None:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with lifecycle.internal_channel(target) as channel:
         stub = catalog_pb2_grpc.CatalogInternalServiceStub(channel)
         queue = list(range(count))
 
@@ -114,6 +116,8 @@ def main() -> None:
         platform, database_url, key, var = benched.platform, benched.database_url, benched.key, benched.var
         with psycopg.connect(database_url) as conn:
             (project_id,) = conn.execute("SELECT id FROM projects").fetchone()
+        # The bench enqueues as a service would: with the platform's internal token, kept in its var.
+        internal.configure(internal.token_from_env(Env({"IMAGEGEN_VAR_DIR": str(var)})))
         for slots in args.slots:
             tag = f"queue-{slots}"
             asyncio.run(_enqueue(platform.target("catalog"), project_id, args.jobs, tag))

@@ -33,7 +33,7 @@ async def catalog(database_url: str, **config):
         )
     )
     await lifecycle.start(server)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = lifecycle.internal_channel(f"127.0.0.1:{port}")
     try:
         yield (
             catalog_pb2_grpc.CatalogInternalServiceStub(channel),

@@ -257,6 +257,32 @@ def test_grpc_and_grpc_web_share_the_port_and_reach_public_services_only(platfor
         assert rest.status_code == 404 and rest.json()["code"] == 5
 
 
+def test_internal_services_answer_only_the_platform_s_own_services_even_on_their_own_ports(platform, image):
+    auth = [("authorization", f"Bearer {BOOTSTRAP_KEY}")]
+    generation_id = image["imageGenerationId"]
+    project_id = image["projectId"]
+    with grpc.insecure_channel(platform.target("catalog")) as channel:
+        # The public service on the same port answers an API key as ever.
+        assert catalog_pb2_grpc.CatalogServiceStub(channel).ListModels(
+            catalog_pb2.ListModelsRequest(), metadata=auth
+        )
+        stub = catalog_pb2_grpc.CatalogInternalServiceStub(channel)
+        request = catalog_pb2.GetGenerationRequest(project_id=project_id, id=generation_id)
+        for metadata in (auth, [*auth, ("x-imagegen-internal-token", "guessed")]):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.GetGeneration(request, metadata=metadata, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        token = (platform.log_dir / "internal-token").read_text()
+        answer = stub.GetGeneration(request, metadata=[("x-imagegen-internal-token", token)], timeout=10)
+        assert answer.id == generation_id
+    with grpc.insecure_channel(platform.target("storage")) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            storage_pb2_grpc.StorageInternalServiceStub(channel).SignUrls(
+                storage_pb2.SignUrlsRequest(keys=[]), timeout=10
+            )
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_the_access_log_has_a_json_line_per_request_and_no_credential(api, platform, image):
     signed = requests.get(image["url"], timeout=10)
     assert signed.status_code == 200

@@ -46,7 +46,7 @@ def storage_config(request, tmp_path) -> StorageConfig:
 async def storage(config: StorageConfig):
     server, port = await create_server(config)
     await lifecycle.start(server)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=lifecycle.CHANNEL_OPTIONS)
+    channel = lifecycle.internal_channel(f"127.0.0.1:{port}")
     try:
         yield (
             storage_pb2_grpc.StorageInternalServiceStub(channel),

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
+from services.common import internal
 from services.common.config import DEFAULT_PORTS, Env
 from services.common.outbound import OutboundPolicy
 
@@ -20,6 +22,8 @@ class CatalogConfig:
     bootstrap_api_key: str = ""
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    # Presented to, and required by, the platform's internal services (services/common/internal.py).
+    internal_token: str = field(default_factory=lambda: secrets.token_hex(32))
     queue: QueuePolicy = field(default_factory=QueuePolicy)
     # Where model servers may be: public addresses, and (attached by admin keys) the allowed networks.
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
@@ -38,6 +42,7 @@ class CatalogConfig:
             bootstrap_api_key=env.str("BOOTSTRAP_API_KEY"),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             log_level=env.str("LOG_LEVEL", cls.log_level),
+            internal_token=internal.token_from_env(env),
             queue=_queue_policy(env),
             outbound=OutboundPolicy.from_env(env),
             key_rate=KeyRate(

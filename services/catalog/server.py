@@ -41,7 +41,7 @@ async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
     accounts = Accounts(account_store, config.key_rate)
     await catalog.bootstrap(config.bootstrap_api_key)
 
-    server = lifecycle.new_server()
+    server = lifecycle.new_server(config.internal_token)
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog, accounts), server)
     catalog_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(catalog, accounts), server)
     catalog_pb2_grpc.add_CatalogInternalServiceServicer_to_server(

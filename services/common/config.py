@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import secrets
+import time
 from collections.abc import Mapping
 
 PREFIX = "IMAGEGEN_"
@@ -63,3 +65,22 @@ def var_dir(env: Env) -> pathlib.Path:
 
 
 DEFAULT_PORTS = {"gateway": 8080, "generator": 50051, "catalog": 50052, "storage": 50053}
+
+
+def persistent_secret(path: pathlib.Path) -> str:
+    """A secret made once and kept (signed URLs and internal calls keep working across restarts of
+    `make run`). Services starting together agree on it: the first to create the file wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            text = path.read_text().strip()
+            if text:
+                return text
+            time.sleep(0.02)  # its creator is writing it
+        raise ConfigError(f"{path} is empty; delete it to make a new one") from None
+    secret = secrets.token_hex(32)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret)
+    return secret

@@ -11,6 +11,7 @@ import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from . import internal
 from .errors import DomainError, InvalidArgument
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 
@@ -76,6 +77,8 @@ async def _rpc_scope(context: grpc.aio.ServicerContext, method: str, rid: str):
     # The caller's deadline as it arrived (through Envoy: the route's, or the caller's own if shorter).
     deadline_s = context.time_remaining()
     try:
+        if internal.is_internal(method):
+            internal.check(context.invocation_metadata())
         yield
     except grpc.aio.AbortError:
         raise

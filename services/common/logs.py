@@ -18,9 +18,13 @@ def new_request_id() -> str:
 
 
 def outgoing_metadata(*extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
-    """Metadata for a call to another service, carrying the current request id across."""
+    """Metadata for a call to another service: the current request id, and the internal credential
+    (every service client passes this on every call)."""
+    from .internal import credential
+
     rid = request_id.get()
-    return ((REQUEST_ID_HEADER, rid), *extra) if rid else tuple(extra)
+    carried = ((REQUEST_ID_HEADER, rid), *extra) if rid else tuple(extra)
+    return (*carried, *credential())
 
 
 class JsonFormatter(logging.Formatter):

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
+from . import internal
 from .interceptors import ErrorAndContextInterceptor
 
 log = logging.getLogger("imagegen.server")
@@ -34,7 +35,10 @@ _health: weakref.WeakKeyDictionary[grpc.aio.Server, tuple[health.aio.HealthServi
 )
 
 
-def new_server() -> grpc.aio.Server:
+def new_server(internal_token: str) -> grpc.aio.Server:
+    """A server whose calls get request ids, typed errors and, on internal services, the check of the
+    internal token this process also sends on its own calls."""
+    internal.configure(internal_token)
     return grpc.aio.server(interceptors=[ErrorAndContextInterceptor()], options=CHANNEL_OPTIONS)
 
 
@@ -117,7 +121,16 @@ async def serve_until_signal(server: grpc.aio.Server, port: int, name: str, grac
 
 
 def insecure_channel(target: str) -> grpc.aio.Channel:
+    """A channel to another service; its clients send `logs.outgoing_metadata()` on every call."""
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+def internal_channel(target: str) -> grpc.aio.Channel:
+    """A channel whose every call carries the internal token, for tools and tests that call internal
+    services with bare stubs."""
+    return grpc.aio.insecure_channel(
+        target, options=CHANNEL_OPTIONS, interceptors=internal.client_interceptors()
+    )
 
 
 def run(name: str, config, create_server) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pathlib
+import secrets
 from dataclasses import dataclass, field
 
+from services.common import internal
 from services.common.config import DEFAULT_PORTS, REPO_ROOT, Env, var_dir
 from services.common.outbound import OutboundPolicy
 
@@ -20,6 +22,8 @@ class GeneratorConfig:
     default_model: str = "procedural"
     shutdown_grace_seconds: float = 30.0
     log_level: str = "INFO"
+    # Presented to, and required by, the platform's internal services (services/common/internal.py).
+    internal_token: str = field(default_factory=lambda: secrets.token_hex(32))
     # Every generator runs a worker unless told not to (an API-only replica).
     worker_enabled: bool = True
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -58,6 +62,7 @@ class GeneratorConfig:
             default_model=env.str("DEFAULT_MODEL", cls.default_model),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             log_level=env.str("LOG_LEVEL", cls.log_level),
+            internal_token=internal.token_from_env(env),
             worker_enabled=env.bool("WORKER_ENABLED", cls.worker_enabled),
             worker=WorkerConfig(
                 slots=env.int("WORKER_SLOTS", WorkerConfig.slots),

@@ -58,7 +58,7 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     # Loaded first, so a bad wallet stops the start with its reason.
     wallet = Wallet.load(config.arweave.wallet) if config.arweave.enabled else None
 
-    server = lifecycle.new_server()
+    server = lifecycle.new_server(config.internal_token)
     generator_pb2_grpc.add_GeneratorServiceServicer_to_server(
         GeneratorServicer(generator, catalog, config), server
     )

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pathlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from services.common.config import DEFAULT_PORTS, ConfigError, Env, var_dir
+from services.common import internal
+from services.common.config import DEFAULT_PORTS, ConfigError, Env, persistent_secret, var_dir
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class StorageConfig:
     s3_secure: bool = False
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    # Presented to, and required by, the platform's internal services (services/common/internal.py).
+    internal_token: str = field(default_factory=lambda: secrets.token_hex(32))
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> StorageConfig:
@@ -41,7 +44,7 @@ class StorageConfig:
             port=env.int("STORAGE_PORT", cls.port),
             public_url=env.str("PUBLIC_URL", cls.public_url).rstrip("/"),
             url_ttl_seconds=env.int("URL_TTL_SECONDS", cls.url_ttl_seconds),
-            url_signing_key=env.str("URL_SIGNING_KEY") or persistent_signing_key(base / "url-signing-key"),
+            url_signing_key=env.str("URL_SIGNING_KEY") or persistent_secret(base / "url-signing-key"),
             local_root=env.path("STORAGE_LOCAL_ROOT", base / "objects"),
             s3_endpoint=endpoint,
             s3_public_endpoint=env.str("S3_PUBLIC_ENDPOINT") or endpoint,
@@ -52,17 +55,5 @@ class StorageConfig:
             s3_secure=env.bool("S3_SECURE", cls.s3_secure),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             log_level=env.str("LOG_LEVEL", cls.log_level),
+            internal_token=internal.token_from_env(env),
         )
-
-
-def persistent_signing_key(path: pathlib.Path) -> str:
-    """A key made once and kept, so signed URLs stay valid across restarts of `make run`."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(key)
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return key

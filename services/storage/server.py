@@ -39,7 +39,7 @@ async def build_storage(config: StorageConfig) -> Storage:
 
 async def create_server(config: StorageConfig) -> tuple[grpc.aio.Server, int]:
     storage = await build_storage(config)
-    server = lifecycle.new_server()
+    server = lifecycle.new_server(config.internal_token)
     storage_pb2_grpc.add_StorageServiceServicer_to_server(StorageServicer(storage), server)
     storage_pb2_grpc.add_StorageInternalServiceServicer_to_server(StorageInternalServicer(storage), server)
     return server, lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
