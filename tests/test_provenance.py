@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import uuid
 
 import c2pa
@@ -188,7 +189,9 @@ def test_a_model_can_turn_signing_off(api):
 def test_permanent_urls_need_no_key_and_answer_etag_ranges_and_304(api, platform):
     image = generate(api)["outputImages"][0]
     url = image["permanentUrl"]
-    assert url.endswith(f"/api/permanent/{image['sha256']}.png")
+    # Random, not the sha256 anyone could recompute from an unsigned image's prompt, seed and size.
+    issued = url.rpartition("/api/permanent/")[2]
+    assert re.fullmatch(r"[0-9a-f]{64}\.png", issued) and image["sha256"] not in issued
     whole = requests.get(url, timeout=10)
     assert whole.status_code == 200
     assert whole.headers["content-type"] == "image/png"
@@ -215,7 +218,14 @@ def test_permanent_urls_need_no_key_and_answer_etag_ranges_and_304(api, platform
     assert other.status_code == 200 and other.content == whole.content
 
     # Unknown, malformed and path-shaped keys are all simply not there.
-    for key in ["0" * 64 + ".png", image["sha256"] + ".jpg", "../../etc/passwd", image["sha256"]]:
+    guesses = [
+        "0" * 64 + ".png",
+        image["sha256"] + ".png",
+        issued[:-4] + ".jpg",
+        "../../etc/passwd",
+        issued[:-4],
+    ]
+    for key in guesses:
         assert requests.get(f"{platform.gateway_url}/api/permanent/{key}", timeout=10).status_code == 404
 
 

@@ -631,8 +631,8 @@ class Catalog:
         check_user(user)
         return await retry_deadlocks(lambda: self.repo.erase_user(project_id, user))
 
-    async def permanent_image(self, storage_key: str) -> Row:
-        row = await self.repo.permanent_image(storage_key)
+    async def permanent_image(self, permanent_key: str) -> Row:
+        row = await self.repo.permanent_image(permanent_key)
         if row is None:
             raise NotFound("no image has this permanent URL")
         return row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ class Outcome:
 
 _IMAGE_COLUMNS = (
     "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height,"
-    " manifest_label"
+    " manifest_label, permanent_key"
 )
 
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
@@ -52,6 +53,12 @@ _BLOB_USED = (
 # An upload's image, as its columns and as InputImageRecord's fields (the same names).
 UPLOAD_IMAGE_COLUMNS = ("storage_key", "sha256", "content_type", "size_bytes", "width", "height")
 _UPLOAD_COLUMNS = ", ".join(("id", "project_id", *UPLOAD_IMAGE_COLUMNS, "created_at", "expires_at"))
+
+
+def permanent_key(storage_key: str) -> str:
+    """A new image's permanent-URL key: 256 random bits, with its type's extension (a storage key's
+    shape, so the route's checks and the access log's masking hold for both)."""
+    return f"{secrets.token_hex(32)}.{storage_key.rpartition('.')[2]}"
 
 
 class Repository:
@@ -255,6 +262,7 @@ class Repository:
                 {
                     **{c: image[c] for c in _IMAGE_COLUMNS.split(", ") if c in image},
                     "id": image["id"] or new_id("image"),
+                    "permanent_key": permanent_key(image["storage_key"]),
                     "generation_id": row["id"],
                     "project_id": row["project_id"],
                     "idx": image["index"],
@@ -271,7 +279,7 @@ class Repository:
                 await conn.execute(
                     f"INSERT INTO output_images ({_IMAGE_COLUMNS})"
                     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[],"
-                    "   %s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[], %s::text[])",
+                    "   %s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[], %s::text[], %s::text[])",
                     [[image[c] for image in images] for c in _IMAGE_COLUMNS.split(", ")],
                 )
             await conn.execute("DELETE FROM jobs WHERE generation_id = ANY(%s)", (list(finished),))
@@ -510,14 +518,14 @@ class Repository:
             published = await cur.fetchall()
         return {"generations": len(ids), "images": len(keys), "arweave_copies": published}
 
-    async def permanent_image(self, storage_key: str) -> Row | None:
-        """An image stored under the key, if its project publishes permanent URLs."""
+    async def permanent_image(self, key: str) -> Row | None:
+        """The image a permanent URL's key names, if its project publishes permanent URLs."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 f"SELECT {', '.join('o.' + c for c in _IMAGE_COLUMNS.split(', '))} FROM output_images o"
                 " JOIN projects p ON p.id = o.project_id"
-                " WHERE o.storage_key = %s AND p.permanent_urls LIMIT 1",
-                (storage_key,),
+                " WHERE o.permanent_key = %s AND p.permanent_urls LIMIT 1",
+                (key,),
             )
             return await cur.fetchone()
 

@@ -87,6 +87,7 @@ def image_to_proto(row: Row) -> catalog_pb2.ImageRecord:
         height=row["height"],
         manifest_label=row["manifest_label"],
         arweave=arweave_to_proto(row["arweave"], row) if row.get("arweave") else None,
+        permanent_key=row.get("permanent_key") or row["storage_key"],
     )
 
 
@@ -404,7 +405,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         return empty_pb2.Empty()
 
     async def ResolvePermanentImage(self, request, context):
-        return image_to_proto(await self.catalog.permanent_image(request.storage_key))
+        return image_to_proto(await self.catalog.permanent_image(request.permanent_key))
 
     async def RecordUpload(self, request, context):
         return upload_to_proto(

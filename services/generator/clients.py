@@ -159,9 +159,9 @@ class CatalogClient:
                 timeout=10,
             )
 
-    async def resolve_permanent_image(self, storage_key: str) -> catalog_pb2.ImageRecord:
+    async def resolve_permanent_image(self, permanent_key: str) -> catalog_pb2.ImageRecord:
         return await self._call(
-            "ResolvePermanentImage", catalog_pb2.ResolvePermanentImageRequest(storage_key=storage_key)
+            "ResolvePermanentImage", catalog_pb2.ResolvePermanentImageRequest(permanent_key=permanent_key)
         )
 
     async def record_upload(

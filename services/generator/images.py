@@ -101,9 +101,9 @@ class Images:
         except RangeNotSatisfiable:
             return PermanentRead(416, [*headers, ("content-range", f"bytes */{image.size_bytes}")])
         if wanted is None:
-            return PermanentRead(200, headers, image.content_type, self.storage.read(key))
+            return PermanentRead(200, headers, image.content_type, self.storage.read(image.storage_key))
         headers.append(("content-range", f"bytes {wanted.start}-{wanted.end}/{image.size_bytes}"))
-        chunks = self.storage.read(key, wanted.start, wanted.length)
+        chunks = self.storage.read(image.storage_key, wanted.start, wanted.length)
         return PermanentRead(206, headers, image.content_type, chunks)
 
     async def generation_provenance(

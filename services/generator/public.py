@@ -13,8 +13,8 @@ from .domain import Generated
 PERMANENT_PATH = "/api/permanent/"
 
 
-def permanent_url(base: str, storage_key: str) -> str:
-    return f"{base}{PERMANENT_PATH}{storage_key}"
+def permanent_url(base: str, permanent_key: str) -> str:
+    return f"{base}{PERMANENT_PATH}{permanent_key}"
 
 
 def arweave_transaction_id(archive: catalog_pb2.ArweaveArchive) -> str:
@@ -55,7 +55,7 @@ def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Genera
                 size_bytes=image.size_bytes,
                 width=image.width,
                 height=image.height,
-                permanent_url=permanent_url(permanent_base, image.storage_key) if permanent_base else None,
+                permanent_url=permanent_url(permanent_base, image.permanent_key) if permanent_base else None,
                 manifest_label=image.manifest_label,
                 arweave=public_archive(image),
             )

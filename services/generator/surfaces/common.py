@@ -50,7 +50,7 @@ async def make_images(
         MadeImage(
             image,
             content,
-            permanent_url(permanent_base, image.storage_key) if permanent_base else signed,
+            permanent_url(permanent_base, image.permanent_key) if permanent_base else signed,
             bool(permanent_base),
         )
         for image, content, signed in zip(record.images, data, generated.urls, strict=True)

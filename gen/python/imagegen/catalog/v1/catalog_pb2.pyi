@@ -795,7 +795,7 @@ class InputImageRecord(_message.Message):
     def __init__(self, role: _Optional[str] = ..., pointer: _Optional[str] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class ImageRecord(_message.Message):
-    __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height", "manifest_label", "arweave")
+    __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height", "manifest_label", "arweave", "permanent_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     STORAGE_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -806,6 +806,7 @@ class ImageRecord(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_LABEL_FIELD_NUMBER: _ClassVar[int]
     ARWEAVE_FIELD_NUMBER: _ClassVar[int]
+    PERMANENT_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     index: int
     storage_key: str
@@ -816,7 +817,8 @@ class ImageRecord(_message.Message):
     height: int
     manifest_label: str
     arweave: ArweaveArchive
-    def __init__(self, id: _Optional[str] = ..., index: _Optional[int] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., manifest_label: _Optional[str] = ..., arweave: _Optional[_Union[ArweaveArchive, _Mapping]] = ...) -> None: ...
+    permanent_key: str
+    def __init__(self, id: _Optional[str] = ..., index: _Optional[int] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., manifest_label: _Optional[str] = ..., arweave: _Optional[_Union[ArweaveArchive, _Mapping]] = ..., permanent_key: _Optional[str] = ...) -> None: ...
 
 class ArweaveArchive(_message.Message):
     __slots__ = ("state", "transaction_json", "url", "last_error", "attempts", "storage_key", "content_type")
@@ -869,10 +871,10 @@ class ReportArweaveArchiveRequest(_message.Message):
     def __init__(self, storage_key: _Optional[str] = ..., state: _Optional[str] = ..., transaction_json: _Optional[str] = ..., url: _Optional[str] = ..., error: _Optional[str] = ..., retry_in_seconds: _Optional[float] = ...) -> None: ...
 
 class ResolvePermanentImageRequest(_message.Message):
-    __slots__ = ("storage_key",)
-    STORAGE_KEY_FIELD_NUMBER: _ClassVar[int]
-    storage_key: str
-    def __init__(self, storage_key: _Optional[str] = ...) -> None: ...
+    __slots__ = ("permanent_key",)
+    PERMANENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    permanent_key: str
+    def __init__(self, permanent_key: _Optional[str] = ...) -> None: ...
 
 class RecordUploadRequest(_message.Message):
     __slots__ = ("project_id", "image", "ttl_seconds")
