@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -19,8 +20,10 @@ from tests.fakes import ConnectionCounter, FakeModelServer, LoopbackServer, png
 from tools.embedded_pg import free_port
 
 SPEC = ImageSpec("a lake at dawn", "", 64, 48, 7)
-# The fake servers are on loopback, which a deployment allows as one of its networks.
+# The fake servers are on loopback, which a deployment allows as one of its networks, for servers an
+# admin key attached.
 LOOPBACK = OutboundPolicy.parse("127.0.0.0/8", public=False)
+Attached = functools.partial(ServerTarget, private_ok=True)
 
 
 @pytest.fixture
@@ -53,7 +56,7 @@ def probe(provider_name: str, server: ServerTarget):
 
 
 def test_openai_images_api(fake):
-    server = ServerTarget("srv_1", f"{fake.url}/v1", "sk-test", "dall-e-3")
+    server = Attached("srv_1", f"{fake.url}/v1", "sk-test", "dall-e-3")
     images = run("openai", server)
     assert [(i.content_type, i.width, i.height) for i in images] == [("image/png", 64, 48)] * 2
     assert images[0].data != images[1].data
@@ -66,7 +69,7 @@ def test_openai_images_api(fake):
         "response_format": "b64_json",
     }
     assert headers["Authorization"] == "Bearer sk-test"
-    run("openai", ServerTarget("srv_1", f"{fake.url}/v1", "sk-test", "gpt-image-1"), n=1)
+    run("openai", Attached("srv_1", f"{fake.url}/v1", "sk-test", "gpt-image-1"), n=1)
     assert "response_format" not in fake.stats.bodies[-1], "gpt-image models refuse the parameter"
     probe("openai", server)
 
@@ -78,7 +81,7 @@ def test_openai_images_api(fake):
 
 
 def test_automatic1111_txt2img(fake):
-    server = ServerTarget("srv_1", fake.url, "user:pass", "sdxl_base.safetensors")
+    server = Attached("srv_1", fake.url, "user:pass", "sdxl_base.safetensors")
     images = run("automatic1111", server, ImageSpec("a lake", "fog", 64, 64, 11), n=3)
     assert len(images) == 3 and all(i.content_type == "image/png" for i in images)
     body = fake.stats.bodies[-1]
@@ -96,11 +99,11 @@ def test_automatic1111_txt2img(fake):
 
 def test_replicate_predictions_poll_and_cancel(fake):
     fake.delay = 0.3
-    official = ServerTarget("srv_1", f"{fake.url}/v1", "r8_token", "black-forest-labs/flux-schnell")
+    official = Attached("srv_1", f"{fake.url}/v1", "r8_token", "black-forest-labs/flux-schnell")
     images = run("replicate", official)
     assert len(images) == 2 and images[0].width == 64
     assert fake.stats.headers[-1]["Prefer"].startswith("wait=")
-    versioned = ServerTarget("srv_1", f"{fake.url}/v1", "r8_token", "stability-ai/sdxl:39ed52f2a78e")
+    versioned = Attached("srv_1", f"{fake.url}/v1", "r8_token", "stability-ai/sdxl:39ed52f2a78e")
     run("replicate", versioned, n=1)
     assert fake.stats.bodies[-1]["version"] == "39ed52f2a78e"
     probe("replicate", official)
@@ -130,15 +133,13 @@ def test_replicate_predictions_poll_and_cancel(fake):
 
 @pytest.mark.parametrize("provider", ["openai", "automatic1111", "replicate"])
 def test_an_unreachable_or_slow_server_is_a_server_failure(provider, fake):
-    dead = ServerTarget("srv_1", f"http://127.0.0.1:{free_port()}/v1", "", "owner/model")
+    dead = Attached("srv_1", f"http://127.0.0.1:{free_port()}/v1", "", "owner/model")
     with pytest.raises(ServerFailure):
         run(provider, dead)
     with pytest.raises(ServerFailure):
         probe(provider, dead)
     fake.delay = 2
-    slow = ServerTarget(
-        "srv_1", f"{fake.url}/v1" if provider != "automatic1111" else fake.url, "", "owner/model"
-    )
+    slow = Attached("srv_1", f"{fake.url}/v1" if provider != "automatic1111" else fake.url, "", "owner/model")
     with pytest.raises(ServerFailure, match="within"):
         run(provider, slow, timeout=0.3)
 
@@ -186,7 +187,14 @@ def test_a_failure_s_reason_never_carries_the_answer_s_raw_bytes():
     leaky = _LeakyServer()
     try:
         with pytest.raises(ServerFailure) as failed:
-            run("openai", ServerTarget("srv_1", f"{leaky.base_url}/v1", "", ""), n=1)
+            run("openai", Attached("srv_1", f"{leaky.base_url}/v1", "", ""), n=1)
         assert "INTERNAL-SECRET-TOKEN" not in str(failed.value) and "HTTP 403" in str(failed.value)
     finally:
         leaky.stop()
+
+
+def test_a_server_no_admin_attached_never_reaches_an_allowed_private_network(fake):
+    tenants = ServerTarget("srv_1", f"{fake.url}/v1", "", "")
+    with pytest.raises(ServerFailure, match="not a public address"):
+        run("openai", tenants, n=1)
+    assert fake.stats.requests == 0

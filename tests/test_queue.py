@@ -47,7 +47,7 @@ def test_a_thousand_mixed_jobs_drain_in_score_order_and_lows_never_starve_a_high
 
     async def scenario():
         async with catalog(database_url, queue=policy) as (internal, public):
-            await _model(public, key, "wide", [("http://127.0.0.1:9", 1000)])
+            await _model(public, key, "wide", [("http://gpu-a:9", 1000)])
             expected = {}
             # Users "heavy-*" pass the daily thresholds early, so their later medium and low jobs score lower.
             for i in range(1000):
@@ -86,7 +86,7 @@ def test_a_late_high_job_overtakes_a_backlog_of_lows(database_url):
 
     async def scenario():
         async with catalog(database_url) as (internal, public):
-            await _model(public, key, "one-slot", [("http://127.0.0.1:9", 1)])
+            await _model(public, key, "one-slot", [("http://gpu-a:9", 1)])
             for _ in range(50):
                 await internal.EnqueueGeneration(_create(project_id, model="one-slot", priority="low"))
             (running,) = await _claim(internal, max_jobs=5)
@@ -108,7 +108,7 @@ def test_max_concurrency_holds_across_concurrent_claimers_and_load_goes_to_the_l
 
     async def scenario():
         async with catalog(database_url) as (internal, public):
-            model = await _model(public, key, "pair", [("http://127.0.0.1:9", 2), ("http://127.0.0.1:10", 3)])
+            model = await _model(public, key, "pair", [("http://gpu-a:9", 2), ("http://gpu-b:10", 3)])
             for _ in range(30):
                 await internal.EnqueueGeneration(_create(project_id, model="pair"))
             claims = await asyncio.gather(*(_claim(internal, f"wrk_{i}", max_jobs=4) for i in range(8)))
@@ -138,7 +138,7 @@ def test_server_failures_retry_elsewhere_then_bench_the_server_until_a_probe_suc
 
     async def scenario():
         async with catalog(database_url, queue=policy) as (internal, public):
-            model = await _model(public, key, "pair", [("http://127.0.0.1:9", 5), ("http://127.0.0.1:10", 5)])
+            model = await _model(public, key, "pair", [("http://gpu-a:9", 5), ("http://gpu-b:10", 5)])
             bad, good = model.servers
             for _ in range(2):
                 await internal.EnqueueGeneration(_create(project_id, model="pair"))
@@ -182,7 +182,7 @@ def test_a_job_fails_with_a_reason_after_too_many_server_failures_or_lost_worker
 
     async def scenario():
         async with catalog(database_url, queue=policy) as (internal, public):
-            await _model(public, key, "solo", [("http://127.0.0.1:9", 5)])
+            await _model(public, key, "solo", [("http://gpu-a:9", 5)])
             created = await internal.EnqueueGeneration(_create(project_id, model="solo"))
             (job,) = await _claim(internal)
             await internal.FailJob(_fail("wrk_test", job))

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from imagegen.catalog.v1 import catalog_pb2
 
@@ -25,7 +26,7 @@ from services.common.errors import (
     PermissionDenied,
     QuotaExceeded,
 )
-from services.common.outbound import OutboundPolicy, OutboundRefused
+from services.common.outbound import OutboundPolicy, OutboundRefused, numeric_address
 from services.common.vocabulary import (
     DEFAULT_PRIORITY,
     PRIORITIES,
@@ -217,7 +218,7 @@ class Catalog:
             raise InvalidArgument(
                 f"pricePerImage must be between 0 and {MAX_CREDITS}", field="price_per_image"
             )
-        servers = await self._placed(_server_specs(model["servers"], provider), admin)
+        servers = self._placed(_server_specs(model["servers"], provider), admin)
         created = await self.repo.create_model(project_id, {**model, "servers": servers})
         if created is None:
             raise AlreadyExists(
@@ -230,30 +231,32 @@ class Catalog:
         self, project_id: str, name: str, servers: list[Row], admin: bool = False
     ) -> Row:
         model = await self.get_model(project_id, name)
-        servers = await self._placed(_server_specs(servers, model["provider"]), admin)
+        servers = self._placed(_server_specs(servers, model["provider"]), admin)
         updated = await self.repo.replace_servers(project_id, name, servers)
         if updated is None:
             raise NotFound(f"model {name!r} not found in this project")
         return updated
 
-    async def _placed(self, servers: list[Row], admin: bool) -> list[Row]:
-        """The servers, each where the outbound policy lets a model server be: a public address, or an
-        allowed private network when an admin key attaches it. Names are checked as they resolve now;
-        the generator checks again on every connection."""
+    def _placed(self, servers: list[Row], admin: bool) -> list[Row]:
+        """The servers, each marked with whether it may be on an allowed private network: only when an
+        admin key attaches it. An address written as a number is judged now; a name is judged by the
+        generator on the address it resolves to, at every connection."""
         for index, server in enumerate(servers):
             if server["url"] == "builtin://procedural":
                 continue
             field = f"servers[{index}].url"
             try:
-                placement = await self.outbound.placement(server["url"])
+                self.outbound.check_url(server["url"])
             except OutboundRefused as exc:
                 raise InvalidArgument(f"{field}: {exc}", field=field) from None
-            if placement == "private" and not admin:
+            address = numeric_address(urlsplit(server["url"]).hostname or "")
+            if address is not None and self.outbound.is_private_allowed(address) and not admin:
                 raise PermissionDenied(
                     f"{field} is on a private network this deployment allows; only an admin key attaches"
                     " model servers there",
                     field=field,
                 )
+            server["private_ok"] = admin
         return servers
 
     async def delete_model(self, project_id: str, name: str) -> None:

@@ -227,7 +227,7 @@ class JobQueue:
         async with conn.pipeline():
             # Locked in id order so two claimers never wait on each other in a cycle.
             servers_cur = await conn.execute(
-                "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key,"
+                "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key, s.private_ok,"
                 " m.provider, m.upstream_model, m.content_credentials, m.max_outputs_per_image"
                 " FROM model_servers s JOIN models m ON m.id = s.model_id"
                 " WHERE s.model_id = ANY(%s) AND s.benched_until IS NULL ORDER BY s.id FOR UPDATE OF s",
@@ -438,7 +438,7 @@ class JobQueue:
                 "UPDATE model_servers s SET benched_until = clock_timestamp() + %s FROM models m"
                 " WHERE m.id = s.model_id AND s.id IN (SELECT id FROM model_servers"
                 "   WHERE benched_until <= clock_timestamp() LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING s.id, s.url, s.api_key, m.provider, m.upstream_model",
+                " RETURNING s.id, s.url, s.api_key, s.private_ok, m.provider, m.upstream_model",
                 (_seconds(cooldown_seconds), limit),
             )
             return await cur.fetchall()

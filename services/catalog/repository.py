@@ -177,10 +177,19 @@ class Repository:
     async def _insert_servers(self, conn: AsyncConnection, model_id: str, servers: list[Row]) -> None:
         async with conn.cursor() as cursor:
             await cursor.executemany(
-                "INSERT INTO model_servers (id, model_id, position, url, api_key, max_concurrency)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
+                "INSERT INTO model_servers"
+                " (id, model_id, position, url, api_key, max_concurrency, private_ok)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (new_id("server"), model_id, position, s["url"], s["api_key"], s["max_concurrency"])
+                    (
+                        new_id("server"),
+                        model_id,
+                        position,
+                        s["url"],
+                        s["api_key"],
+                        s["max_concurrency"],
+                        s.get("private_ok", False),
+                    )
                     for position, s in enumerate(servers)
                 ],
             )

@@ -150,6 +150,7 @@ def _target(row: Row) -> catalog_pb2.ServerTarget:
         api_key=row["api_key"],
         provider=row["provider"],
         upstream_model=row["upstream_model"],
+        private_ok=row["private_ok"],
     )
 
 

@@ -93,27 +93,6 @@ class OutboundPolicy:
         if refusal is not None:
             raise OutboundRefused(f"{parts.hostname} is refused: {refusal}")
 
-    async def placement(self, url: str) -> str:
-        """Where a URL leads as it resolves now: `private` (an allowed network), `public`, or
-        `unresolved`; raises OutboundRefused when it leads somewhere refused."""
-        self.check_url(url)
-        host = urlsplit(url).hostname or ""
-        address = numeric_address(host)
-        if address is not None:
-            addresses = [address]
-        else:
-            try:
-                async with asyncio.timeout(2):
-                    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-            except (OSError, TimeoutError):
-                return "unresolved"
-            addresses = [info[4][0] for info in infos]
-        for candidate in addresses:
-            refusal = self.refusal(candidate)
-            if refusal is not None:
-                raise OutboundRefused(f"{host} is refused: {refusal}")
-        return "private" if any(self.is_private_allowed(a) for a in addresses) else "public"
-
 
 def guarded_session(policy: OutboundPolicy, limit: int = 64, **kwargs) -> aiohttp.ClientSession:
     """An aiohttp session that connects only where the policy allows, to the addresses it checked.

@@ -56,7 +56,9 @@ class WorkerConfig:
 
 
 def _target(server: catalog_pb2.ServerTarget) -> ServerTarget:
-    return ServerTarget(server.id, server.url.rstrip("/"), server.api_key, server.upstream_model)
+    return ServerTarget(
+        server.id, server.url.rstrip("/"), server.api_key, server.upstream_model, server.private_ok
+    )
 
 
 class Worker:

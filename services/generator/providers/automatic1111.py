@@ -42,6 +42,7 @@ class Automatic1111Provider:
             f"{server.url}/sdapi/v1/{endpoint}",
             headers=self._headers(server),
             json_body=body,
+            server=server,
             timeout=timeout,
             describe=describe,
         )
@@ -60,6 +61,7 @@ class Automatic1111Provider:
             "GET",
             f"{server.url}/sdapi/v1/sd-models",
             headers=self._headers(server),
+            server=server,
             timeout=timeout,
             describe=describe,
         )

@@ -91,6 +91,8 @@ class ServerTarget:
     url: str
     api_key: str
     upstream_model: str
+    # Attached by an admin key: it may be on one of the deployment's allowed private networks.
+    private_ok: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,39 +156,44 @@ class Http:
     allows (services/common/outbound.py); redirects are never followed (they would carry the key)."""
 
     def __init__(self, policy: OutboundPolicy | None = None) -> None:
-        self.policy = policy or OutboundPolicy()
-        self._session: aiohttp.ClientSession | None = None
+        policy = policy or OutboundPolicy()
+        # A server an admin attached may be on an allowed private network; any other, public only.
+        self.policies = {True: policy, False: policy.without_private()}
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = guarded_session(self.policy, limit=256, auto_decompress=True)
-        return self._session
+    def _session(self, private_ok: bool) -> aiohttp.ClientSession:
+        session = self._sessions.get(private_ok)
+        if session is None or session.closed:
+            session = guarded_session(self.policies[private_ok], limit=256, auto_decompress=True)
+            self._sessions[private_ok] = session
+        return session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
 
     async def request(
         self,
         method: str,
         url: str,
         *,
+        server: ServerTarget,
         timeout: float,
         headers: dict[str, str] | None = None,
         json_body: Any = None,
         form: aiohttp.FormData | None = None,
         describe: str,
     ) -> tuple[int, Any, bytes]:
-        """(status, parsed JSON or None, raw body). Transport failures, timeouts, refused addresses, 408,
+        """(status, parsed JSON or None, raw body) of a request made for `server` (to it, or to a URL it
+        answered with). Transport failures, timeouts, refused addresses, 408,
         429 and 5xx raise ServerFailure; other statuses come back for the provider to read. No failure
         carries the answer's raw bytes: only a model server's own error message reaches a `reason`."""
         try:
-            self.policy.check_url(url)
+            self.policies[server.private_ok].check_url(url)
         except OutboundRefused as exc:
             raise ServerFailure(f"{describe}: {exc}") from None
         try:
-            async with self.session.request(
+            async with self._session(server.private_ok).request(
                 method,
                 url,
                 headers=headers,

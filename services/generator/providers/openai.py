@@ -54,6 +54,7 @@ class OpenAIProvider:
             headers=self._headers(server),
             json_body=body,
             form=form,
+            server=server,
             timeout=timeout,
             describe=describe,
         )
@@ -62,16 +63,16 @@ class OpenAIProvider:
         require(isinstance(data, list) and bool(data), describe, "no `data` list")
         return list(
             await asyncio.gather(
-                *(self._image(item, timeout, describe) for item in kept_outputs(data, n, spec))
+                *(self._image(server, item, timeout, describe) for item in kept_outputs(data, n, spec))
             )
         )
 
-    async def _image(self, item: dict, timeout: float, describe: str) -> RenderedImage:
+    async def _image(self, server: ServerTarget, item: dict, timeout: float, describe: str) -> RenderedImage:
         if item.get("b64_json"):
             return decode_base64_image(item["b64_json"])
         require(bool(item.get("url")), describe, "an image with neither `b64_json` nor `url`")
         status, parsed, raw = await self.http.request(
-            "GET", item["url"], timeout=timeout, describe=f"{describe}, fetching its image"
+            "GET", item["url"], server=server, timeout=timeout, describe=f"{describe}, fetching its image"
         )
         raise_for_status(status, parsed, raw, describe)
         return decode_image(raw)
@@ -79,7 +80,12 @@ class OpenAIProvider:
     async def probe(self, server: ServerTarget, timeout: float) -> None:
         describe = f"OpenAI models at {server.url}"
         status, parsed, raw = await self.http.request(
-            "GET", f"{server.url}/models", headers=self._headers(server), timeout=timeout, describe=describe
+            "GET",
+            f"{server.url}/models",
+            headers=self._headers(server),
+            server=server,
+            timeout=timeout,
+            describe=describe,
         )
         raise_for_status(status, parsed, raw, describe)
 

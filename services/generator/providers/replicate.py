@@ -62,6 +62,7 @@ class ReplicateProvider:
             url,
             headers={**self._headers(server), "Prefer": f"wait={wait}"},
             json_body=body,
+            server=server,
             timeout=timeout,
             describe=describe,
         )
@@ -97,6 +98,7 @@ class ReplicateProvider:
             "GET",
             prediction["urls"]["get"],
             headers=self._headers(server),
+            server=server,
             timeout=timeout,
             describe=describe,
         )
@@ -110,7 +112,12 @@ class ReplicateProvider:
             return
         with contextlib.suppress(ServerFailure, ModelError):
             await self.http.request(
-                "POST", cancel_url, headers=self._headers(server), timeout=10, describe="Replicate cancel"
+                "POST",
+                cancel_url,
+                headers=self._headers(server),
+                server=server,
+                timeout=10,
+                describe="Replicate cancel",
             )
 
     async def _file(self, server: ServerTarget, item: str, timeout: float, describe: str) -> RenderedImage:
@@ -122,6 +129,7 @@ class ReplicateProvider:
             "GET",
             item,
             headers=self._headers(server) if same_host else None,
+            server=server,
             timeout=max(timeout, 1.0),
             describe=f"{describe}, fetching its output",
         )
@@ -131,7 +139,12 @@ class ReplicateProvider:
     async def probe(self, server: ServerTarget, timeout: float) -> None:
         describe = f"Replicate account at {server.url}"
         status, parsed, raw = await self.http.request(
-            "GET", f"{server.url}/account", headers=self._headers(server), timeout=timeout, describe=describe
+            "GET",
+            f"{server.url}/account",
+            headers=self._headers(server),
+            server=server,
+            timeout=timeout,
+            describe=describe,
         )
         raise_for_status(status, parsed, raw, describe)
 

@@ -485,18 +485,20 @@ class Job(_message.Message):
     def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., server: _Optional[_Union[ServerTarget, _Mapping]] = ..., attempt: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_credentials: _Optional[bool] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
 
 class ServerTarget(_message.Message):
-    __slots__ = ("id", "url", "api_key", "provider", "upstream_model")
+    __slots__ = ("id", "url", "api_key", "provider", "upstream_model", "private_ok")
     ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_OK_FIELD_NUMBER: _ClassVar[int]
     id: str
     url: str
     api_key: str
     provider: str
     upstream_model: str
-    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ...) -> None: ...
+    private_ok: bool
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., private_ok: _Optional[bool] = ...) -> None: ...
 
 class RenewLeasesRequest(_message.Message):
     __slots__ = ("worker_id", "generation_ids", "lease_seconds")
