@@ -365,3 +365,18 @@ def test_a_sigkilled_generators_job_completes_on_another_with_one_set_of_images(
             "SELECT count(*) FROM jobs WHERE generation_id = %s", (generation["id"],)
         ).fetchone()[0]
     assert (images, jobs) == (2, 0)
+
+
+def test_a_storage_outage_delays_jobs_but_fails_none_and_blames_no_server(api, platform, fake):
+    model = _model(api, "openai", [{"url": f"{fake.url}/v1", "maxConcurrency": 8}])["name"]
+    fake.delay = 0.3
+    created = [
+        api("POST", "/api/images/generations", json={"prompt": f"lake {i}", "model": model, "async": True})
+        for i in range(24)
+    ]
+    assert all(c.status_code == 200 for c in created), [c.text for c in created if c.status_code != 200]
+    platform.restart("storage", platform.log_dir, down_for=4)
+    finished = [_wait(api, c.json()["id"], timeout=60) for c in created]
+    assert [g["status"] for g in finished] == ["completed"] * len(created), [g["reason"] for g in finished]
+    servers = api("GET", f"/api/models/{model}").json()["servers"]
+    assert [(s["status"], s["lastError"]) for s in servers] == [("healthy", "")]

@@ -133,9 +133,13 @@ class Platform:
         self.ports[name] = int(port_file.read_text())
         port_file.unlink()
 
-    def restart(self, name: str, log_dir: pathlib.Path | None = None, sig: int = signal.SIGTERM) -> None:
-        """Stops one service and starts it again where Envoy and the other services look for it."""
+    def restart(
+        self, name: str, log_dir: pathlib.Path | None = None, sig: int = signal.SIGTERM, down_for: float = 0
+    ) -> None:
+        """Stops one service and, `down_for` seconds later, starts it again where Envoy and the other
+        services look for it."""
         self.stop_one(name, sig)
+        time.sleep(down_for)
         self._start_one(name, self.ports[name], log_dir)
 
     def stop_one(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:

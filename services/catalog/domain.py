@@ -450,7 +450,8 @@ class Catalog:
     async def fail_job(
         self, worker_id: str, generation_id: str, server_id: str, reason: str, kind: str
     ) -> Row:
-        """`kind` is "model" (fail now), "server" (retry elsewhere, bench the server) or "transient"."""
+        """`kind` is "model" (fail now), "server" (retry elsewhere, bench the server) or "transient"
+        (imagegen's own trouble, storage say: retried within the lost-worker budget, blaming no server)."""
         policy = self.policy
         async with self.queue.pool.connection() as conn, conn.transaction():
             job = await self.queue.locked_job(conn, generation_id, worker_id)
@@ -460,19 +461,29 @@ class Catalog:
                 if status is None:
                     raise NotFound(f"generation {generation_id} not found")
                 raise FailedPrecondition(f"generation {generation_id} is no longer held by {worker_id}")
-            if kind == "server":
-                await self.queue.server_failed(
-                    conn, server_id, reason, policy.bench_after_failures, policy.bench_seconds
+            if kind == "transient":
+                if job["attempts"] >= policy.max_attempts:
+                    reason = f"gave up after {job['attempts']} attempts; last: {reason}"
+                    return await self.repo.finish(conn, generation_id, "failed", None, reason, [])
+                await self.queue.requeue(
+                    conn, job, reason, policy.retry_delay(job["attempts"]), server_failed=False
                 )
-            retries = job["server_failures"] + 1
-            if kind == "model" or retries >= policy.max_server_failures:
-                if kind != "model":
-                    reason = f"gave up after {retries} failed attempts on the model's servers; last: {reason}"
-                row = await self.repo.finish(conn, generation_id, "failed", server_id or None, reason, [])
-                return row
-            await self.queue.requeue(conn, job, reason, policy.retry_delay(retries), server_failed=True)
-        row = await self.queue.generation(generation_id)
-        return row
+            else:
+                if kind == "server":
+                    await self.queue.server_failed(
+                        conn, server_id, reason, policy.bench_after_failures, policy.bench_seconds
+                    )
+                retries = job["server_failures"] + 1
+                if kind == "model" or retries >= policy.max_server_failures:
+                    if kind != "model":
+                        reason = (
+                            f"gave up after {retries} failed attempts on the model's servers; last: {reason}"
+                        )
+                    return await self.repo.finish(
+                        conn, generation_id, "failed", server_id or None, reason, []
+                    )
+                await self.queue.requeue(conn, job, reason, policy.retry_delay(retries), server_failed=True)
+        return await self.queue.generation(generation_id)
 
     async def report_probe(self, server_id: str, ok: bool, error: str) -> None:
         await self.queue.probe_result(server_id, ok, error)

@@ -70,6 +70,7 @@ class GeneratorConfig:
                 heartbeat_seconds=env.float("WORKER_HEARTBEAT_SECONDS", WorkerConfig.heartbeat_seconds),
                 model_timeout_seconds=env.float("MODEL_TIMEOUT_SECONDS", WorkerConfig.model_timeout_seconds),
                 probe_timeout_seconds=env.float("PROBE_TIMEOUT_SECONDS", WorkerConfig.probe_timeout_seconds),
+                store_retry_seconds=env.float("STORE_RETRY_SECONDS", WorkerConfig.store_retry_seconds),
                 archive_to_arweave=arweave.enabled,
             ),
             webhook_timeout_seconds=env.float("WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds),

@@ -53,6 +53,9 @@ class WorkerConfig:
     claim_coalesce_seconds: float = 0.01
     # Ask the catalog to queue stored images for Arweave (this generator has a wallet).
     archive_to_arweave: bool = False
+    # How long a job keeps its images and retries storing them while storage is unavailable, before it
+    # goes back to the queue (never counted against the model server that made them).
+    store_retry_seconds: float = 60.0
 
 
 def _target(server: catalog_pb2.ServerTarget) -> ServerTarget:
@@ -336,9 +339,7 @@ class Worker:
     ) -> None:
         generation = job.generation
         # Every image is durable in storage before the catalog row pointing at it commits.
-        results = await asyncio.gather(*(self._store(image) for image in images), return_exceptions=True)
-        stored = [r for r in results if isinstance(r, storage_pb2.PutObjectResponse)]
-        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        stored, failure = await self._store_all(images)
         if failure is not None:
             if stored:
                 await self.catalog.report_unused_blobs([put.key for put in stored])
@@ -379,6 +380,25 @@ class Worker:
                 await self.catalog.report_unused_blobs([image.storage_key for image in request.images])
                 return
             raise
+
+    async def _store_all(
+        self, images: list[RenderedImage]
+    ) -> tuple[list[storage_pb2.PutObjectResponse], BaseException | None]:
+        """Stores the images, retrying with backoff for `store_retry_seconds` while storage is
+        unavailable (storing the same bytes again is harmless: keys are their content). Answers what was
+        stored, and the failure that ended it, if one did."""
+        deadline = time.monotonic() + self.config.store_retry_seconds
+        delay = 0.2
+        while True:
+            results = await asyncio.gather(*(self._store(image) for image in images), return_exceptions=True)
+            stored = [r for r in results if isinstance(r, storage_pb2.PutObjectResponse)]
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+            retryable = isinstance(failure, DomainError) and failure.code in _STORAGE_RETRYABLE
+            if not retryable or time.monotonic() + delay > deadline:
+                return stored, failure
+            log.info("storage unavailable; retrying", extra={"fields": {"error": failure.message}})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def _sign(
         self, job: catalog_pb2.Job, index: int, image: RenderedImage, inputs: tuple[InputFile, ...]
@@ -444,6 +464,14 @@ class Worker:
             await self.catalog.report_probe(server.id, not error, error)
 
 
+# Storage answers that mean "not now": the images are kept and storing them is tried again.
+_STORAGE_RETRYABLE = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+)
 # A failure this close to the caller's deadline is the deadline's: a retry could not answer in time.
 _DEADLINE_SLACK_SECONDS = 0.05
 
