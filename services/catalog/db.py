@@ -10,7 +10,9 @@ from typing import TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from services.common.errors import DomainError, Unavailable
 
 log = logging.getLogger("imagegen.catalog.db")
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
@@ -19,17 +21,36 @@ MIGRATION_LOCK = 0x1A6E6E
 T = TypeVar("T")
 
 
+# How long a call waits for a database connection before it answers UNAVAILABLE: while Postgres is
+# away, callers hear so within this, with when to try again, instead of hanging.
+CONNECTION_WAIT_SECONDS = 2.0
+RETRY_AFTER_SECONDS = 2.0
+
+
 async def open_pool(database_url: str, min_size: int, max_size: int) -> AsyncConnectionPool:
     pool = AsyncConnectionPool(
         database_url,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"row_factory": dict_row, "autocommit": True},
+        kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": 2},
         open=False,
         name="catalog",
+        timeout=CONNECTION_WAIT_SECONDS,
+        reconnect_timeout=0,  # keep trying for as long as Postgres is away
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+def database_unavailable(exc: BaseException) -> DomainError | None:
+    """The UNAVAILABLE an exception of the database's own means (it is down, restarting, or no
+    connection freed in time); None for anything else, which stays an internal error."""
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+        return Unavailable(
+            "the catalog's database is unavailable; try again shortly",
+            retry_after_seconds=RETRY_AFTER_SECONDS,
+        )
+    return None
 
 
 async def migrate(database_url: str) -> list[str]:

@@ -10,7 +10,7 @@ from services.common import server as lifecycle
 from .account_store import AccountStore
 from .accounts import Accounts
 from .config import CatalogConfig
-from .db import migrate, open_pool
+from .db import database_unavailable, migrate, open_pool
 from .domain import Catalog
 from .notifier import Notifier
 from .queue import JobQueue
@@ -41,7 +41,7 @@ async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
     accounts = Accounts(account_store, config.key_rate)
     await catalog.bootstrap(config.bootstrap_api_key)
 
-    server = lifecycle.new_server(config.internal_token)
+    server = lifecycle.new_server(config.internal_token, database_unavailable)
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog, accounts), server)
     catalog_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(catalog, accounts), server)
     catalog_pb2_grpc.add_CatalogInternalServiceServicer_to_server(

@@ -127,6 +127,11 @@ class RateLimited(ResourceExhausted):
 class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 
+    def __init__(self, message: str, *, retry_after_seconds: float | None = None, **kwargs):
+        if retry_after_seconds is not None:
+            kwargs["metadata"] = ((RETRY_AFTER_KEY, str(max(1, math.ceil(retry_after_seconds)))),)
+        super().__init__(message, **kwargs)
+
 
 class DeadlineExceeded(DomainError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -174,8 +179,14 @@ class upstream:
             raise cls(
                 exc.details() or "", details=trailers.get(STATUS_DETAILS_KEY), metadata=passed_on
             ) from exc
+        trailers = dict(exc.trailing_metadata() or ())
+        passed_on = tuple((key, trailers[key]) for key in _PASSED_ON_METADATA if key in trailers)
+        if exc.code() == grpc.StatusCode.UNAVAILABLE and passed_on and exc.details():
+            # The service itself answered why (its database is away, say) and when to come back: both
+            # go on. A transport failure's text (internal addresses) does not.
+            raise Unavailable(exc.details(), metadata=passed_on) from exc
         raise Unavailable(
-            f"the {self.service} service is unavailable ({exc.code().name}); try again"
+            f"the {self.service} service is unavailable ({exc.code().name}); try again", metadata=passed_on
         ) from exc
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
@@ -25,7 +26,14 @@ def _request_id_of(details: grpc.HandlerCallDetails) -> str:
     return new_request_id()
 
 
-async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
+async def _abort(
+    context: grpc.aio.ServicerContext,
+    method: str,
+    exc: BaseException,
+    translate: Callable[[BaseException], DomainError | None] | None = None,
+) -> None:
+    if translate is not None and not isinstance(exc, DomainError):
+        exc = translate(exc) or exc
     if isinstance(exc, DomainError):
         log.info(
             "rpc failed", extra={"fields": {"method": method, "code": exc.code.name, "error": exc.message}}
@@ -70,7 +78,12 @@ def _check_text(request: Message) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _rpc_scope(context: grpc.aio.ServicerContext, method: str, rid: str):
+async def _rpc_scope(
+    context: grpc.aio.ServicerContext,
+    method: str,
+    rid: str,
+    translate: Callable[[BaseException], DomainError | None] | None = None,
+):
     """Runs one call with its request id set, turning any exception into a gRPC status."""
     token = request_id.set(rid)
     started = time.perf_counter()
@@ -83,7 +96,7 @@ async def _rpc_scope(context: grpc.aio.ServicerContext, method: str, rid: str):
     except grpc.aio.AbortError:
         raise
     except Exception as exc:
-        await _abort(context, method, exc)
+        await _abort(context, method, exc, translate)
     finally:
         if log.isEnabledFor(logging.DEBUG):
             elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -95,6 +108,12 @@ async def _rpc_scope(context: grpc.aio.ServicerContext, method: str, rid: str):
 
 
 class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
+    """Request ids, typed errors (DomainError and its gRPC code, or what `translate` makes of an
+    adapter's own exception), the internal-token check and refused NUL characters, for every call."""
+
+    def __init__(self, translate: Callable[[BaseException], DomainError | None] | None = None):
+        self.translate = translate
+
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
@@ -106,7 +125,7 @@ class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary_unary(request, context):
-                async with _rpc_scope(context, method, rid):
+                async with _rpc_scope(context, method, rid, self.translate):
                     _check_text(request)
                     return await inner(request, context)
 
@@ -118,7 +137,7 @@ class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def unary_stream(request, context):
-                async with _rpc_scope(context, method, rid):
+                async with _rpc_scope(context, method, rid, self.translate):
                     _check_text(request)
                     async for item in inner_stream(request, context):
                         yield item
@@ -131,7 +150,7 @@ class ErrorAndContextInterceptor(grpc.aio.ServerInterceptor):
             inner_client_stream = handler.stream_unary
 
             async def stream_unary(request_iterator, context):
-                async with _rpc_scope(context, method, rid):
+                async with _rpc_scope(context, method, rid, self.translate):
                     return await inner_client_stream(request_iterator, context)
 
             return grpc.stream_unary_rpc_method_handler(

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from . import internal
+from .errors import DomainError
 from .interceptors import ErrorAndContextInterceptor
 
 log = logging.getLogger("imagegen.server")
@@ -35,11 +36,14 @@ _health: weakref.WeakKeyDictionary[grpc.aio.Server, tuple[health.aio.HealthServi
 )
 
 
-def new_server(internal_token: str) -> grpc.aio.Server:
-    """A server whose calls get request ids, typed errors and, on internal services, the check of the
-    internal token this process also sends on its own calls."""
+def new_server(
+    internal_token: str, translate: Callable[[BaseException], DomainError | None] | None = None
+) -> grpc.aio.Server:
+    """A server whose calls get request ids, typed errors (`translate` names the DomainError an
+    adapter's own exception means) and, on internal services, the check of the internal token this
+    process also sends on its own calls."""
     internal.configure(internal_token)
-    return grpc.aio.server(interceptors=[ErrorAndContextInterceptor()], options=CHANNEL_OPTIONS)
+    return grpc.aio.server(interceptors=[ErrorAndContextInterceptor(translate)], options=CHANNEL_OPTIONS)
 
 
 def finish_server(server: grpc.aio.Server, service_names: Iterable[str], host: str, port: int) -> int:
