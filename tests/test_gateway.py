@@ -374,3 +374,28 @@ def test_a_service_that_is_down_is_503_json_and_back_when_it_returns(platform, i
     while (back := requests.get(image["url"], timeout=10)).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert back.status_code == 200 and back.headers["content-type"] == "image/png"
+
+
+def test_no_log_line_carries_a_key_a_signature_or_a_permanent_url_key(api, platform, image):
+    marker = "sk_" + "Z" * 9000
+    hostile = [
+        ("GET", "/api/models", {"Authorization": f"Bearer {marker}"}),
+        ("GET", "/api/models", {"Authorization": f"Basic {marker}"}),
+        ("POST", "/api/images/generations", {"Authorization": f"Bearer {marker[:200]}"}),
+        ("GET", "/api/credits?user=x", {"Authorization": f"Bearer {BOOTSTRAP_KEY}X"}),
+    ]
+    for method, path, headers in hostile:
+        answer = requests.request(method, platform.gateway_url + path, headers=headers, json={}, timeout=10)
+        assert answer.status_code in (400, 401, 431), (path, answer.status_code)
+    signature = image["url"].rpartition("signature=")[2]
+    permanent_key = image["permanentUrl"].rpartition("/")[2].split(".")[0]
+    assert requests.get(image["url"], timeout=10).status_code == 200
+    assert requests.get(image["permanentUrl"], timeout=10).status_code == 200
+    assert requests.get(image["url"].replace(signature, "0" * len(signature)), timeout=10).status_code in (
+        403,
+        404,
+    )
+    time.sleep(0.5)  # the access log is written as requests end
+    logs = "".join(path.read_text(errors="replace") for path in platform.log_dir.glob("*.log"))
+    for secret in (marker[:40], BOOTSTRAP_KEY, signature, permanent_key):
+        assert secret not in logs, secret[:20]

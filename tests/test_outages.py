@@ -56,7 +56,12 @@ def test_postgres_away_answers_503_with_retry_after_at_once_and_recovers_alone(o
             answer = api(method, path, json=body)
             took = time.monotonic() - started
             assert answer.status_code == 503, (path, answer.status_code, answer.text)
-            assert int(answer.headers.get("retry-after", 0)) >= 1 and took < 3, (path, took, answer.headers, answer.text)
+            assert int(answer.headers.get("retry-after", 0)) >= 1 and took < 3, (
+                path,
+                took,
+                answer.headers,
+                answer.text,
+            )
             assert answer.json()["code"] == 14
         # Bytes need no catalog: a signed URL still downloads.
         assert requests.get(signed, timeout=10).status_code == 200
