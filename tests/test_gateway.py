@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import socket
 import struct
 import time
 import uuid
@@ -399,3 +400,16 @@ def test_no_log_line_carries_a_key_a_signature_or_a_permanent_url_key(api, platf
     logs = "".join(path.read_text(errors="replace") for path in platform.log_dir.glob("*.log"))
     for secret in (marker[:40], BOOTSTRAP_KEY, signature, permanent_key):
         assert secret not in logs, secret[:20]
+
+
+def test_a_client_that_never_finishes_its_headers_is_cut_off(platform):
+    host, _, port = platform.gateway_url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as slow:
+        slow.sendall(b"GET /api/models HTTP/1.1\r\nHost: imagegen\r\n")  # and never the blank line
+        started = time.monotonic()
+        answer = slow.recv(4096)
+        while answer and not answer.endswith(b"\r\n\r\n") and b"408" not in answer:
+            answer += slow.recv(4096)
+        took = time.monotonic() - started
+    assert took < 15, "the header timeout (10 s) closed it"
+    assert answer == b"" or b" 408 " in answer.split(b"\r\n")[0], answer[:200]
