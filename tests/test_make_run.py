@@ -85,3 +85,29 @@ def test_run_serves_stops_cleanly_and_keeps_every_generation(tmp_path):
         assert requests.get(fetched.json()["outputImages"][0]["url"], timeout=10).content == image
     finally:
         _interrupt(process)
+
+
+def test_run_starts_a_crashed_service_again_instead_of_stopping(tmp_path):
+    ports = {"pg": free_port(), "gateway": 0, "generator": 0, "catalog": 0, "storage": 0}
+    process, key, url = _start(tmp_path, ports)
+    try:
+        auth = {"Authorization": f"Bearer {key}"}
+        body = {"prompt": "a crash", "width": 64, "height": 64}
+        storage = next(
+            child
+            for child in psutil.Process(process.pid).children(recursive=True)
+            if "services.storage.server" in " ".join(child.cmdline())
+        )
+        storage.send_signal(signal.SIGKILL)
+        storage.wait(10)
+        deadline = time.monotonic() + 30
+        answer = None
+        while time.monotonic() < deadline:
+            answer = requests.post(f"{url}/api/images/generations", json=body, headers=auth, timeout=30)
+            if answer.status_code == 200:
+                break
+            time.sleep(0.5)
+        assert answer is not None and answer.status_code == 200, answer.text if answer else "no answer"
+        assert process.poll() is None, "the launcher kept running"
+    finally:
+        _interrupt(process)

@@ -80,10 +80,9 @@ API key: {key}
         )
         while not stop_requested:
             time.sleep(0.5)
-            for name, process in platform.processes.items():
-                if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
-                    stop_requested.append(0)
+            # A child that crashes is started again (with backoff), not the whole platform stopped.
+            for line in platform.revive(var / "logs"):
+                print(line, file=sys.stderr, flush=True)
     finally:
         print("stopping...", flush=True)
         platform.stop()

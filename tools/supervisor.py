@@ -50,6 +50,10 @@ class Platform:
     gateway_admin: str = ""
     _reservations: list[socket.socket] = field(default_factory=list)
     _gateway_run_dirs: list[pathlib.Path] = field(default_factory=list)
+    # Per child that died: crashes in a row, and when it is started again.
+    _crashes: dict[str, int] = field(default_factory=dict)
+    _revive_at: dict[str, float] = field(default_factory=dict)
+    _started_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -132,6 +136,39 @@ class Platform:
             time.sleep(0.05)
         self.ports[name] = int(port_file.read_text())
         port_file.unlink()
+
+    def revive(self, log_dir: pathlib.Path | None) -> list[str]:
+        """Starts again, where Envoy and the other services look for it, each child that exited: after
+        1 s, doubling with each crash in a row up to 30 s (a child that stayed up a minute starts the
+        count again). Answers a line about each thing it did, for the log."""
+        said = []
+        now = time.monotonic()
+        for name, process in list(self.processes.items()):
+            if process.poll() is None:
+                if now - self._started_at.get(name, now) > 60:
+                    self._crashes.pop(name, None)
+                continue
+            if name not in self._revive_at:
+                crashes = self._crashes.get(name, 0)
+                delay = min(2.0**crashes, 30.0)
+                self._revive_at[name] = now + delay
+                said.append(f"{name} exited with {process.returncode}; starting it again in {delay:g} s")
+                continue
+            if now < self._revive_at[name]:
+                continue
+            del self._revive_at[name]
+            self._crashes[name] = self._crashes.get(name, 0) + 1
+            try:
+                if name == GATEWAY:
+                    self.start_gateway(self.ports[GATEWAY], log_dir)
+                else:
+                    self._start_one(name, self.ports[name], log_dir)
+            except (RuntimeError, TimeoutError) as exc:
+                said.append(f"{name} did not start again: {exc}")
+                continue
+            self._started_at[name] = time.monotonic()
+            said.append(f"{name} started again")
+        return said
 
     def restart(
         self, name: str, log_dir: pathlib.Path | None = None, sig: int = signal.SIGTERM, down_for: float = 0
