@@ -321,3 +321,35 @@ def test_a_sync_job_is_leased_at_enqueue_to_the_asking_worker_only_when_a_server
             assert [job.generation.id for job in claimed] == [queued.generation.id, behind.generation.id]
 
     asyncio.run(scenario())
+
+
+def test_secrets_are_sealed_at_rest_and_sealed_again_under_a_new_key(database_url):
+    from services.catalog.sealing import Sealer
+
+    project_id, key = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url, sealer=Sealer(["old key"])) as (_, public):
+            await public.CreateModel(
+                catalog_pb2.CreateModelRequest(
+                    name="m", provider="openai",
+                    servers=[catalog_pb2.ServerSpec(url="https://models.example/v1", api_key="sk-upstream")],
+                ),
+                metadata=(("authorization", f"Bearer {key}"),),
+            )  # fmt: skip
+        with psycopg.connect(database_url) as conn:
+            (before,) = conn.execute("SELECT api_key FROM model_servers WHERE api_key <> ''").fetchone()
+        # The new key first, the old one after it: the start seals everything again under the new one.
+        async with catalog(database_url, sealer=Sealer(["new key", "old key"])) as (internal, _):
+            with psycopg.connect(database_url) as conn:
+                (after,) = conn.execute("SELECT api_key FROM model_servers WHERE api_key <> ''").fetchone()
+            await internal.EnqueueGeneration(_create(project_id, model="m"))
+            [job] = await _claim(internal)
+        return before, after, job.server.api_key
+
+    before, after, opened = asyncio.run(scenario())
+    assert before.startswith("sealed:v1:") and "sk-upstream" not in before
+    assert after.startswith("sealed:v1:") and after.split(":")[2] != before.split(":")[2]
+    assert opened == "sk-upstream"
+    with pytest.raises(Exception, match="lacks"):
+        Sealer(["new key"]).open(before)

@@ -102,7 +102,7 @@ def test_async_generation_is_pending_at_once_and_watch_streams_it_as_server_sent
     assert body_async["status"] in ("pending", "processing")
 
 
-def test_models_are_managed_over_rest_and_keys_never_come_back(api, fake):
+def test_models_are_managed_over_rest_and_keys_never_come_back(api, platform, fake):
     model = _model(api, "openai", [{"url": f"{fake.url}/v1", "apiKey": "sk-upstream", "maxConcurrency": 2}],
                    upstream="dall-e-3")  # fmt: skip
     assert model["id"].startswith("mod_") and model["servers"][0]["id"].startswith("srv_")
@@ -117,6 +117,16 @@ def test_models_are_managed_over_rest_and_keys_never_come_back(api, fake):
                     "height": 64}).json()  # fmt: skip
     assert generated["status"] == "completed" and generated["serverId"] == model["servers"][0]["id"]
     assert fake.stats.headers[-1]["Authorization"] == "Bearer sk-upstream"
+    secret = api("GET", "/api/webhooks/default/secret").json()["key"]
+    with psycopg.connect(platform.database_url) as conn:
+        (stored,) = conn.execute(
+            "SELECT api_key FROM model_servers WHERE model_id = %s", (model["id"],)
+        ).fetchone()
+        (hook,) = conn.execute(
+            "SELECT webhook_secret FROM projects WHERE webhook_secret IS NOT NULL"
+        ).fetchone()
+    assert stored.startswith("sealed:v1:") and "sk-upstream" not in stored, "sealed at rest"
+    assert secret.startswith("whsec_") and hook.startswith("sealed:v1:") and secret not in hook
     refused = api("POST", "/api/images/generations", json={"prompt": "forbidden fox", "model": name}).json()
     assert refused["status"] == "failed" and "safety system" in refused["reason"]
     replaced = api("PUT", f"/api/models/{name}/servers", json={"servers": [{"url": f"{fake.url}/v2"}]}).json()

@@ -10,6 +10,7 @@ from services.common.outbound import OutboundPolicy
 from .accounts import KeyRate
 from .domain import QueuePolicy
 from .scheduling import PriorityPolicy
+from .sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class CatalogConfig:
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     # For keys without a rate of their own.
     key_rate: KeyRate = field(default_factory=KeyRate)
+    # Seals model servers' API keys and webhook secrets at rest (services/catalog/sealing.py).
+    sealer: Sealer = field(default_factory=lambda: Sealer([secrets.token_hex(32)]))
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> CatalogConfig:
@@ -43,6 +46,7 @@ class CatalogConfig:
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             log_level=env.str("LOG_LEVEL", cls.log_level),
             internal_token=internal.token_from_env(env),
+            sealer=Sealer.from_env(env),
             queue=_queue_policy(env),
             outbound=OutboundPolicy.from_env(env),
             key_rate=KeyRate(

@@ -239,7 +239,10 @@ class JobQueue:
                 " GROUP BY server_id",
                 (model_ids,),
             )
-        servers = {row["id"]: row for row in await servers_cur.fetchall()}
+        servers = {
+            row["id"]: {**row, "api_key": self.repo.sealer.open(row["api_key"])}
+            for row in await servers_cur.fetchall()
+        }
         running = {row["server_id"]: row["running"] for row in await running_cur.fetchall()}
         assignments = assign_servers(
             candidates,
@@ -441,7 +444,7 @@ class JobQueue:
                 " RETURNING s.id, s.url, s.api_key, s.private_ok, m.provider, m.upstream_model",
                 (_seconds(cooldown_seconds), limit),
             )
-            return await cur.fetchall()
+            return [{**row, "api_key": self.repo.sealer.open(row["api_key"])} for row in await cur.fetchall()]
 
     async def probe_result(self, server_id: str, ok: bool, error: str) -> None:
         async with self.pool.connection() as conn, conn.transaction():

@@ -18,6 +18,7 @@ from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE
 from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
 from .notifier import notify
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, Row, qualified_columns
+from .sealing import Sealer
 from .webhook_outbox import queue_deliveries
 
 
@@ -62,8 +63,10 @@ def permanent_key(storage_key: str) -> str:
 
 
 class Repository:
-    def __init__(self, pool: AsyncConnectionPool):
+    def __init__(self, pool: AsyncConnectionPool, sealer: Sealer | None = None):
         self.pool = pool
+        # Seals the secrets tenants give (services/catalog/sealing.py); tests of other things omit it.
+        self.sealer = sealer or Sealer([secrets.token_hex(32)])
 
     # -- projects and keys -------------------------------------------------------------------------
 
@@ -186,7 +189,7 @@ class Repository:
                         model_id,
                         position,
                         s["url"],
-                        s["api_key"],
+                        self.sealer.seal(s["api_key"]),
                         s["max_concurrency"],
                         s.get("private_ok", False),
                     )
@@ -212,15 +215,32 @@ class Repository:
             return True
 
     async def webhook_secret(self, project_id: str, candidate: str) -> str:
-        """The project's secret; `candidate` becomes it the first time it is asked for."""
+        """The project's secret; `candidate` becomes it the first time it is asked for (sealed)."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE projects SET webhook_secret = coalesce(webhook_secret, %s) WHERE id = %s"
                 " RETURNING webhook_secret",
-                (candidate, project_id),
+                (self.sealer.seal(candidate), project_id),
             )
             row = await cur.fetchone()
-            return row["webhook_secret"] if row else ""
+            return self.sealer.open(row["webhook_secret"]) if row else ""
+
+    async def reseal_secrets(self) -> int:
+        """Seals again, under the first key, every secret that is plain or under an older one; answers
+        how many. Run at start, so rotating keys takes a restart."""
+        resealed = 0
+        async with self.pool.connection() as conn:
+            for table, column in (("model_servers", "api_key"), ("projects", "webhook_secret")):
+                cur = await conn.execute(f"SELECT id, {column} AS value FROM {table} WHERE {column} <> ''")
+                for row in await cur.fetchall():
+                    if self.sealer.stale(row["value"]):
+                        sealed = self.sealer.seal(self.sealer.open(row["value"]))
+                        await conn.execute(
+                            f"UPDATE {table} SET {column} = %s WHERE id = %s AND {column} = %s",
+                            (sealed, row["id"], row["value"]),
+                        )
+                        resealed += 1
+        return resealed
 
     # -- generations -------------------------------------------------------------------------------
 

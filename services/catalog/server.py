@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
@@ -17,6 +19,8 @@ from .queue import JobQueue
 from .repository import Repository
 from .servicer import AccountServicer, CatalogInternalServicer, CatalogServicer
 
+log = logging.getLogger("imagegen.catalog")
+
 SERVICE_NAMES = [
     catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     catalog_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
@@ -29,7 +33,10 @@ async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
     pool = await open_pool(config.database_url, config.pool_min, config.pool_max)
     notifier = Notifier(config.database_url)
     await notifier.start()
-    repository = Repository(pool)
+    repository = Repository(pool, config.sealer)
+    resealed = await repository.reseal_secrets()
+    if resealed:
+        log.info("secrets sealed under the current key", extra={"fields": {"count": resealed}})
     account_store = AccountStore(pool, repository)
     catalog = Catalog(
         repository,

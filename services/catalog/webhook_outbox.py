@@ -60,6 +60,7 @@ class WebhookOutbox:
             )
             deliveries = await cur.fetchall()
             for delivery in deliveries:
+                delivery["webhook_secret"] = self.repo.sealer.open(delivery["webhook_secret"] or "")
                 delivery["generation"] = await self.repo.generation_by_id(conn, delivery["generation_id"])
             return deliveries
 
