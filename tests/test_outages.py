@@ -1,16 +1,22 @@
-"""Postgres going away under a running platform (Envoy, services) with a Postgres of its own: requests
-that need it answer 503 with Retry-After at once instead of hanging or crashing, signed downloads keep
-working, and everything recovers by itself when it is back."""
+"""Failing parts under a running platform (Envoy, services) with a Postgres of its own: with Postgres
+away, requests that need it answer 503 with Retry-After at once instead of hanging or crashing, signed
+downloads keep working, and everything recovers by itself; a blob a dying worker left in storage with
+no row is found and swept, so storage and catalog agree."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
 import pytest
 import requests
+from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
+from services.common import internal
+from services.common import server as lifecycle
 from tests.conftest import rest_client
+from tests.fakes import png
 from tools.embedded_pg import EmbeddedPostgres
 from tools.supervisor import Platform
 
@@ -28,10 +34,16 @@ def outage(tmp_path_factory):
             "IMAGEGEN_BOOTSTRAP_API_KEY": KEY,
             "IMAGEGEN_VAR_DIR": str(var),
             "IMAGEGEN_OUTBOUND_PUBLIC": "false",
+            # Sweeps and the walk for orphans every half second; blobs count as orphans after 2 s.
+            "IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS": "0.5",
+            "IMAGEGEN_RECONCILE_INTERVAL_SECONDS": "0.5",
+            "IMAGEGEN_ORPHAN_AGE_SECONDS": "2",
+            "IMAGEGEN_UNUSED_BLOB_GRACE_SECONDS": "2",
         }
     )
     try:
         platform.start(log_dir=var)
+        platform.log_dir = var
         yield platform, postgres
     finally:
         platform.stop()
@@ -74,3 +86,36 @@ def test_postgres_away_answers_503_with_retry_after_at_once_and_recovers_alone(o
     again = api("POST", "/api/images/generations", json={"prompt": "a river", "width": 64, "height": 64})
     assert again.status_code == 200 and again.json()["status"] == "completed", again.text
     assert all(process.poll() is None for process in platform.processes.values()), "no service restarted"
+
+
+def test_a_blob_no_row_knows_is_found_and_swept_and_known_ones_stay(outage, tmp_path):
+    platform, _ = outage
+    api = rest_client(platform, KEY)
+    kept = api("POST", "/api/images/generations", json={"prompt": "a pier", "width": 64, "height": 64})
+    assert kept.status_code == 200, kept.text
+    # What a worker that died between storing and answering leaves: bytes in storage, no row.
+    orphan = png("an orphan", 3, 64, 64)
+
+    async def store() -> str:
+        internal.configure((platform.log_dir / "internal-token").read_text())
+        async with lifecycle.internal_channel(platform.target("storage")) as channel:
+            stub = storage_pb2_grpc.StorageInternalServiceStub(channel)
+            answer = await stub.PutSmallObjects(
+                storage_pb2.PutSmallObjectsRequest(
+                    objects=[
+                        storage_pb2.SmallObject(
+                            info=storage_pb2.ObjectInfo(content_type="image/png"), data=orphan
+                        )
+                    ]
+                )
+            )
+        return answer.objects[0].key
+
+    key = asyncio.run(store())
+    objects = platform.log_dir / "objects"
+    deadline = time.monotonic() + 30
+    while (objects / key[:2] / key).exists() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not (objects / key[:2] / key).exists(), "the orphan was found and swept"
+    known = kept.json()["outputImages"][0]
+    assert requests.get(known["url"], timeout=10).status_code == 200, "what a row names stays"

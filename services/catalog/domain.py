@@ -656,6 +656,11 @@ class Catalog:
             raise InvalidArgument(f"report at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")
         await self.repo.note_unused(keys)
 
+    async def adopt_orphan_blobs(self, keys: list[str]) -> list[str]:
+        if len(keys) > MAX_BLOB_BATCH:
+            raise InvalidArgument(f"send at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")
+        return await self.repo.adopt_orphans(keys)
+
     async def record_upload(
         self, project_id: str, image: catalog_pb2.InputImageRecord, ttl_seconds: float
     ) -> Row:

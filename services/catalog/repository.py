@@ -568,6 +568,17 @@ class Repository:
             (keys,),
         )
 
+    async def adopt_orphans(self, keys: list[str]) -> list[str]:
+        """Notes as unused the keys no row uses and no unused-blob entry knows; answers them."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO unused_blobs (storage_key)"
+                f" SELECT DISTINCT k FROM unnest(%s::text[]) AS k WHERE NOT {_BLOB_USED.format(key='k')}"
+                " ON CONFLICT (storage_key) DO NOTHING RETURNING storage_key",
+                (keys,),
+            )
+            return [row["storage_key"] for row in await cur.fetchall()]
+
     async def note_unused(self, keys: list[str]) -> None:
         async with self.pool.connection() as conn:
             await self._note_unused(conn, keys)

@@ -408,6 +408,10 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
     async def ResolvePermanentImage(self, request, context):
         return image_to_proto(await self.catalog.permanent_image(request.permanent_key))
 
+    async def AdoptOrphanBlobs(self, request, context):
+        adopted = await self.catalog.adopt_orphan_blobs(list(request.storage_keys))
+        return catalog_pb2.AdoptOrphanBlobsResponse(storage_keys=adopted)
+
     async def RecordUpload(self, request, context):
         return upload_to_proto(
             await self.catalog.record_upload(request.project_id, request.image, request.ttl_seconds)

@@ -164,6 +164,10 @@ class CatalogClient:
             "ResolvePermanentImage", catalog_pb2.ResolvePermanentImageRequest(permanent_key=permanent_key)
         )
 
+    async def adopt_orphan_blobs(self, keys: list[str]) -> list[str]:
+        answer = await self._call("AdoptOrphanBlobs", catalog_pb2.AdoptOrphanBlobsRequest(storage_keys=keys))
+        return list(answer.storage_keys)
+
     async def record_upload(
         self, project_id: str, image: catalog_pb2.InputImageRecord, ttl_seconds: float
     ) -> catalog_pb2.UploadRecord:
@@ -277,6 +281,14 @@ class StorageClient:
                 storage_pb2.SignUrlsRequest(keys=keys), metadata=outgoing_metadata(), timeout=timeout
             )
         return list(answer.urls)
+
+    async def list(self, start_after: str, page_size: int) -> storage_pb2.ListObjectsResponse:
+        async with upstream("storage"):
+            return await self.stub.ListObjects(
+                storage_pb2.ListObjectsRequest(start_after=start_after, page_size=page_size),
+                metadata=outgoing_metadata(),
+                timeout=60,
+            )
 
     async def delete(self, keys: list[str]) -> None:
         if keys:

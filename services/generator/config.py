@@ -30,6 +30,9 @@ class GeneratorConfig:
     webhook_timeout_seconds: float = 10.0
     # How often unused blobs are looked for (the catalog decides which are old enough).
     blob_sweep_interval_seconds: float = 30.0
+    # How often storage is walked for blobs nothing knows, and how old such a blob must be to count.
+    reconcile_interval_seconds: float = 3600.0
+    orphan_age_seconds: float = 600.0
     # The gateway's address as clients see it; permanent URLs point there.
     public_url: str = "http://127.0.0.1:8080"
     var_dir: pathlib.Path = REPO_ROOT / "var"
@@ -77,6 +80,10 @@ class GeneratorConfig:
             blob_sweep_interval_seconds=env.float(
                 "BLOB_SWEEP_INTERVAL_SECONDS", cls.blob_sweep_interval_seconds
             ),
+            reconcile_interval_seconds=env.float(
+                "RECONCILE_INTERVAL_SECONDS", cls.reconcile_interval_seconds
+            ),
+            orphan_age_seconds=env.float("ORPHAN_AGE_SECONDS", cls.orphan_age_seconds),
             public_url=env.str("PUBLIC_URL", cls.public_url).rstrip("/"),
             var_dir=var_dir(env),
             credentials=CredentialsConfig(

@@ -75,7 +75,13 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
         webhooks = WebhookDispatcher(
             catalog, generator, config.webhook_timeout_seconds, config.public_url, callbacks
         )
-        sweeper = BlobSweeper(catalog, storage, config.blob_sweep_interval_seconds)
+        sweeper = BlobSweeper(
+            catalog,
+            storage,
+            config.blob_sweep_interval_seconds,
+            config.reconcile_interval_seconds,
+            config.orphan_age_seconds,
+        )
         worker.start()
         webhooks.start()
         sweeper.start()

@@ -19,7 +19,7 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from services.common.vocabulary import storage_key
+from services.common.vocabulary import STORAGE_KEY, storage_key
 
 from .domain import CHUNK_BYTES, StoredObject, UrlSigner
 
@@ -174,6 +174,21 @@ class LocalFolderBackend:
     def sign(self, key: str) -> str:
         return self.signer.sign(key)
 
+    async def list(self, start_after: str, page_size: int) -> list[tuple[str, float]]:
+        return await asyncio.to_thread(self._list, start_after, page_size)
+
+    def _list(self, start_after: str, page_size: int) -> list[tuple[str, float]]:
+        listed = []
+        for shard in sorted(p for p in self.root.iterdir() if p.is_dir() and len(p.name) == 2):
+            if shard.name < start_after[:2]:
+                continue
+            for path in sorted(shard.iterdir()):
+                if path.name > start_after and STORAGE_KEY.match(path.name):
+                    listed.append((path.name, path.stat().st_mtime))
+                    if len(listed) == page_size:
+                        return listed
+        return listed
+
 
 class S3Backend:
     def __init__(
@@ -276,6 +291,19 @@ class S3Backend:
             return len(keys)
 
         return await asyncio.to_thread(_delete) if keys else 0
+
+    async def list(self, start_after: str, page_size: int) -> list[tuple[str, float]]:
+        def _list() -> list[tuple[str, float]]:
+            listed = []
+            for item in self.client.list_objects(
+                self.bucket, recursive=True, start_after=start_after or None
+            ):
+                listed.append((item.object_name, item.last_modified.timestamp()))
+                if len(listed) == page_size:
+                    break
+            return listed
+
+        return await asyncio.to_thread(_list)
 
     def sign(self, key: str) -> str:
         return self.public_client.presigned_get_object(self.bucket, key, expires=self.ttl)

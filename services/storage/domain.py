@@ -14,6 +14,7 @@ from services.common.vocabulary import EXTENSIONS, STORAGE_KEY
 
 CHUNK_BYTES = 1024 * 1024
 CONTENT_TYPES = {ext: ctype for ctype, ext in EXTENSIONS.items()}
+MAX_LIST_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Backend(Protocol):
     async def exists(self, key: str) -> bool: ...
     async def delete(self, keys: list[str]) -> int: ...
     def sign(self, key: str) -> str: ...
+    async def list(self, start_after: str, page_size: int) -> list[tuple[str, float]]: ...
 
 
 class UrlSigner:
@@ -105,6 +107,12 @@ class Storage:
 
     async def delete(self, keys: list[str]) -> int:
         return await self.backend.delete([check_key(k) for k in keys])
+
+    async def list(self, start_after: str, page_size: int) -> list[tuple[str, float]]:
+        """(key, written at, Unix seconds) of up to `page_size` objects after `start_after`, in key order."""
+        if not 1 <= page_size <= MAX_LIST_PAGE:
+            raise InvalidArgument(f"pageSize must be between 1 and {MAX_LIST_PAGE}", field="page_size")
+        return await self.backend.list(start_after, page_size)
 
     async def open_signed(self, key: str, expires: int, signature: str) -> AsyncIterator[bytes]:
         check_key(key)

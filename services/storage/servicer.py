@@ -75,3 +75,13 @@ class StorageInternalServicer(storage_pb2_grpc.StorageInternalServiceServicer):
 
     async def DeleteObjects(self, request, context):
         return storage_pb2.DeleteObjectsResponse(deleted=await self.storage.delete(list(request.keys)))
+
+    async def ListObjects(self, request, context):
+        listed = await self.storage.list(request.start_after, request.page_size)
+        answer = storage_pb2.ListObjectsResponse(
+            next_start_after=listed[-1][0] if len(listed) == request.page_size else ""
+        )
+        for key, written in listed:
+            item = answer.objects.add(key=key)
+            item.written_at.FromNanoseconds(int(written * 1e9))
+        return answer

@@ -941,3 +941,15 @@ class ArweaveCopy(_message.Message):
     transaction_id: str
     url: str
     def __init__(self, transaction_id: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+
+class AdoptOrphanBlobsRequest(_message.Message):
+    __slots__ = ("storage_keys",)
+    STORAGE_KEYS_FIELD_NUMBER: _ClassVar[int]
+    storage_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AdoptOrphanBlobsResponse(_message.Message):
+    __slots__ = ("storage_keys",)
+    STORAGE_KEYS_FIELD_NUMBER: _ClassVar[int]
+    storage_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...

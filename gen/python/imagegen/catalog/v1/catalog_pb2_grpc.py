@@ -1022,6 +1022,11 @@ class CatalogInternalServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
                 _registered_method=True)
+        self.AdoptOrphanBlobs = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/AdoptOrphanBlobs',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AdoptOrphanBlobsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AdoptOrphanBlobsResponse.FromString,
+                _registered_method=True)
         self.RecordUpload = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogInternalService/RecordUpload',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RecordUploadRequest.SerializeToString,
@@ -1179,6 +1184,14 @@ class CatalogInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdoptOrphanBlobs(self, request, context):
+        """Of blobs found in storage, notes as unused those no row uses and no unused-blob entry knows (left
+        by a worker that died between storing and answering); answers them. The sweep then takes them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordUpload(self, request, context):
         """Records an input image stored for later creates of the project; it expires after `ttl_seconds`.
         """
@@ -1312,6 +1325,11 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     servicer.ClaimUnusedBlobs,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.SerializeToString,
+            ),
+            'AdoptOrphanBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdoptOrphanBlobs,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AdoptOrphanBlobsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AdoptOrphanBlobsResponse.SerializeToString,
             ),
             'RecordUpload': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordUpload,
@@ -1782,6 +1800,33 @@ class CatalogInternalService:
             '/imagegen.catalog.v1.CatalogInternalService/ClaimUnusedBlobs',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdoptOrphanBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/AdoptOrphanBlobs',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AdoptOrphanBlobsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AdoptOrphanBlobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,9 @@
+import datetime
+
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -8,6 +11,30 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ListObjectsRequest(_message.Message):
+    __slots__ = ("start_after", "page_size")
+    START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    start_after: str
+    page_size: int
+    def __init__(self, start_after: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListObjectsResponse(_message.Message):
+    __slots__ = ("objects", "next_start_after")
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    objects: _containers.RepeatedCompositeFieldContainer[ListedObject]
+    next_start_after: str
+    def __init__(self, objects: _Optional[_Iterable[_Union[ListedObject, _Mapping]]] = ..., next_start_after: _Optional[str] = ...) -> None: ...
+
+class ListedObject(_message.Message):
+    __slots__ = ("key", "written_at")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_AT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    written_at: _timestamp_pb2.Timestamp
+    def __init__(self, key: _Optional[str] = ..., written_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetFileRequest(_message.Message):
     __slots__ = ("key", "expires", "signature")

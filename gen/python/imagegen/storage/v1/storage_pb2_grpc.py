@@ -137,6 +137,11 @@ class StorageInternalServiceStub:
                 request_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.DeleteObjectsRequest.SerializeToString,
                 response_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.DeleteObjectsResponse.FromString,
                 _registered_method=True)
+        self.ListObjects = channel.unary_unary(
+                '/imagegen.storage.v1.StorageInternalService/ListObjects',
+                request_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.ListObjectsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.ListObjectsResponse.FromString,
+                _registered_method=True)
 
 
 class StorageInternalServiceServicer:
@@ -181,6 +186,14 @@ class StorageInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListObjects(self, request, context):
+        """Lists stored objects in key order, a page at a time, with when each was written: the blob
+        reconciliation finds there what no row and no unused-blob entry knows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -208,6 +221,11 @@ def add_StorageInternalServiceServicer_to_server(servicer, server):
                     servicer.DeleteObjects,
                     request_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.DeleteObjectsRequest.FromString,
                     response_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.DeleteObjectsResponse.SerializeToString,
+            ),
+            'ListObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjects,
+                    request_deserializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.ListObjectsRequest.FromString,
+                    response_serializer=imagegen_dot_storage_dot_v1_dot_storage__pb2.ListObjectsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -346,6 +364,33 @@ class StorageInternalService:
             '/imagegen.storage.v1.StorageInternalService/DeleteObjects',
             imagegen_dot_storage_dot_v1_dot_storage__pb2.DeleteObjectsRequest.SerializeToString,
             imagegen_dot_storage_dot_v1_dot_storage__pb2.DeleteObjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.storage.v1.StorageInternalService/ListObjects',
+            imagegen_dot_storage_dot_v1_dot_storage__pb2.ListObjectsRequest.SerializeToString,
+            imagegen_dot_storage_dot_v1_dot_storage__pb2.ListObjectsResponse.FromString,
             options,
             channel_credentials,
             insecure,
