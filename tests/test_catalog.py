@@ -13,6 +13,7 @@ from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from services.catalog.config import CatalogConfig
 from services.catalog.db import MIGRATIONS, migrate
 from services.catalog.domain import QueuePolicy
+from services.catalog.sealing import Sealer
 from services.catalog.server import create_server
 from services.common import server as lifecycle
 from tests.conftest import create_project
@@ -20,8 +21,14 @@ from tests.conftest import create_project
 BOOTSTRAP_KEY = "sk_bootstrap_for_tests"
 
 
+# One sealing key for every catalog a test starts, so a catalog started again reads what the last one
+# sealed (as a deployment's IMAGEGEN_SECRETS_KEYS does).
+TEST_SEALER = Sealer(["tests' secrets key"])
+
+
 @contextlib.asynccontextmanager
 async def catalog(database_url: str, **config):
+    config.setdefault("sealer", TEST_SEALER)
     server, port = await create_server(
         CatalogConfig(
             database_url=database_url,
@@ -324,8 +331,6 @@ def test_a_sync_job_is_leased_at_enqueue_to_the_asking_worker_only_when_a_server
 
 
 def test_secrets_are_sealed_at_rest_and_sealed_again_under_a_new_key(database_url):
-    from services.catalog.sealing import Sealer
-
     project_id, key = create_project(database_url)
 
     async def scenario():

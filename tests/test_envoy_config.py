@@ -13,6 +13,7 @@ import envoy.extensions.filters.http.grpc_web.v3.grpc_web_pb2  # noqa: F401
 import envoy.extensions.filters.http.lua.v3.lua_pb2  # noqa: F401
 import envoy.extensions.filters.http.router.v3.router_pb2  # noqa: F401
 import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 as hcm_pb2
+import envoy.extensions.resource_monitors.fixed_heap.v3.fixed_heap_pb2  # noqa: F401
 import envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 as protocol_pb2
 import pytest
 import yaml
