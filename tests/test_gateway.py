@@ -413,3 +413,9 @@ def test_a_client_that_never_finishes_its_headers_is_cut_off(platform):
         took = time.monotonic() - started
     assert took < 15, "the header timeout (10 s) closed it"
     assert answer == b"" or b" 408 " in answer.split(b"\r\n")[0], answer[:200]
+
+
+def test_a_query_parameter_the_api_does_not_know_is_a_400_naming_it(api):
+    answer = api("GET", "/api/images/generations?stauts=completed")
+    assert answer.status_code == 400 and "stauts" in answer.json()["message"], answer.text
+    assert api("GET", "/api/images/generations?status=completed&pageSize=2").status_code == 200
