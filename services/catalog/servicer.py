@@ -87,7 +87,7 @@ def image_to_proto(row: Row) -> catalog_pb2.ImageRecord:
         height=row["height"],
         manifest_label=row["manifest_label"],
         arweave=arweave_to_proto(row["arweave"], row) if row.get("arweave") else None,
-        permanent_key=row.get("permanent_key") or row["storage_key"],
+        permanent_key=row["permanent_key"],
     )
 
 

@@ -63,9 +63,7 @@ class OutboundPolicy:
 
     def refusal(self, address: str) -> str | None:
         """Why the address may not be reached; None when it may."""
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        ip = _ip(address)
         if any(ip in network for network in self.allowed_networks):
             return None
         if not ip.is_global or ip.is_multicast:
@@ -75,9 +73,7 @@ class OutboundPolicy:
         return None
 
     def is_private_allowed(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        ip = _ip(address)
         return (not ip.is_global or ip.is_multicast) and any(ip in n for n in self.allowed_networks)
 
     def check_url(self, url: str) -> None:
@@ -177,6 +173,14 @@ class OutboundClient:
             raise OutboundRefused(f"{_short(url)} is not a valid URL") from None
         except aiohttp.ClientError as exc:
             raise OutboundRefused(f"{_short(url)} failed: {type(exc).__name__}") from None
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address as it is judged: an IPv4-mapped IPv6 address as the IPv4 one, no zone."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 def numeric_address(host: str) -> str | None:

@@ -241,9 +241,9 @@ def is_image_source(value: str) -> bool:
 
 
 def _recorded_body(body: bytes, document: dict, request: CreateRequest) -> bytes:
-    """The body as sent; re-written only when it carries inline images, which the record keeps by
-    reference (they are stored, and listed as `inputImages`)."""
-    if all(is_url(image.text) for image in request.images):
+    """The body as sent; re-written only when it carries inline images (data URIs, base64), which the
+    record keeps by reference (they are stored, and listed as `inputImages`)."""
+    if all(is_url(image.text) or is_id("upload", image.text) for image in request.images):
         return body
     recorded = dict(document)
     if request.native is not None:

@@ -208,11 +208,7 @@ class OpenAIImagesServicer(generator_pb2_grpc.OpenAIImagesServiceServicer):
 
     async def _edit(self, request, context) -> dict:
         fields, files = parse_edit(request.data, request.content_type)
-        body = check_fields(fields) | {"response_format": fields.get("response_format") or "url"}
-        if not body.get("prompt"):
-            raise OpenAIError(400, "Missing required parameter: 'prompt'.", param="prompt")
-        if body["response_format"] not in RESPONSE_FORMATS:
-            raise OpenAIError(400, f"Invalid value: '{body['response_format']}'.", param="response_format")
+        body = check_fields(fields)
         recorded = {**fields, **{name: "(file)" for name, _, _ in files}}
         created = self._request(body, files, json.dumps(recorded).encode())
         return await self._made(created, body, context)
