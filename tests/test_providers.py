@@ -12,6 +12,7 @@ from services.generator.providers import (
     Http,
     ImageSpec,
     ModelError,
+    Progress,
     ServerFailure,
     ServerTarget,
     build_providers,
@@ -37,7 +38,7 @@ def run(provider_name: str, server: ServerTarget, spec: ImageSpec = SPEC, n: int
     async def call():
         http = Http(LOOPBACK)
         try:
-            return await build_providers(http)[provider_name].generate(server, spec, n, timeout)
+            return await build_providers(http)[provider_name].generate(server, spec, n, timeout, Progress())
         finally:
             await http.close()
 
@@ -120,7 +121,9 @@ def test_replicate_predictions_poll_and_cancel(fake):
 
     async def abandoned():
         http = Http(LOOPBACK)
-        task = asyncio.create_task(build_providers(http)["replicate"].generate(official, SPEC, 1, 30))
+        task = asyncio.create_task(
+            build_providers(http)["replicate"].generate(official, SPEC, 1, 30, Progress())
+        )
         await asyncio.sleep(0.5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -160,7 +163,7 @@ def test_a_model_server_on_a_refused_address_is_never_reached():
             async def call(server=server):
                 http = Http(OutboundPolicy())  # public addresses only, as shipped
                 try:
-                    return await build_providers(http)["openai"].generate(server, SPEC, 1, 5)
+                    return await build_providers(http)["openai"].generate(server, SPEC, 1, 5, Progress())
                 finally:
                     await http.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -11,6 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -98,6 +100,12 @@ def clamp_page_size(page_size: int) -> int:
 
 
 ARWEAVE_REPORTED_STATES = ("pending", "posted", "confirmed")
+# A watch sends at most one event per this many seconds while a generation is unfinished.
+WATCH_INTERVAL_SECONDS = 0.25
+# What a watch sends an event for when it changes.
+_WATCHED = ("status", "queue_position", "progress", "step", "steps")
+# Previews are a few KB; a worker that sends more is cut off here rather than filling the table.
+MAX_PREVIEW_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -506,29 +514,65 @@ class Catalog:
                 conn, generation_id, "cancelled", None, reason or "cancelled by the caller", []
             )
 
+    async def report_progress(self, worker_id: str, reports: list[catalog_pb2.JobProgress]) -> None:
+        for report in reports:
+            if len(report.preview) > MAX_PREVIEW_BYTES:
+                # A preview is a courtesy: an oversized one is dropped, the progress kept.
+                report.ClearField("preview")
+        if reports:
+            await self.queue.report_progress(worker_id, reports)
+
     async def watch(
-        self, project_id: str, generation_id: str, terminal_only: bool = False
+        self, project_id: str, generation_id: str, terminal_only: bool = False, previews: bool = False
     ) -> AsyncIterator[Row]:
-        """The generation now, then at each change of status, ending after a terminal one; with
-        `terminal_only`, only that last one, and the generation is read whole only then."""
-        with self.notifier.subscribe("imagegen_generation", generation_id) as changed:
+        """The generation now, then whenever its status, queue position or progress changes (at most
+        every WATCH_INTERVAL_SECONDS), ending after a terminal status; with `terminal_only`, only that
+        last one, and the generation is read whole only then. With `previews`, a running job's latest
+        preview image rides on the first event after it changes."""
+        with self.notifier.subscribe("imagegen_generation", generation_id) as changed, ExitStack() as queues:
             row = await self.get_generation(project_id, generation_id)
-            last = row["status"]
-            if not terminal_only or last in TERMINAL_STATUSES:
-                yield row
-            while last not in TERMINAL_STATUSES:
-                # A notification lost to a reconnect costs at most this long.
-                await wait_for(changed, 2.0)
-                if terminal_only:
+            if terminal_only:
+                while row["status"] not in TERMINAL_STATUSES:
+                    # A notification lost to a reconnect costs at most this long.
+                    await wait_for(changed, 2.0)
                     status = await self.repo.generation_status(project_id, generation_id)
-                    if status is not None and status not in TERMINAL_STATUSES:
-                        continue
-                row = await self.repo.get_generation(project_id, generation_id)
-                if row is None:
-                    raise NotFound(f"generation {generation_id} was deleted")
-                if row["status"] != last:
-                    last = row["status"]
+                    if status is None or status in TERMINAL_STATUSES:
+                        row = await self._still_there(project_id, generation_id)
+                yield row
+                return
+            shown, preview_shown, sent_at = None, None, -1.0
+            watched_queue = None
+            while True:
+                if row["status"] == "pending" and row["model_id"] != watched_queue:
+                    # Jobs ahead of it start or leave under other generations' ids.
+                    queues.enter_context(self.notifier.also(changed, "imagegen_queue", row["model_id"]))
+                    watched_queue = row["model_id"]
+                if previews and row["status"] == "processing":
+                    preview = await self.queue.preview(generation_id)
+                    if preview is not None and preview["updated_at"] != preview_shown:
+                        preview_shown = preview["updated_at"]
+                        row["preview"], row["preview_content_type"] = preview["data"], preview["content_type"]
+                view = tuple(row.get(key) for key in _WATCHED) + (row.get("preview") is not None,)
+                if view != shown:
+                    shown, sent_at = view, time.monotonic()
                     yield row
+                if row["status"] in TERMINAL_STATUSES:
+                    return
+                await wait_for(changed, 2.0)
+                row = await self._still_there(project_id, generation_id)
+                too_soon = sent_at + WATCH_INTERVAL_SECONDS - time.monotonic()
+                if row["status"] == shown[0] and too_soon > 0:
+                    # Every status is sent; positions and progress that change faster than a watcher
+                    # can use are folded into the next event.
+                    await asyncio.sleep(too_soon)
+                    changed.clear()
+                    row = await self._still_there(project_id, generation_id)
+
+    async def _still_there(self, project_id: str, generation_id: str) -> Row:
+        row = await self.repo.get_generation(project_id, generation_id)
+        if row is None:
+            raise NotFound(f"generation {generation_id} was deleted")
+        return row
 
     # -- webhooks ----------------------------------------------------------------------------------
 

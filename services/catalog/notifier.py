@@ -16,7 +16,8 @@ import psycopg
 
 log = logging.getLogger("imagegen.catalog.notifier")
 
-CHANNELS = ("imagegen_generation", "imagegen_jobs", "imagegen_webhooks", "imagegen_arweave")
+# `imagegen_queue` (payload: a model id) comes from a trigger on `jobs` (migration 0014).
+CHANNELS = ("imagegen_generation", "imagegen_jobs", "imagegen_webhooks", "imagegen_arweave", "imagegen_queue")
 
 
 class Notifier:
@@ -66,10 +67,16 @@ class Notifier:
     def subscribe(self, channel: str, payload: str = "") -> Iterator[asyncio.Event]:
         """An event set at each notification; subscribe before reading state so no change is missed."""
         event = asyncio.Event()
+        with self.also(event, channel, payload):
+            yield event
+
+    @contextlib.contextmanager
+    def also(self, event: asyncio.Event, channel: str, payload: str = "") -> Iterator[None]:
+        """Sets an event already subscribed elsewhere at this channel's notifications too."""
         key = (channel, payload)
         self._waiters[key].add(event)
         try:
-            yield event
+            yield
         finally:
             self._waiters[key].discard(event)
             if not self._waiters[key]:

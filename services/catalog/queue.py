@@ -256,7 +256,8 @@ class JobQueue:
         async with conn.pipeline():
             leases_cur = await conn.execute(
                 "UPDATE jobs SET state = 'running', server_id = a.server_id, worker_id = %s,"
-                " attempts = attempts + 1, lease_expires_at = clock_timestamp() + %s"
+                " attempts = attempts + 1, lease_expires_at = clock_timestamp() + %s,"
+                " progress = NULL, step = NULL, steps = NULL"
                 " FROM unnest(%s::text[], %s::text[]) AS a(generation_id, server_id)"
                 " WHERE jobs.generation_id = a.generation_id"
                 " RETURNING jobs.generation_id, jobs.attempts, jobs.deadline",
@@ -264,7 +265,7 @@ class JobQueue:
             )
             generations_cur = await conn.execute(
                 "UPDATE generations g SET status = 'processing', server_id = a.server_id,"
-                " updated_at = clock_timestamp()"
+                " updated_at = clock_timestamp(), started_at = clock_timestamp()"
                 " FROM unnest(%s::text[], %s::text[]) AS a(generation_id, server_id)"
                 " WHERE g.id = a.generation_id"
                 f" RETURNING {qualified_columns('g')}",
@@ -302,6 +303,53 @@ class JobQueue:
             held = {row["generation_id"] for row in await cur.fetchall()}
         return [generation_id for generation_id in generation_ids if generation_id not in held]
 
+    async def report_progress(self, worker_id: str, reports: list[catalog_pb2.JobProgress]) -> None:
+        """Records how far the worker's running jobs got and wakes their watchers; a job it no longer
+        holds is left alone."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE jobs j SET progress = r.progress, step = nullif(r.step, 0),"
+                " steps = nullif(r.steps, 0)"
+                " FROM unnest(%s::text[], %s::real[], %s::int[], %s::int[]) AS r(generation_id, progress,"
+                "   step, steps)"
+                " WHERE j.generation_id = r.generation_id AND j.worker_id = %s AND j.state = 'running'"
+                " RETURNING j.generation_id",
+                (
+                    [r.generation_id for r in reports],
+                    [min(max(r.progress, 0.0), 1.0) for r in reports],
+                    [max(r.step, 0) for r in reports],
+                    [max(r.steps, 0) for r in reports],
+                    worker_id,
+                ),
+            )
+            held = {row["generation_id"] for row in await cur.fetchall()}
+            previews = [r for r in reports if r.preview and r.generation_id in held]
+            if previews:
+                await conn.execute(
+                    "INSERT INTO job_previews (generation_id, data, content_type)"
+                    " SELECT * FROM unnest(%s::text[], %s::bytea[], %s::text[])"
+                    " ON CONFLICT (generation_id) DO UPDATE SET data = EXCLUDED.data,"
+                    "   content_type = EXCLUDED.content_type, updated_at = clock_timestamp()",
+                    (
+                        [r.generation_id for r in previews],
+                        [r.preview for r in previews],
+                        [r.preview_content_type for r in previews],
+                    ),
+                )
+            if held:
+                await conn.execute(
+                    "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id",
+                    (sorted(held),),
+                )
+
+    async def preview(self, generation_id: str) -> Row | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT data, content_type, updated_at FROM job_previews WHERE generation_id = %s",
+                (generation_id,),
+            )
+            return await cur.fetchone()
+
     async def release(self, worker_id: str, generation_ids: list[str]) -> None:
         """Back to the queue without spending an attempt: the worker is stopping, not failing."""
         async with self.pool.connection() as conn, conn.transaction():
@@ -318,10 +366,15 @@ class JobQueue:
         if not generation_ids:
             return
         await conn.execute(
-            "UPDATE generations SET status = 'pending', updated_at = clock_timestamp()"
+            "UPDATE generations SET status = 'pending', updated_at = clock_timestamp(), started_at = NULL"
             " WHERE id = ANY(%s) AND status = 'processing'",
             (generation_ids,),
         )
+        await conn.execute(
+            "UPDATE jobs SET progress = NULL, step = NULL, steps = NULL WHERE generation_id = ANY(%s)",
+            (generation_ids,),
+        )
+        await conn.execute("DELETE FROM job_previews WHERE generation_id = ANY(%s)", (generation_ids,))
         await conn.execute(
             "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (generation_ids,)
         )

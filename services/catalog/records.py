@@ -33,6 +33,8 @@ RECORD_COLUMNS = (
     "updated_at",
     "inputs",
     "request_body",
+    "started_at",
+    "completed_at",
 )
 GENERATION_COLUMNS = ", ".join([*RECORD_COLUMNS, *SPEC_COLUMNS.values()])
 

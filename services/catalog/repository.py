@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.ids import is_id, new_id
-from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE
+from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE, TERMINAL_STATUSES
 
 from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
 from .notifier import notify
@@ -35,6 +35,17 @@ class Outcome:
     archive: bool = False
 
 
+# A job's state as reads show it. Its queue position counts the jobs of its model that the queue
+# (queue.py's claim order: score, then age) starts before it.
+_JOB_STATE = (
+    "SELECT j.generation_id, j.progress, j.step, j.steps,"
+    " CASE WHEN j.state = 'queued' THEN (SELECT count(*) FROM jobs q"
+    "   WHERE q.state = 'queued' AND q.model_id = j.model_id"
+    "     AND (q.score > j.score OR (q.score = j.score"
+    "       AND (q.enqueued_at, q.generation_id) < (j.enqueued_at, j.generation_id))))"
+    " END AS queue_position"
+    " FROM jobs j WHERE j.generation_id = ANY(%s)"
+)
 _IMAGE_COLUMNS = (
     "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height,"
     " manifest_label, permanent_key"
@@ -266,7 +277,7 @@ class Repository:
         """
         cur = await conn.execute(
             "UPDATE generations g SET status = o.status, server_id = coalesce(o.server_id, g.server_id),"
-            " reason = o.reason, updated_at = clock_timestamp()"
+            " reason = o.reason, updated_at = clock_timestamp(), completed_at = clock_timestamp()"
             " FROM projects p,"
             "   unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS o(id, status, server_id, reason)"
             " WHERE g.id = o.id AND g.status IN ('pending', 'processing') AND p.id = g.project_id"
@@ -401,7 +412,7 @@ class Repository:
                 params,
             )
             rows = await cur.fetchall()
-            await self._attach_images(conn, rows)
+            await self._attach_details(conn, rows)
             return rows
 
     async def get_generation(self, project_id: str, generation_id: str) -> Row | None:
@@ -412,7 +423,7 @@ class Repository:
             )
             row = await cur.fetchone()
             if row is not None:
-                await self._attach_images(conn, [row])
+                await self._attach_details(conn, [row])
             return row
 
     async def generation_status(self, project_id: str, generation_id: str) -> str | None:
@@ -440,8 +451,22 @@ class Repository:
         )
         row = await cur.fetchone()
         if row is not None:
-            await self._attach_images(conn, [row])
+            await self._attach_details(conn, [row])
         return row
+
+    async def _attach_details(self, conn: AsyncConnection, rows: list[Row]) -> None:
+        await self._attach_images(conn, rows)
+        await self._attach_job_state(conn, rows)
+
+    async def _attach_job_state(self, conn: AsyncConnection, rows: list[Row]) -> None:
+        """Where each unfinished generation stands: its queue position while queued, its server's
+        progress while running."""
+        unfinished = {row["id"]: row for row in rows if row["status"] not in TERMINAL_STATUSES}
+        if not unfinished:
+            return
+        cur = await conn.execute(_JOB_STATE, (list(unfinished),))
+        for state in await cur.fetchall():
+            unfinished[state.pop("generation_id")].update(state)
 
     async def _attach_images(self, conn: AsyncConnection, rows: list[Row]) -> None:
         if not rows:

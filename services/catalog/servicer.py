@@ -117,6 +117,14 @@ def generation_to_proto(row: Row) -> catalog_pb2.GenerationRecord:
         updated_at=_timestamp(row["updated_at"]),
         inputs=inputs_from_row(row),
         request_body=row["request_body"],
+        queue_position=row.get("queue_position"),
+        progress=row.get("progress"),
+        step=row.get("step"),
+        steps=row.get("steps"),
+        started_at=_timestamp(row["started_at"]) if row.get("started_at") else None,
+        completed_at=_timestamp(row["completed_at"]) if row.get("completed_at") else None,
+        preview=row.get("preview"),
+        preview_content_type=row.get("preview_content_type"),
     )
 
 
@@ -151,6 +159,7 @@ def _target(row: Row) -> catalog_pb2.ServerTarget:
         provider=row["provider"],
         upstream_model=row["upstream_model"],
         private_ok=row["private_ok"],
+        max_concurrency=row.get("max_concurrency", 0),
     )
 
 
@@ -342,6 +351,10 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         )
         return catalog_pb2.RenewLeasesResponse(lost_generation_ids=lost)
 
+    async def ReportProgress(self, request, context):
+        await self.catalog.report_progress(request.worker_id, list(request.jobs))
+        return empty_pb2.Empty()
+
     async def CompleteJob(self, request, context):
         (answer,) = await self.catalog.complete_jobs([_completion(request)])
         if isinstance(answer, DomainError):
@@ -426,7 +439,9 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         return catalog_pb2.ClaimUnusedBlobsResponse(storage_keys=keys)
 
     async def WatchGeneration(self, request, context):
-        async for row in self.catalog.watch(request.project_id, request.id, request.terminal_only):
+        async for row in self.catalog.watch(
+            request.project_id, request.id, request.terminal_only, request.previews
+        ):
             yield generation_to_proto(row)
 
     async def ClaimWebhookDeliveries(self, request, context):

@@ -55,6 +55,9 @@ class CatalogClient:
         )
         return list(answer.lost_generation_ids)
 
+    async def report_progress(self, worker_id: str, jobs: list[catalog_pb2.JobProgress]) -> None:
+        await self._call("ReportProgress", catalog_pb2.ReportProgressRequest(worker_id=worker_id, jobs=jobs))
+
     async def complete_jobs(
         self, requests: list[catalog_pb2.CompleteJobRequest]
     ) -> list[catalog_pb2.GenerationRecord | DomainError]:
@@ -123,12 +126,17 @@ class CatalogClient:
             )
 
     async def watch_generation(
-        self, project_id: str, generation_id: str, timeout: float | None, terminal_only: bool = False
+        self,
+        project_id: str,
+        generation_id: str,
+        timeout: float | None,
+        terminal_only: bool = False,
+        previews: bool = False,
     ) -> AsyncIterator[catalog_pb2.GenerationRecord]:
         async with upstream("catalog"):
             call = self.stub.WatchGeneration(
                 catalog_pb2.WatchGenerationRequest(
-                    project_id=project_id, id=generation_id, terminal_only=terminal_only
+                    project_id=project_id, id=generation_id, terminal_only=terminal_only, previews=previews
                 ),
                 metadata=outgoing_metadata(),
                 timeout=timeout,

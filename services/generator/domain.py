@@ -354,12 +354,21 @@ class Generator:
         return await self.signed(record, timeout)
 
     async def watch(
-        self, project_id: str, generation_id: str, timeout: float | None
+        self, project_id: str, generation_id: str, timeout: float | None, previews: bool = False
     ) -> AsyncIterator[Generated]:
         if not is_id("generation", generation_id):
             raise NotFound(f"generation {generation_id!r} not found")
-        async for record in self.catalog.watch_generation(project_id, generation_id, timeout):
-            yield await self.signed(record, timeout)
+        signed_inputs: list[str] | None = None
+        async for record in self.catalog.watch_generation(
+            project_id, generation_id, timeout, previews=previews
+        ):
+            if record.status not in TERMINAL_STATUSES and signed_inputs is not None:
+                # Progress comes several times a second: the input images' URLs signed once serve it.
+                yield Generated(record, [], input_urls=signed_inputs)
+                continue
+            generated = await self.signed(record, timeout)
+            signed_inputs = generated.input_urls
+            yield generated
 
     async def list(
         self, request: catalog_pb2.ListGenerationsRequest, timeout: float | None

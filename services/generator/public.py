@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from google.protobuf.message import Message
@@ -70,7 +71,22 @@ def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Genera
         ],
     )
     copy_spec(record.spec, public)
+    copy_job_state(record, public)
     return public
+
+
+def copy_job_state(record: catalog_pb2.GenerationRecord, public: generator_pb2.Generation) -> None:
+    """Where the generation stands, as far as the catalog knows: each field only when it applies."""
+    for name in ("queue_position", "progress", "step", "steps", "started_at", "completed_at"):
+        if record.HasField(name):
+            value = getattr(record, name)
+            if isinstance(value, Message):
+                getattr(public, name).CopyFrom(value)
+            else:
+                setattr(public, name, value)
+    if record.preview:
+        encoded = base64.b64encode(record.preview).decode()
+        public.preview = f"data:{record.preview_content_type};base64,{encoded}"
 
 
 def copy_spec(spec: catalog_pb2.GenerationSpec, public: Message) -> None:

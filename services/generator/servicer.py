@@ -81,7 +81,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     async def WatchGeneration(self, request, context):
         principal = await self._secret(_metadata(context))
         async for generated in self.generator.watch(
-            principal.project_id, request.id, context.time_remaining()
+            principal.project_id, request.id, context.time_remaining(), request.previews
         ):
             yield self._public(principal, generated)
 

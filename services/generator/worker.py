@@ -26,6 +26,7 @@ from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE, SMALL_BATCH_BYTES,
 
 from .batching import Batcher
 from .clients import CatalogClient, StorageClient
+from .progress import ProgressReporter
 from .provenance import ContentCredentials, Creation
 from .providers import (
     ImageSpec,
@@ -56,11 +57,18 @@ class WorkerConfig:
     # How long a job keeps its images and retries storing them while storage is unavailable, before it
     # goes back to the queue (never counted against the model server that made them).
     store_retry_seconds: float = 60.0
+    # How often the latest progress of running jobs goes to the catalog.
+    progress_interval_seconds: float = 0.25
 
 
 def _target(server: catalog_pb2.ServerTarget) -> ServerTarget:
     return ServerTarget(
-        server.id, server.url.rstrip("/"), server.api_key, server.upstream_model, server.private_ok
+        server.id,
+        server.url.rstrip("/"),
+        server.api_key,
+        server.upstream_model,
+        server.private_ok,
+        server.max_concurrency,
     )
 
 
@@ -94,6 +102,7 @@ class Worker:
         self._answers: dict[str, asyncio.Future] = {}
         self._stopping = False
         self._loops: list[asyncio.Task] = []
+        self.progress = ProgressReporter(catalog, self.id, config.progress_interval_seconds)
         self._completions = Batcher(catalog.complete_jobs, name="complete-jobs")
         self._puts = Batcher(
             storage.put_small, name="put-images", max_weight=SMALL_BATCH_BYTES, weigh=lambda o: len(o[0])
@@ -104,6 +113,7 @@ class Worker:
             asyncio.create_task(self._claim_loop(), name="claim-loop"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat-loop"),
         ]
+        self.progress.start()
 
     async def stop(self, grace: float) -> None:
         """Stops claiming, lets running jobs finish within `grace`, and puts the rest back in the queue."""
@@ -120,6 +130,7 @@ class Worker:
         await asyncio.gather(*self._running.values(), return_exceptions=True)
         if self._finishing:
             await asyncio.wait(list(self._finishing), timeout=grace)
+        await self.progress.stop()
         await self._completions.close()
         await self._puts.close()
         if unfinished:
@@ -264,7 +275,13 @@ class Worker:
         asked = generation.spec
         budget, callers = self._time_budget(job)
         try:
-            images = await asyncio.wait_for(provider.generate(server, spec, asked.n, budget), budget)
+            progress = self.progress.track(generation.id)
+            try:
+                images = await asyncio.wait_for(
+                    provider.generate(server, spec, asked.n, budget, progress), budget
+                )
+            finally:
+                self.progress.forget(generation.id)
         except (TimeoutError, ServerFailure) as exc:
             if callers and _deadline_passed(job):
                 # Nobody is waiting any more: that is not the server's fault, and not worth a retry.

@@ -13,6 +13,7 @@ from .base import (
     ImageSpec,
     InputFile,
     ModelError,
+    Progress,
     Provider,
     RenderedImage,
     ServerFailure,
@@ -26,6 +27,7 @@ __all__ = [
     "InputFile",
     "ImageSpec",
     "ModelError",
+    "Progress",
     "Provider",
     "RenderedImage",
     "ServerFailure",
@@ -54,7 +56,7 @@ class ProceduralProvider:
         return RenderedImage(procedural.encode_png(pixels), "image/png", width, height)
 
     async def generate(
-        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
+        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float, progress: Progress
     ) -> list[RenderedImage]:
         # A model-native request without a seed leaves it to the server: this one picks at random.
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)

@@ -9,6 +9,7 @@ import base64
 from .base import (
     Http,
     ImageSpec,
+    Progress,
     RenderedImage,
     ServerTarget,
     decode_base64_image,
@@ -29,7 +30,7 @@ class Automatic1111Provider:
         return {"Authorization": "Basic " + base64.b64encode(server.api_key.encode()).decode()}
 
     async def generate(
-        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
+        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float, progress: Progress
     ) -> list[RenderedImage]:
         body = _body(spec, n)
         if server.upstream_model:

@@ -93,6 +93,8 @@ class ServerTarget:
     upstream_model: str
     # Attached by an admin key: it may be on one of the deployment's allowed private networks.
     private_ok: bool = False
+    # Jobs the server runs at once (0: not known).
+    max_concurrency: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,29 @@ class RenderedImage:
     content_type: str
     width: int
     height: int
+
+
+class Progress:
+    """Where a provider says how far its server got with one job. The worker sends the latest to the
+    catalog a few times a second (services/generator/progress.py); reports in between are folded."""
+
+    def __init__(self) -> None:
+        self.fraction = 0.0
+        self.step = 0
+        self.steps = 0
+        # The server's latest intermediate image, as it sent it; the worker shrinks it.
+        self.preview: bytes | None = None
+        self.changed = False
+
+    def report(self, fraction: float, step: int = 0, steps: int = 0) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if (fraction, step, steps) != (self.fraction, self.step, self.steps):
+            self.fraction, self.step, self.steps = fraction, step, steps
+            self.changed = True
+
+    def show(self, image: bytes) -> None:
+        self.preview = image
+        self.changed = True
 
 
 class ModelError(Exception):
@@ -115,8 +140,10 @@ class ServerFailure(Exception):
 
 class Provider(Protocol):
     async def generate(
-        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
-    ) -> list[RenderedImage]: ...
+        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float, progress: Progress
+    ) -> list[RenderedImage]:
+        """Runs one job; `progress` takes what the server reports of it as it runs. A cancelled call
+        stops the job on the server where the server allows it."""
 
     async def probe(self, server: ServerTarget, timeout: float) -> None:
         """Raises ServerFailure unless the server answers like a healthy one."""

@@ -12,6 +12,7 @@ from .base import (
     Http,
     ImageSpec,
     InputFile,
+    Progress,
     RenderedImage,
     ServerTarget,
     bearer,
@@ -32,7 +33,7 @@ class OpenAIProvider:
         return bearer(server.api_key)
 
     async def generate(
-        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
+        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float, progress: Progress
     ) -> list[RenderedImage]:
         body = _body(spec, n)
         if server.upstream_model:

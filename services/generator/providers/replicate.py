@@ -16,6 +16,7 @@ from .base import (
     Http,
     ImageSpec,
     ModelError,
+    Progress,
     RenderedImage,
     ServerFailure,
     ServerTarget,
@@ -42,7 +43,7 @@ class ReplicateProvider:
         return bearer(server.api_key)
 
     async def generate(
-        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float
+        self, server: ServerTarget, spec: ImageSpec, n: int, timeout: float, progress: Progress
     ) -> list[RenderedImage]:
         require_model(server)
         started = time.monotonic()

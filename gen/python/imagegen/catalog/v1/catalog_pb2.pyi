@@ -485,20 +485,22 @@ class Job(_message.Message):
     def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., server: _Optional[_Union[ServerTarget, _Mapping]] = ..., attempt: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_credentials: _Optional[bool] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
 
 class ServerTarget(_message.Message):
-    __slots__ = ("id", "url", "api_key", "provider", "upstream_model", "private_ok")
+    __slots__ = ("id", "url", "api_key", "provider", "upstream_model", "private_ok", "max_concurrency")
     ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
     PRIVATE_OK_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     id: str
     url: str
     api_key: str
     provider: str
     upstream_model: str
     private_ok: bool
-    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., private_ok: _Optional[bool] = ...) -> None: ...
+    max_concurrency: int
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., private_ok: _Optional[bool] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class RenewLeasesRequest(_message.Message):
     __slots__ = ("worker_id", "generation_ids", "lease_seconds")
@@ -649,14 +651,40 @@ class GetGenerationRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
 
 class WatchGenerationRequest(_message.Message):
-    __slots__ = ("project_id", "id", "terminal_only")
+    __slots__ = ("project_id", "id", "terminal_only", "previews")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PREVIEWS_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     id: str
     terminal_only: bool
-    def __init__(self, project_id: _Optional[str] = ..., id: _Optional[str] = ..., terminal_only: _Optional[bool] = ...) -> None: ...
+    previews: bool
+    def __init__(self, project_id: _Optional[str] = ..., id: _Optional[str] = ..., terminal_only: _Optional[bool] = ..., previews: _Optional[bool] = ...) -> None: ...
+
+class ReportProgressRequest(_message.Message):
+    __slots__ = ("worker_id", "jobs")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    jobs: _containers.RepeatedCompositeFieldContainer[JobProgress]
+    def __init__(self, worker_id: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[JobProgress, _Mapping]]] = ...) -> None: ...
+
+class JobProgress(_message.Message):
+    __slots__ = ("generation_id", "progress", "step", "steps", "preview", "preview_content_type")
+    GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    generation_id: str
+    progress: float
+    step: int
+    steps: int
+    preview: bytes
+    preview_content_type: str
+    def __init__(self, generation_id: _Optional[str] = ..., progress: _Optional[float] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ..., preview: _Optional[bytes] = ..., preview_content_type: _Optional[str] = ...) -> None: ...
 
 class ListGenerationsRequest(_message.Message):
     __slots__ = ("project_id", "user", "model", "status", "id", "page_size", "page_token")
@@ -749,7 +777,7 @@ class GenerationSpec(_message.Message):
     def __init__(self, model: _Optional[str] = ..., user: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., version: _Optional[str] = ..., input: _Optional[str] = ...) -> None: ...
 
 class GenerationRecord(_message.Message):
-    __slots__ = ("id", "project_id", "model_id", "server_id", "status", "reason", "spec", "images", "created_at", "updated_at", "inputs", "request_body")
+    __slots__ = ("id", "project_id", "model_id", "server_id", "status", "reason", "spec", "images", "created_at", "updated_at", "inputs", "request_body", "queue_position", "progress", "step", "steps", "started_at", "completed_at", "preview", "preview_content_type")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -762,6 +790,14 @@ class GenerationRecord(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_BODY_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     model_id: str
@@ -774,7 +810,15 @@ class GenerationRecord(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     inputs: _containers.RepeatedCompositeFieldContainer[InputImageRecord]
     request_body: bytes
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[InputImageRecord, _Mapping]]] = ..., request_body: _Optional[bytes] = ...) -> None: ...
+    queue_position: int
+    progress: float
+    step: int
+    steps: int
+    started_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    preview: bytes
+    preview_content_type: str
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[InputImageRecord, _Mapping]]] = ..., request_body: _Optional[bytes] = ..., queue_position: _Optional[int] = ..., progress: _Optional[float] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., preview: _Optional[bytes] = ..., preview_content_type: _Optional[str] = ...) -> None: ...
 
 class InputImageRecord(_message.Message):
     __slots__ = ("role", "pointer", "storage_key", "sha256", "content_type", "size_bytes", "width", "height")

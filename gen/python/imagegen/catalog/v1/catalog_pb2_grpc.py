@@ -962,6 +962,11 @@ class CatalogInternalServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesResponse.FromString,
                 _registered_method=True)
+        self.ReportProgress = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/ReportProgress',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportProgressRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.CompleteJob = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogInternalService/CompleteJob',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CompleteJobRequest.SerializeToString,
@@ -1092,6 +1097,14 @@ class CatalogInternalServiceServicer:
 
     def RenewLeases(self, request, context):
         """Extends the worker's leases; answers the jobs it no longer holds (cancelled, or claimed again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportProgress(self, request, context):
+        """Records how far running jobs got and wakes their watchers; reports for jobs the worker no longer
+        holds are ignored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1265,6 +1278,11 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     servicer.RenewLeases,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesResponse.SerializeToString,
+            ),
+            'ReportProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProgress,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportProgressRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'CompleteJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CompleteJob,
@@ -1476,6 +1494,33 @@ class CatalogInternalService:
             '/imagegen.catalog.v1.CatalogInternalService/RenewLeases',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.RenewLeasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/ReportProgress',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ReportProgressRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
