@@ -213,6 +213,7 @@ class AccountStore:
         the model's defaults)."""
         cur = await conn.execute(
             "SELECT m.id, m.name, m.price_per_image, m.provider, m.upstream_model, m.native_policy,"
+            " m.comfyui,"
             " coalesce(u.daily_limit, m.daily_limit) AS daily_limit,"
             " coalesce(u.monthly_limit, m.monthly_limit) AS monthly_limit"
             " FROM models m LEFT JOIN user_limits u ON u.model_id = m.id AND u.end_user = %s"

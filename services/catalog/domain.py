@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from imagegen.catalog.v1 import catalog_pb2
 
+from services.common import comfy_workflow
 from services.common.errors import (
     AlreadyExists,
     DomainError,
@@ -226,6 +227,13 @@ class Catalog:
             raise InvalidArgument(
                 f"pricePerImage must be between 0 and {MAX_CREDITS}", field="price_per_image"
             )
+        if (provider == "comfyui") != (model.get("comfyui") is not None):
+            raise InvalidArgument(
+                "a model of provider comfyui needs `comfyui` (its workflow and field places), and only it",
+                field="comfyui",
+            )
+        if model.get("comfyui") is not None:
+            comfy_workflow.check_model(model["comfyui"])
         servers = self._placed(_server_specs(model["servers"], provider), admin)
         created = await self.repo.create_model(project_id, {**model, "servers": servers})
         if created is None:

@@ -13,6 +13,7 @@ import json
 
 from imagegen.catalog.v1 import catalog_pb2
 
+from services.common import comfy_workflow
 from services.common.errors import InvalidArgument
 from services.common.vocabulary import COMMON_NATIVE_FIELDS, NATIVE_COUNT_FIELDS
 
@@ -42,6 +43,8 @@ DENIED_NATIVE_FIELDS: dict[str, frozenset[str]] = {
     # The model is the imagegen model's; the answer's format is imagegen's to read.
     "openai": frozenset({"model", "response_format", "user", "stream"}),
     "procedural": frozenset(),
+    # A ComfyUI request is a whole workflow, checked node by node (services/common/comfy_workflow.py).
+    "comfyui": frozenset(),
 }
 
 
@@ -82,6 +85,9 @@ def refusal(model: dict, spec: catalog_pb2.GenerationSpec) -> tuple[str, str] | 
         if spec.version != version:
             expected = f"its version is {version!r}" if version else "it takes no version"
             return "version", f"version {spec.version[:80]!r} is not model {model['name']!r}'s: {expected}"
+    if model["provider"] == "comfyui":
+        native = json.loads(spec.input) if spec.input else None
+        return comfy_workflow.refusal(model["comfyui"], model["name"], native)
     if not spec.input:
         return None
     names = set(json.loads(spec.input))

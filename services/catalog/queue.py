@@ -228,7 +228,7 @@ class JobQueue:
             # Locked in id order so two claimers never wait on each other in a cycle.
             servers_cur = await conn.execute(
                 "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key, s.private_ok,"
-                " m.provider, m.upstream_model, m.content_credentials, m.max_outputs_per_image"
+                " m.provider, m.upstream_model, m.content_credentials, m.max_outputs_per_image, m.comfyui"
                 " FROM model_servers s JOIN models m ON m.id = s.model_id"
                 " WHERE s.model_id = ANY(%s) AND s.benched_until IS NULL ORDER BY s.id FOR UPDATE OF s",
                 (model_ids,),

@@ -131,7 +131,7 @@ class Repository:
         cur = await conn.execute(
             "SELECT m.id, m.project_id, m.name, m.provider, m.upstream_model, m.created_at,"
             " m.daily_limit, m.monthly_limit, m.price_per_image, m.content_credentials,"
-            " m.native_policy, m.max_outputs_per_image,"
+            " m.native_policy, m.max_outputs_per_image, m.comfyui,"
             " coalesce(json_agg(json_build_object('id', s.id, 'url', s.url,"
             "   'max_concurrency', s.max_concurrency, 'benched', s.benched_until IS NOT NULL,"
             "   'last_error', s.last_error,"
@@ -150,8 +150,9 @@ class Repository:
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO models (id, project_id, name, provider, upstream_model, daily_limit,"
-                " monthly_limit, price_per_image, content_credentials, native_policy, max_outputs_per_image)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " monthly_limit, price_per_image, content_credentials, native_policy, max_outputs_per_image,"
+                " comfyui)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (project_id, name) DO NOTHING RETURNING id",
                 (
                     new_id("model"),
@@ -165,6 +166,7 @@ class Repository:
                     model.get("content_credentials", True),
                     Jsonb(model["native_policy"]) if model.get("native_policy") is not None else None,
                     model.get("max_outputs_per_image") or MAX_OUTPUTS_PER_IMAGE,
+                    Jsonb(model["comfyui"]) if model.get("comfyui") is not None else None,
                 ),
             )
             row = await cur.fetchone()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2, json_format, timestamp_pb2
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.common.auth import bearer_key
+from services.common.comfy_workflow import whole_numbers
 from services.common.errors import DomainError
 
 from . import native_policy
@@ -47,7 +49,22 @@ def model_to_proto(row: Row) -> catalog_pb2.Model:
         content_credentials=row["content_credentials"],
         native_policy=_policy_to_proto(native_policy.effective(row)),
         max_outputs_per_image=row["max_outputs_per_image"],
+        comfyui=_comfy_to_proto(row["comfyui"]) if row.get("comfyui") else None,
     )
+
+
+def _comfy_to_proto(config: Row) -> catalog_pb2.ComfyWorkflow:
+    return json_format.ParseDict(config, catalog_pb2.ComfyWorkflow())
+
+
+def _comfy_asked(request) -> Row | None:
+    """A create's ComfyUI workflow as stored: proto field names, the workflow's numbers as it wrote them."""
+    if not request.HasField("comfyui"):
+        return None
+    config = json_format.MessageToDict(request.comfyui, preserving_proto_field_name=True)
+    if "workflow" in config:
+        config["workflow"] = whole_numbers(config["workflow"])
+    return config
 
 
 def _policy_to_proto(policy: Row) -> catalog_pb2.NativePolicy:
@@ -160,6 +177,7 @@ def _target(row: Row) -> catalog_pb2.ServerTarget:
         upstream_model=row["upstream_model"],
         private_ok=row["private_ok"],
         max_concurrency=row.get("max_concurrency", 0),
+        comfyui=json.dumps(row["comfyui"]) if row.get("comfyui") else "",
     )
 
 
@@ -257,6 +275,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 "max_outputs_per_image": check_max_outputs(
                     request.max_outputs_per_image if request.HasField("max_outputs_per_image") else None
                 ),
+                "comfyui": _comfy_asked(request),
             },
             admin=principal.admin,
         )

@@ -17,11 +17,14 @@ MAX_OUTPUTS_PER_IMAGE = 2
 COMMON_NATIVE_FIELDS = ("prompt", "negative_prompt", "width", "height", "seed")
 # A model server's own count of images: Replicate's, AUTOMATIC1111's (multiplied), OpenAI's.
 NATIVE_COUNT_FIELDS = (("num_outputs",), ("batch_size", "n_iter"), ("n",))
+# What an input image given inside `input` is replaced by in the stored request; the index is into the
+# generation's input images.
+INPUT_REFERENCE = "imagegen:input/{index}"
 # Queue priorities, lowest first.
 PRIORITIES = ("low", "medium", "high")
 DEFAULT_PRIORITY = "medium"
 # What a model's servers speak; the generator has one provider for each (a test holds them together).
-PROVIDERS = ("procedural", "openai", "automatic1111", "replicate")
+PROVIDERS = ("procedural", "openai", "automatic1111", "replicate", "comfyui")
 # A stored image's key: the hex sha256 of its bytes and its type's extension.
 STORAGE_KEY = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)$")
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}

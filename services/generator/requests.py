@@ -20,15 +20,14 @@ from google.protobuf import json_format
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2
 
+from services.common.comfy_workflow import is_workflow
 from services.common.errors import InvalidArgument
 from services.common.ids import is_id
-from services.common.vocabulary import COMMON_NATIVE_FIELDS, NATIVE_COUNT_FIELDS
+from services.common.vocabulary import COMMON_NATIVE_FIELDS, INPUT_REFERENCE, NATIVE_COUNT_FIELDS
 
 from .domain import validate
 from .inputs import Source, is_url
 
-# What an image in `input` is replaced by in the stored request; the index is into `inputImages`.
-INPUT_REFERENCE = "imagegen:input/{index}"
 _REQUEST = generator_pb2.CreateGenerationRequest.DESCRIPTOR
 # Top-level JSON names (camelCase as proto JSON prints them, and the proto's own snake_case) -> field.
 _TOP_LEVEL = {f.json_name: f for f in _REQUEST.fields} | {f.name: f for f in _REQUEST.fields}
@@ -109,9 +108,12 @@ def _build(
     default_model: str,
 ) -> CreateRequest:
     common = {name: getattr(typed, name) for name in COMMON_NATIVE_FIELDS if name in given}
-    if native is not None:
-        common = _merge_common(common, native)
-    n = _count(typed.n if "n" in given else None, native)
+    # A ComfyUI workflow's top level is its nodes: the common fields are the request's own, and the
+    # model's field places put them into the workflow.
+    fielded = native if native is not None and not is_workflow(native) else None
+    if fielded is not None:
+        common = _merge_common(common, fielded)
+    n = _count(typed.n if "n" in given else None, fielded)
     model = model_named(typed.model, typed.cluster, metadata)
     images = _top_level_images(typed)
     # With a model-native request or input images, a size left out is the model server's to choose.

@@ -69,6 +69,7 @@ def _target(server: catalog_pb2.ServerTarget) -> ServerTarget:
         server.upstream_model,
         server.private_ok,
         server.max_concurrency,
+        server.comfyui,
     )
 
 

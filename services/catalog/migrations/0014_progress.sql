@@ -38,3 +38,6 @@ CREATE UNLOGGED TABLE job_previews (
     content_type   text NOT NULL,
     updated_at     timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+
+-- A ComfyUI model's workflow and where imagegen's fields go in it (ComfyWorkflow, proto field names).
+ALTER TABLE models ADD COLUMN comfyui jsonb;

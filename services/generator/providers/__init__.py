@@ -19,6 +19,7 @@ from .base import (
     ServerFailure,
     ServerTarget,
 )
+from .comfyui import ComfyUIProvider
 from .openai import OpenAIProvider
 from .replicate import ReplicateProvider
 
@@ -75,4 +76,5 @@ def build_providers(http: Http) -> dict[str, Provider]:
         "openai": OpenAIProvider(http),
         "automatic1111": Automatic1111Provider(http),
         "replicate": ReplicateProvider(http),
+        "comfyui": ComfyUIProvider(http),
     }

@@ -3,12 +3,14 @@ helper that sorts a model server's answers into them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import io
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -95,6 +97,8 @@ class ServerTarget:
     private_ok: bool = False
     # Jobs the server runs at once (0: not known).
     max_concurrency: int = 0
+    # Provider `comfyui`: the model's workflow and field places, as JSON.
+    comfyui: str = ""
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,38 @@ class Http:
     async def close(self) -> None:
         for session in self._sessions.values():
             await session.close()
+
+    @contextlib.asynccontextmanager
+    async def websocket(
+        self, url: str, *, server: ServerTarget, timeout: float, headers: dict[str, str], describe: str
+    ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+        """A websocket to `url` under the same outbound rules as `request`; failing to open it, or
+        losing it, is the server's failure."""
+        try:
+            self.policies[server.private_ok].check_url(url)
+        except OutboundRefused as exc:
+            raise ServerFailure(f"{describe}: {exc}") from None
+        try:
+            async with asyncio.timeout(max(timeout, 0.001)):
+                socket = await self._session(server.private_ok).ws_connect(
+                    url,
+                    headers=headers,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
+                    heartbeat=30,
+                    max_msg_size=MAX_IMAGE_BYTES,
+                )
+        except TimeoutError:
+            raise ServerFailure(f"{describe}: no answer within {timeout:.1f} s") from None
+        except aiohttp.WSServerHandshakeError as exc:
+            raise ServerFailure(f"{describe}: the websocket was refused with HTTP {exc.status}") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ServerFailure(
+                f"{describe}: could not connect: {exc.os_error.strerror or exc.os_error}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise ServerFailure(f"{describe}: {type(exc).__name__}") from None
+        async with socket:
+            yield socket
 
     async def request(
         self,

@@ -3,6 +3,7 @@ import datetime
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -259,7 +260,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
-    __slots__ = ("name", "provider", "upstream_model", "servers", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image", "project_id")
+    __slots__ = ("name", "provider", "upstream_model", "servers", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image", "project_id", "comfyui")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -270,6 +271,7 @@ class CreateModelRequest(_message.Message):
     NATIVE_POLICY_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUTS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMFYUI_FIELD_NUMBER: _ClassVar[int]
     name: str
     provider: str
     upstream_model: str
@@ -280,7 +282,42 @@ class CreateModelRequest(_message.Message):
     native_policy: NativePolicy
     max_outputs_per_image: int
     project_id: str
-    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ..., project_id: _Optional[str] = ...) -> None: ...
+    comfyui: ComfyWorkflow
+    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ..., project_id: _Optional[str] = ..., comfyui: _Optional[_Union[ComfyWorkflow, _Mapping]] = ...) -> None: ...
+
+class ComfyWorkflow(_message.Message):
+    __slots__ = ("workflow", "prompt", "negative_prompt", "seed", "width", "height", "n", "images", "mask", "allow_app_workflows", "allowed_node_classes")
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_APP_WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_NODE_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    workflow: _struct_pb2.Struct
+    prompt: ComfyInput
+    negative_prompt: ComfyInput
+    seed: ComfyInput
+    width: ComfyInput
+    height: ComfyInput
+    n: ComfyInput
+    images: _containers.RepeatedCompositeFieldContainer[ComfyInput]
+    mask: ComfyInput
+    allow_app_workflows: bool
+    allowed_node_classes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, workflow: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prompt: _Optional[_Union[ComfyInput, _Mapping]] = ..., negative_prompt: _Optional[_Union[ComfyInput, _Mapping]] = ..., seed: _Optional[_Union[ComfyInput, _Mapping]] = ..., width: _Optional[_Union[ComfyInput, _Mapping]] = ..., height: _Optional[_Union[ComfyInput, _Mapping]] = ..., n: _Optional[_Union[ComfyInput, _Mapping]] = ..., images: _Optional[_Iterable[_Union[ComfyInput, _Mapping]]] = ..., mask: _Optional[_Union[ComfyInput, _Mapping]] = ..., allow_app_workflows: _Optional[bool] = ..., allowed_node_classes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ComfyInput(_message.Message):
+    __slots__ = ("node", "input")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    input: str
+    def __init__(self, node: _Optional[str] = ..., input: _Optional[str] = ...) -> None: ...
 
 class UpdateModelRequest(_message.Message):
     __slots__ = ("name", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image")
@@ -347,7 +384,7 @@ class WebhookSecret(_message.Message):
     def __init__(self, key: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "project_id", "name", "provider", "upstream_model", "servers", "created_at", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image")
+    __slots__ = ("id", "project_id", "name", "provider", "upstream_model", "servers", "created_at", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image", "comfyui")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -360,6 +397,7 @@ class Model(_message.Message):
     CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     NATIVE_POLICY_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUTS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    COMFYUI_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     name: str
@@ -372,7 +410,8 @@ class Model(_message.Message):
     content_credentials: bool
     native_policy: NativePolicy
     max_outputs_per_image: int
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ModelServer, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
+    comfyui: ComfyWorkflow
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., servers: _Optional[_Iterable[_Union[ModelServer, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ..., comfyui: _Optional[_Union[ComfyWorkflow, _Mapping]] = ...) -> None: ...
 
 class ModelServer(_message.Message):
     __slots__ = ("id", "url", "max_concurrency", "status", "outstanding", "last_error")
@@ -485,7 +524,7 @@ class Job(_message.Message):
     def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., server: _Optional[_Union[ServerTarget, _Mapping]] = ..., attempt: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_credentials: _Optional[bool] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
 
 class ServerTarget(_message.Message):
-    __slots__ = ("id", "url", "api_key", "provider", "upstream_model", "private_ok", "max_concurrency")
+    __slots__ = ("id", "url", "api_key", "provider", "upstream_model", "private_ok", "max_concurrency", "comfyui")
     ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     API_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -493,6 +532,7 @@ class ServerTarget(_message.Message):
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
     PRIVATE_OK_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    COMFYUI_FIELD_NUMBER: _ClassVar[int]
     id: str
     url: str
     api_key: str
@@ -500,7 +540,8 @@ class ServerTarget(_message.Message):
     upstream_model: str
     private_ok: bool
     max_concurrency: int
-    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., private_ok: _Optional[bool] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    comfyui: str
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., private_ok: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., comfyui: _Optional[str] = ...) -> None: ...
 
 class RenewLeasesRequest(_message.Message):
     __slots__ = ("worker_id", "generation_ids", "lease_seconds")
