@@ -33,6 +33,21 @@ def is_workflow(document: Any) -> bool:
     )
 
 
+def positive_prompt(workflow: dict) -> str:
+    """The text a workflow samples towards: the text node a sampler's `positive` links to, else the first
+    text node's. Empty when there is none."""
+    texts = {
+        node_id: node["inputs"]["text"]
+        for node_id, node in workflow.items()
+        if isinstance(node["inputs"].get("text"), str)
+    }
+    for node in workflow.values():
+        link = node["inputs"].get("positive")
+        if isinstance(link, list) and link and link[0] in texts:
+            return texts[link[0]]
+    return next(iter(texts.values()), "")
+
+
 def whole_numbers(document: Any) -> Any:
     """A JSON document read through protobuf's Struct, whose numbers are all floats, with the whole
     ones made integers again (ComfyUI's INT inputs want 20, not 20.0)."""

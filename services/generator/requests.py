@@ -20,7 +20,7 @@ from google.protobuf import json_format
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2
 
-from services.common.comfy_workflow import is_workflow
+from services.common.comfy_workflow import is_workflow, positive_prompt
 from services.common.errors import InvalidArgument
 from services.common.ids import is_id
 from services.common.vocabulary import COMMON_NATIVE_FIELDS, INPUT_REFERENCE, NATIVE_COUNT_FIELDS
@@ -113,6 +113,9 @@ def _build(
     fielded = native if native is not None and not is_workflow(native) else None
     if fielded is not None:
         common = _merge_common(common, fielded)
+    elif native is not None and "prompt" not in common:
+        # What limits, listing and provenance call the prompt of a workflow.
+        common["prompt"] = positive_prompt(native)
     n = _count(typed.n if "n" in given else None, fielded)
     model = model_named(typed.model, typed.cluster, metadata)
     images = _top_level_images(typed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -76,6 +77,7 @@ class ReplicateProvider:
                     raise ServerFailure(f"{describe}: prediction not finished within {timeout:.1f} s")
                 await asyncio.sleep(min(self.poll_seconds, remaining))
                 prediction = await self._get(server, prediction, remaining, describe)
+                _report_logs(prediction.get("logs"), progress)
         except BaseException:
             # Cancelled by our caller, timed out, or the server broke mid-way: stop paying for it.
             await asyncio.shield(self._cancel(server, prediction))
@@ -175,3 +177,18 @@ def _inputs(spec: ImageSpec, n: int) -> dict:
 def require_model(server: ServerTarget) -> None:
     if not server.upstream_model:
         raise ModelError("a replicate model needs upstreamModel: `owner/name` or `owner/name:version`")
+
+
+# A tqdm bar in a prediction's logs, as Cog models print their sampling: " 45%|████▌ | 23/50 [...]".
+_TQDM = re.compile(r"(\d+)%\|[^|\n]*\|\s*(\d+)/(\d+)")
+
+
+def _report_logs(logs, progress: Progress) -> None:
+    """Progress from the last progress bar in the logs, which is all Replicate tells of a running job."""
+    if not isinstance(logs, str):
+        return
+    bars = _TQDM.findall(logs[-4096:])
+    if bars:
+        _, step, steps = (int(part) for part in bars[-1])
+        if steps > 0:
+            progress.report(step / steps, step, steps)
