@@ -17,7 +17,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import rest_client, running_platform
-from tests.fakes import FakeComfyUI, FakeModelServer, png, size_of
+from tests.fakes import FakeComfyUI, FakeModelServer, WebhookReceiver, png, size_of
 
 KEY = "sk_progress_" + uuid.uuid4().hex
 
@@ -83,7 +83,9 @@ def _comfy_model(api, urls: list[str], workflow: dict = WORKFLOW, **config) -> d
     )
 
 
-def _create(api, **body) -> dict:
+def _create(api, async_: bool = False, **body) -> dict:
+    if async_:
+        body["async"] = True
     answer = api("POST", "/api/images/generations", json=body)
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -351,3 +353,45 @@ def test_automatic1111_without_task_ids_reads_progress_only_when_it_runs_one_job
         assert steps and all(total == 30 for _, total in steps) and steps == sorted(steps)
     finally:
         fake.stop()
+
+
+# -- webhooks by event --------------------------------------------------------------------------------
+
+
+def test_webhooks_by_event_start_progress_and_completed(api):
+    slow, receiver = FakeComfyUI(step_seconds=0.12), WebhookReceiver([])
+    try:
+        model = _comfy_model(api, [slow.base_url])
+        bad = api("POST", "/api/images/generations", json={"prompt": "x", "webhookEventsFilter": ["start"]})
+        assert bad.status_code == 400 and _field(bad) == "callback_url"
+        bad = api("POST", "/api/images/generations", json={"prompt": "x", "callbackUrl": receiver.url,
+                  "webhookEventsFilter": ["output"]})  # fmt: skip
+        assert bad.status_code == 400 and "start, progress, completed" in bad.json()["message"]
+
+        every = _create(api, prompt="a kite", model=model["name"], callbackUrl=receiver.url,
+                        webhookEventsFilter=["completed", "progress", "start"], async_=True)  # fmt: skip
+        assert every["webhookEventsFilter"] == ["start", "progress", "completed"]
+        plain = _create(
+            api, prompt="a kite", model=model["name"], callbackUrl=receiver.url, **{"async": True}
+        )
+        assert plain["webhookEventsFilter"] == []
+        for job in (every, plain):
+            assert _events(api, job["id"])[-1]["status"] == "completed"
+        _until(lambda: sum(h["webhook-event"] == "completed" for h, _ in receiver.received) == 2)
+        time.sleep(0.5)
+    finally:
+        slow.stop()
+        receiver.stop()
+    told = [(headers["webhook-event"], json.loads(body)) for headers, body in receiver.received]
+    mine = [(event, body) for event, body in told if body["id"] == every["id"]]
+    events = [event for event, _ in mine]
+    assert (
+        events[0] == "start"
+        and events[-1] == "completed"
+        and set(events) == {"start", "progress", "completed"}
+    )
+    assert mine[0][1]["status"] == "processing"
+    progressed = [body for event, body in mine if event == "progress"]
+    # About 2.4 s of sampling, one progress delivery a second at most.
+    assert 1 <= len(progressed) <= 4 and all(body["progress"] > 0 for body in progressed)
+    assert [event for event, body in told if body["id"] == plain["id"]] == ["completed"]

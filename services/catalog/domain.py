@@ -604,9 +604,9 @@ class Catalog:
     async def report_delivery(self, delivery_id: str, delivered: bool, status_code: int, error: str) -> None:
         retry_in = None
         if not delivered:
-            attempts = await self.webhooks.attempts(delivery_id)
+            attempts, event = await self.webhooks.attempts(delivery_id)
             steps = self.policy.webhook_retry_steps
-            if attempts <= len(steps):
+            if attempts <= len(steps) and event != "progress":
                 retry_in = steps[attempts - 1] * self.policy.webhook_retry_unit_seconds
         await self.webhooks.record(delivery_id, delivered, status_code, error[:1000], retry_in)
         if not delivered:

@@ -22,6 +22,7 @@ from .notifier import notify
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, inputs_value, qualified_columns, spec_values
 from .repository import Outcome, Repository, Row
 from .scheduling import QueuedJob, Server, assign_servers
+from .webhook_outbox import queue_deliveries, queue_progress_deliveries
 
 _READY_JOBS = (
     # Jobs of a model whose every server is full or benched are left for later rather than locked.
@@ -276,6 +277,7 @@ class JobQueue:
             )
         leases = {row["generation_id"]: row for row in await leases_cur.fetchall()}
         generations = {row["id"]: row for row in await generations_cur.fetchall()}
+        await queue_deliveries(conn, generations.values(), "start")
         claimed = []
         for job, server in assignments:
             generation = generations[job.generation_id]
@@ -341,6 +343,7 @@ class JobQueue:
                     "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id",
                     (sorted(held),),
                 )
+                await queue_progress_deliveries(conn, sorted(held))
 
     async def preview(self, generation_id: str) -> Row | None:
         async with self.pool.connection() as conn:

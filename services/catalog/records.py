@@ -47,7 +47,11 @@ def qualified_columns(alias: str) -> str:
 def spec_from_row(row: Row) -> catalog_pb2.GenerationSpec:
     spec = catalog_pb2.GenerationSpec()
     for field, column in SPEC_COLUMNS.items():
-        if row[column] is not None:
+        if row[column] is None:
+            continue
+        if isinstance(row[column], list):
+            getattr(spec, field).extend(row[column])
+        else:
             setattr(spec, field, row[column])
     return spec
 
@@ -57,7 +61,8 @@ def spec_values(spec: catalog_pb2.GenerationSpec) -> dict[str, Any]:
     values = {}
     for field in _SPEC_FIELDS:
         unset = field.has_presence and not spec.HasField(field.name)
-        values[SPEC_COLUMNS[field.name]] = None if unset else getattr(spec, field.name)
+        value = getattr(spec, field.name)
+        values[SPEC_COLUMNS[field.name]] = None if unset else list(value) if field.is_repeated else value
     return values
 
 

@@ -476,6 +476,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
                     attempt=d["attempts"],
                     generation=generation_to_proto(d["generation"]),
                     permanent_urls=d["permanent_urls"],
+                    event=d["event"],
                 )
                 for d in deliveries
             ]

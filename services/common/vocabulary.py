@@ -20,6 +20,8 @@ NATIVE_COUNT_FIELDS = (("num_outputs",), ("batch_size", "n_iter"), ("n",))
 # What an input image given inside `input` is replaced by in the stored request; the index is into the
 # generation's input images.
 INPUT_REFERENCE = "imagegen:input/{index}"
+# What a generation's webhook may be sent for; a create that names none gets `completed` only.
+WEBHOOK_EVENTS = ("start", "progress", "completed")
 # Queue priorities, lowest first.
 PRIORITIES = ("low", "medium", "high")
 DEFAULT_PRIORITY = "medium"

@@ -8,7 +8,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,13 @@ from imagegen.catalog.v1 import catalog_pb2
 
 from services.common.errors import DeadlineExceeded, DomainError, InvalidArgument, NotFound
 from services.common.ids import is_id
-from services.common.vocabulary import DEFAULT_PRIORITY, PRIORITIES, STATUSES, TERMINAL_STATUSES
+from services.common.vocabulary import (
+    DEFAULT_PRIORITY,
+    PRIORITIES,
+    STATUSES,
+    TERMINAL_STATUSES,
+    WEBHOOK_EVENTS,
+)
 
 from .clients import CatalogClient, StorageClient
 from .inputs import MAX_INPUT_BYTES, InputImages
@@ -89,6 +95,7 @@ def validate(
     priority: str = "",
     callback_url: str = "",
     server_decides_size: bool = False,
+    webhook_events_filter: Sequence[str] = (),
 ) -> catalog_pb2.GenerationSpec:
     """The spec of a create, checked. With `server_decides_size` (a model-native request), a size left
     out stays 0: the model server picks it."""
@@ -125,6 +132,14 @@ def validate(
             f" {MAX_CALLBACK_URL_CHARS} characters; got {callback_url[:100]!r}",
             field="callback_url",
         )
+    unknown = sorted(set(webhook_events_filter) - set(WEBHOOK_EVENTS))
+    if unknown:
+        raise InvalidArgument(
+            f"webhookEventsFilter takes {', '.join(WEBHOOK_EVENTS)}; got {unknown[0][:40]!r}",
+            field="webhook_events_filter",
+        )
+    if webhook_events_filter and not callback_url:
+        raise InvalidArgument("webhookEventsFilter needs a callbackUrl to send them to", field="callback_url")
     spec = catalog_pb2.GenerationSpec(
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -135,6 +150,7 @@ def validate(
         height=_side("height", height, server_decides_size),
         priority=priority,
         callback_url=callback_url,
+        webhook_events_filter=[event for event in WEBHOOK_EVENTS if event in webhook_events_filter],
     )
     if seed is not None:
         spec.seed = seed

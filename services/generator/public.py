@@ -95,6 +95,8 @@ def copy_spec(spec: catalog_pb2.GenerationSpec, public: Message) -> None:
     for field, value in spec.ListFields():
         if isinstance(value, Message):
             getattr(public, field.name).CopyFrom(value)
+        elif field.is_repeated:
+            getattr(public, field.name).extend(value)
         else:
             setattr(public, field.name, value)
 

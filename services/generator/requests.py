@@ -133,6 +133,7 @@ def _build(
         priority=typed.priority or metadata.get("x-priority", ""),
         callback_url=typed.callback_url,
         server_decides_size=native is not None or bool(images),
+        webhook_events_filter=typed.webhook_events_filter,
     )
     spec.version = typed.version
     if native is not None:

@@ -81,6 +81,7 @@ class WebhookDispatcher(BackgroundLoop):
                 "webhook-id": delivery.id,
                 "webhook-timestamp": str(timestamp),
                 "webhook-signature": sign(delivery.secret, delivery.id, timestamp, body),
+                "webhook-event": delivery.event or "completed",
             }
             self.policy.check_url(delivery.url)
             async with self._session.post(

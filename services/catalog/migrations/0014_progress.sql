@@ -41,3 +41,11 @@ CREATE UNLOGGED TABLE job_previews (
 
 -- A ComfyUI model's workflow and where imagegen's fields go in it (ComfyWorkflow, proto field names).
 ALTER TABLE models ADD COLUMN comfyui jsonb;
+
+-- Webhooks by event (Replicate's webhook_events_filter): what a generation's webhook is sent for, and
+-- which event each delivery tells.
+ALTER TABLE generations ADD COLUMN webhook_events_filter text[] NOT NULL DEFAULT '{}';
+ALTER TABLE webhook_deliveries ADD COLUMN event text NOT NULL DEFAULT 'completed'
+    CHECK (event IN ('start', 'progress', 'completed'));
+CREATE INDEX webhook_deliveries_progress ON webhook_deliveries (generation_id, created_at)
+    WHERE event = 'progress';

@@ -656,20 +656,22 @@ class ClaimWebhookDeliveriesResponse(_message.Message):
     def __init__(self, deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ...) -> None: ...
 
 class WebhookDelivery(_message.Message):
-    __slots__ = ("id", "url", "secret", "attempt", "generation", "permanent_urls")
+    __slots__ = ("id", "url", "secret", "attempt", "generation", "permanent_urls", "event")
     ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     PERMANENT_URLS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     url: str
     secret: str
     attempt: int
     generation: GenerationRecord
     permanent_urls: bool
-    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., attempt: _Optional[int] = ..., generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
+    event: str
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., attempt: _Optional[int] = ..., generation: _Optional[_Union[GenerationRecord, _Mapping]] = ..., permanent_urls: _Optional[bool] = ..., event: _Optional[str] = ...) -> None: ...
 
 class ReportWebhookDeliveryRequest(_message.Message):
     __slots__ = ("id", "delivered", "status_code", "error")
@@ -790,7 +792,7 @@ class ClaimUnusedBlobsResponse(_message.Message):
     def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerationSpec(_message.Message):
-    __slots__ = ("model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed", "priority", "callback_url", "version", "input")
+    __slots__ = ("model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed", "priority", "callback_url", "version", "input", "webhook_events_filter")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -803,6 +805,7 @@ class GenerationSpec(_message.Message):
     CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_EVENTS_FILTER_FIELD_NUMBER: _ClassVar[int]
     model: str
     user: str
     prompt: str
@@ -815,7 +818,8 @@ class GenerationSpec(_message.Message):
     callback_url: str
     version: str
     input: str
-    def __init__(self, model: _Optional[str] = ..., user: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., version: _Optional[str] = ..., input: _Optional[str] = ...) -> None: ...
+    webhook_events_filter: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., user: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., version: _Optional[str] = ..., input: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerationRecord(_message.Message):
     __slots__ = ("id", "project_id", "model_id", "server_id", "status", "reason", "spec", "images", "created_at", "updated_at", "inputs", "request_body", "queue_position", "progress", "step", "steps", "started_at", "completed_at", "preview", "preview_content_type")

@@ -15,7 +15,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateGenerationRequest(_message.Message):
-    __slots__ = ("prompt", "model", "user", "n", "width", "height", "seed", "negative_prompt", "priority", "callback_url", "version", "input", "input_images", "mask", "cluster")
+    __slots__ = ("prompt", "model", "user", "n", "width", "height", "seed", "negative_prompt", "priority", "callback_url", "version", "input", "input_images", "mask", "cluster", "webhook_events_filter")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class CreateGenerationRequest(_message.Message):
     INPUT_IMAGES_FIELD_NUMBER: _ClassVar[int]
     MASK_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_EVENTS_FILTER_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     model: str
     user: str
@@ -47,7 +48,8 @@ class CreateGenerationRequest(_message.Message):
     input_images: _containers.RepeatedScalarFieldContainer[str]
     mask: str
     cluster: str
-    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., user: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., negative_prompt: _Optional[str] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., version: _Optional[str] = ..., input: _Optional[str] = ..., input_images: _Optional[_Iterable[str]] = ..., mask: _Optional[str] = ..., cluster: _Optional[str] = ..., **kwargs) -> None: ...
+    webhook_events_filter: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., user: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., negative_prompt: _Optional[str] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., version: _Optional[str] = ..., input: _Optional[str] = ..., input_images: _Optional[_Iterable[str]] = ..., mask: _Optional[str] = ..., cluster: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., **kwargs) -> None: ...
 
 class CancelGenerationRequest(_message.Message):
     __slots__ = ("id",)
@@ -112,7 +114,7 @@ class DeleteGenerationRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class Generation(_message.Message):
-    __slots__ = ("id", "project_id", "model_id", "model", "server_id", "status", "user", "reason", "prompt", "negative_prompt", "n", "width", "height", "seed", "output_images", "created_at", "updated_at", "priority", "callback_url", "version", "input", "request_body", "input_images", "queue_position", "progress", "step", "steps", "started_at", "completed_at", "preview")
+    __slots__ = ("id", "project_id", "model_id", "model", "server_id", "status", "user", "reason", "prompt", "negative_prompt", "n", "width", "height", "seed", "output_images", "created_at", "updated_at", "priority", "callback_url", "version", "input", "request_body", "input_images", "queue_position", "progress", "step", "steps", "started_at", "completed_at", "preview", "webhook_events_filter")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +145,7 @@ class Generation(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_EVENTS_FILTER_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     model_id: str
@@ -173,7 +176,8 @@ class Generation(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
     preview: str
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., user: _Optional[str] = ..., reason: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., output_images: _Optional[_Iterable[_Union[OutputImage, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., version: _Optional[str] = ..., input: _Optional[str] = ..., request_body: _Optional[bytes] = ..., input_images: _Optional[_Iterable[_Union[InputImage, _Mapping]]] = ..., queue_position: _Optional[int] = ..., progress: _Optional[float] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., preview: _Optional[str] = ...) -> None: ...
+    webhook_events_filter: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., user: _Optional[str] = ..., reason: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., output_images: _Optional[_Iterable[_Union[OutputImage, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., version: _Optional[str] = ..., input: _Optional[str] = ..., request_body: _Optional[bytes] = ..., input_images: _Optional[_Iterable[_Union[InputImage, _Mapping]]] = ..., queue_position: _Optional[int] = ..., progress: _Optional[float] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., preview: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Upload(_message.Message):
     __slots__ = ("id", "url", "content_type", "sha256", "size_bytes", "width", "height", "created_at", "expires_at")
