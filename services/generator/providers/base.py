@@ -10,7 +10,7 @@ import contextlib
 import copy
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -209,11 +209,7 @@ class Http:
     ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
         """A websocket to `url` under the same outbound rules as `request`; failing to open it, or
         losing it, is the server's failure."""
-        try:
-            self.policies[server.private_ok].check_url(url)
-        except OutboundRefused as exc:
-            raise ServerFailure(f"{describe}: {exc}") from None
-        try:
+        with self._server_failures(url, server, timeout, describe):
             async with asyncio.timeout(max(timeout, 0.001)):
                 socket = await self._session(server.private_ok).ws_connect(
                     url,
@@ -222,6 +218,21 @@ class Http:
                     heartbeat=30,
                     max_msg_size=MAX_IMAGE_BYTES,
                 )
+        async with socket:
+            yield socket
+
+    @contextlib.contextmanager
+    def _server_failures(
+        self, url: str, server: ServerTarget, timeout: float, describe: str
+    ) -> Iterator[None]:
+        """Checks `url` against the outbound policy, and turns what can go wrong reaching it into
+        ServerFailure."""
+        try:
+            self.policies[server.private_ok].check_url(url)
+        except OutboundRefused as exc:
+            raise ServerFailure(f"{describe}: {exc}") from None
+        try:
+            yield
         except TimeoutError:
             raise ServerFailure(f"{describe}: no answer within {timeout:.1f} s") from None
         except aiohttp.WSServerHandshakeError as exc:
@@ -231,9 +242,8 @@ class Http:
                 f"{describe}: could not connect: {exc.os_error.strerror or exc.os_error}"
             ) from None
         except aiohttp.ClientError as exc:
+            # Its text may quote what the other end sent (a gRPC port's SETTINGS frame): the kind only.
             raise ServerFailure(f"{describe}: {type(exc).__name__}") from None
-        async with socket:
-            yield socket
 
     async def request(
         self,
@@ -251,11 +261,7 @@ class Http:
         answered with). Transport failures, timeouts, refused addresses, 408,
         429 and 5xx raise ServerFailure; other statuses come back for the provider to read. No failure
         carries the answer's raw bytes: only a model server's own error message reaches a `reason`."""
-        try:
-            self.policies[server.private_ok].check_url(url)
-        except OutboundRefused as exc:
-            raise ServerFailure(f"{describe}: {exc}") from None
-        try:
+        with self._server_failures(url, server, timeout, describe):
             async with self._session(server.private_ok).request(
                 method,
                 url,
@@ -267,15 +273,6 @@ class Http:
             ) as response:
                 raw = await response.read()
                 status = response.status
-        except TimeoutError:
-            raise ServerFailure(f"{describe}: no answer within {timeout:.1f} s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ServerFailure(
-                f"{describe}: could not connect: {exc.os_error.strerror or exc.os_error}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            # Its text may quote what the other end sent (a gRPC port's SETTINGS frame): the kind only.
-            raise ServerFailure(f"{describe}: {type(exc).__name__}") from None
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:

@@ -95,16 +95,25 @@ class ComfyUIProvider:
         return kept_outputs(outputs, n, spec)
 
     async def probe(self, server: ServerTarget, timeout: float) -> None:
-        describe = f"system_stats at {server.url}"
+        await self._call(server, "GET", "/system_stats", timeout)
+
+    async def _call(
+        self, server: ServerTarget, method: str, path: str, timeout: float, checked: bool = True, **body
+    ) -> tuple[int, Any, bytes]:
+        """A request to the server; with `checked`, an error answer raises as the job's failure."""
+        describe = f"{path.split('?')[0].strip('/')} at {server.url}"
         status, parsed, raw = await self.http.request(
-            "GET",
-            f"{server.url}/system_stats",
+            method,
+            f"{server.url}{path}",
             headers=bearer(server.api_key),
             server=server,
             timeout=timeout,
             describe=describe,
+            **body,
         )
-        raise_for_status(status, parsed, raw, describe)
+        if checked:
+            raise_for_status(status, parsed, raw, describe)
+        return status, parsed, raw
 
     # -- before: images and the queue ---------------------------------------------------------------
 
@@ -152,32 +161,25 @@ class ComfyUIProvider:
         if onto:
             endpoint = "mask"
             form.add_field("original_ref", json.dumps({"filename": onto, "type": "input", "subfolder": ""}))
-        describe = f"upload/{endpoint} at {server.url}"
-        status, parsed, raw = await self.http.request(
-            "POST",
-            f"{server.url}/upload/{endpoint}",
-            headers=bearer(server.api_key),
-            form=form,
-            server=server,
-            timeout=timeout,
-            describe=describe,
+        _, parsed, _ = await self._call(server, "POST", f"/upload/{endpoint}", timeout, form=form)
+        require(
+            isinstance(parsed, dict) and isinstance(parsed.get("name"), str),
+            f"upload/{endpoint} at {server.url}",
+            "no file name",
         )
-        raise_for_status(status, parsed, raw, describe)
-        require(isinstance(parsed, dict) and isinstance(parsed.get("name"), str), describe, "no file name")
         subfolder = parsed.get("subfolder") or ""
         return f"{subfolder}/{parsed['name']}" if subfolder else parsed["name"]
 
     async def _queue(
         self, server: ServerTarget, workflow: dict, client_id: str, timeout: float, describe: str
     ) -> str:
-        status, parsed, raw = await self.http.request(
+        status, parsed, raw = await self._call(
+            server,
             "POST",
-            f"{server.url}/prompt",
-            headers=bearer(server.api_key),
+            "/prompt",
+            timeout,
+            checked=False,
             json_body={"prompt": workflow, "client_id": client_id},
-            server=server,
-            timeout=timeout,
-            describe=f"prompt at {server.url}",
         )
         if status == 400 and isinstance(parsed, dict):
             raise ModelError(_validation_error(parsed))
@@ -234,25 +236,13 @@ class ComfyUIProvider:
         if run.finished:
             return
         with contextlib.suppress(ServerFailure):
-            await self.http.request(
-                "POST",
-                f"{server.url}/queue",
-                headers=bearer(server.api_key),
-                json_body={"delete": [run.prompt_id]},
-                server=server,
-                timeout=5,
-                describe=f"queue at {server.url}",
+            await self._call(
+                server, "POST", "/queue", 5, checked=False, json_body={"delete": [run.prompt_id]}
             )
             if run.running:
                 # Newer servers interrupt only the prompt named; older ones whatever runs, which is ours.
-                await self.http.request(
-                    "POST",
-                    f"{server.url}/interrupt",
-                    headers=bearer(server.api_key),
-                    json_body={"prompt_id": run.prompt_id},
-                    server=server,
-                    timeout=5,
-                    describe=f"interrupt at {server.url}",
+                await self._call(
+                    server, "POST", "/interrupt", 5, checked=False, json_body={"prompt_id": run.prompt_id}
                 )
 
     # -- after: the outputs -------------------------------------------------------------------------
@@ -262,15 +252,7 @@ class ComfyUIProvider:
     ) -> list[RenderedImage]:
         deadline = time.monotonic() + _HISTORY_WAIT_SECONDS
         while True:
-            status, parsed, raw = await self.http.request(
-                "GET",
-                f"{server.url}/history/{prompt_id}",
-                headers=bearer(server.api_key),
-                server=server,
-                timeout=remaining(),
-                describe=f"history at {server.url}",
-            )
-            raise_for_status(status, parsed, raw, describe)
+            _, parsed, _ = await self._call(server, "GET", f"/history/{prompt_id}", remaining())
             entry = parsed.get(prompt_id) if isinstance(parsed, dict) else None
             if isinstance(entry, dict) or time.monotonic() > deadline:
                 break
@@ -284,15 +266,7 @@ class ComfyUIProvider:
         images = []
         for file in files:
             query = urlencode({k: file.get(k, "") for k in ("filename", "subfolder", "type")})
-            status, parsed, raw = await self.http.request(
-                "GET",
-                f"{server.url}/view?{query}",
-                headers=bearer(server.api_key),
-                server=server,
-                timeout=remaining(),
-                describe=f"view at {server.url}",
-            )
-            raise_for_status(status, parsed, raw, describe)
+            _, _, raw = await self._call(server, "GET", f"/view?{query}", remaining())
             images.append(decode_image(raw))
         return images
 
