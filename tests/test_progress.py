@@ -286,7 +286,7 @@ def test_comfyui_server_dying_mid_run_moves_the_job_to_another(api):
     assert _pixels(done["outputImages"][0]["url"]) == _rgb(png("a glacier", 3, 64, 64))
 
 
-def test_comfyui_model_needs_a_workflow_whose_places_exist(api, comfy):
+def test_comfyui_model_needs_a_workflow_whose_places_exist_and_may_replace_it(api, comfy):
     answer = api(
         "POST",
         "/api/models",
@@ -297,6 +297,19 @@ def test_comfyui_model_needs_a_workflow_whose_places_exist(api, comfy):
     answer = api("POST", "/api/models", json={"name": "c2", "provider": "comfyui", "servers": [
         {"url": comfy.base_url}], "comfyui": bad})  # fmt: skip
     assert answer.status_code == 400 and "node '6' input 'txt'" in answer.json()["message"]
+    model = _comfy_model(api, [comfy.base_url])
+    changed = {"workflow": copy.deepcopy(WORKFLOW), **PLACES}
+    changed["workflow"]["3"]["inputs"]["steps"] = 4
+    answer = api("PATCH", f"/api/models/{model['name']}", json={"comfyui": changed})
+    assert answer.status_code == 200 and answer.json()["comfyui"]["workflow"]["3"]["inputs"]["steps"] == 4
+    assert _create(api, prompt="a mill", model=model["name"])["status"] == "completed"
+    assert comfy.prompts[-1]["3"]["inputs"]["steps"] == 4, "jobs run the replaced workflow"
+    broken = api("PATCH", f"/api/models/{model['name']}", json={"comfyui": {"workflow": {"x": 1}}})
+    assert broken.status_code == 400
+    other = _model(api, "procedural", [{"url": "builtin://procedural"}])
+    answer = api("PATCH", f"/api/models/{other['name']}", json={"comfyui": changed, "pricePerImage": 3})
+    assert answer.status_code == 400 and _field(answer) == "comfyui"
+    assert api("GET", f"/api/models/{other['name']}").json()["pricePerImage"] == 0, "nothing changed"
     image_on_text = {"workflow": WORKFLOW, "images": [{"node": "6", "input": "text"}]}
     answer = api("POST", "/api/models", json={"name": "c3", "provider": "comfyui", "servers": [
         {"url": comfy.base_url}], "comfyui": image_on_text})  # fmt: skip

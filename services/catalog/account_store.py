@@ -160,8 +160,10 @@ class AccountStore:
         content_credentials: bool | None,
         native_policy: tuple[dict | None] | None = None,
         max_outputs_per_image: int | None = None,
+        comfyui: dict | None = None,
     ) -> bool:
-        """`native_policy` is None to leave it, or (the new policy, None for the provider's defaults)."""
+        """`native_policy` is None to leave it, or (the new policy, None for the provider's defaults).
+        A `comfyui` workflow is written only to a comfyui model: False for any other."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE models SET"
@@ -170,9 +172,12 @@ class AccountStore:
                 " price_per_image = coalesce(%(price)s, price_per_image),"
                 " content_credentials = coalesce(%(signed)s, content_credentials),"
                 " native_policy = CASE WHEN %(set_policy)s THEN %(policy)s ELSE native_policy END,"
-                " max_outputs_per_image = coalesce(%(max_outputs)s, max_outputs_per_image)"
-                " WHERE project_id = %(project)s AND (name = %(name)s OR id = %(name)s) RETURNING id",
+                " max_outputs_per_image = coalesce(%(max_outputs)s, max_outputs_per_image),"
+                " comfyui = coalesce(%(comfyui)s, comfyui)"
+                " WHERE project_id = %(project)s AND (name = %(name)s OR id = %(name)s)"
+                "   AND (%(comfyui)s::jsonb IS NULL OR provider = 'comfyui') RETURNING id",
                 {
+                    "comfyui": Jsonb(comfyui) if comfyui is not None else None,
                     "set_policy": native_policy is not None,
                     "policy": Jsonb(native_policy[0])
                     if native_policy and native_policy[0] is not None
@@ -186,6 +191,14 @@ class AccountStore:
                     "project": project_id,
                     "name": name,
                 },
+            )
+            return await cur.fetchone() is not None
+
+    async def model_exists(self, project_id: str, name: str) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM models WHERE project_id = %s AND (name = %s OR id = %s)",
+                (project_id, name, name),
             )
             return await cur.fetchone() is not None
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from imagegen.catalog.v1 import catalog_pb2
 
+from services.common import comfy_workflow
 from services.common.auth import PUBLISHABLE_NO_CALLBACK, PUBLISHABLE_ONLY
 from services.common.errors import (
     FailedPrecondition,
@@ -275,9 +276,12 @@ class Accounts:
         content_credentials: bool | None = None,
         native_policy: tuple[dict | None] | None = None,
         max_outputs_per_image: int | None = None,
+        comfyui: dict | None = None,
     ) -> None:
         principal.require_secret()
         check_max_outputs(max_outputs_per_image)
+        if comfyui is not None:
+            comfy_workflow.check_model(comfyui)
         if limits is not None:
             limits = (
                 check_limit(limits[0], "userLimits.daily"),
@@ -295,8 +299,11 @@ class Accounts:
             content_credentials,
             native_policy,
             max_outputs_per_image,
+            comfyui,
         )
         if not updated:
+            if comfyui is not None and await self.store.model_exists(principal.project_id, name):
+                raise InvalidArgument("only a model of provider comfyui takes `comfyui`", field="comfyui")
             raise NotFound(f"model {name!r} not found in this project")
 
     async def set_user_limits(

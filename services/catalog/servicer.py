@@ -292,6 +292,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             request.content_credentials if request.HasField("content_credentials") else None,
             _policy_asked(request),
             request.max_outputs_per_image if request.HasField("max_outputs_per_image") else None,
+            _comfy_asked(request),
         )
         return model_to_proto(await self.catalog.get_model(principal.project_id, request.name))
 

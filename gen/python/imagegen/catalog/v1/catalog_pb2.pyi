@@ -320,20 +320,22 @@ class ComfyInput(_message.Message):
     def __init__(self, node: _Optional[str] = ..., input: _Optional[str] = ...) -> None: ...
 
 class UpdateModelRequest(_message.Message):
-    __slots__ = ("name", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image")
+    __slots__ = ("name", "user_limits", "price_per_image", "content_credentials", "native_policy", "max_outputs_per_image", "comfyui")
     NAME_FIELD_NUMBER: _ClassVar[int]
     USER_LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     NATIVE_POLICY_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUTS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    COMFYUI_FIELD_NUMBER: _ClassVar[int]
     name: str
     user_limits: Limits
     price_per_image: int
     content_credentials: bool
     native_policy: NativePolicy
     max_outputs_per_image: int
-    def __init__(self, name: _Optional[str] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ...) -> None: ...
+    comfyui: ComfyWorkflow
+    def __init__(self, name: _Optional[str] = ..., user_limits: _Optional[_Union[Limits, _Mapping]] = ..., price_per_image: _Optional[int] = ..., content_credentials: _Optional[bool] = ..., native_policy: _Optional[_Union[NativePolicy, _Mapping]] = ..., max_outputs_per_image: _Optional[int] = ..., comfyui: _Optional[_Union[ComfyWorkflow, _Mapping]] = ...) -> None: ...
 
 class NativePolicy(_message.Message):
     __slots__ = ("allowed", "denied", "any_version", "reset")
