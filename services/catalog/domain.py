@@ -8,6 +8,7 @@ import binascii
 import datetime as dt
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -523,6 +524,7 @@ class Catalog:
             )
 
     async def report_progress(self, worker_id: str, reports: list[catalog_pb2.JobProgress]) -> None:
+        reports = [r for r in reports if math.isfinite(r.progress)]
         for report in reports:
             if len(report.preview) > MAX_PREVIEW_BYTES:
                 # A preview is a courtesy: an oversized one is dropped, the progress kept.

@@ -110,7 +110,7 @@ class Automatic1111Provider:
         """What the server says of this job now: its /internal/progress answer for a task id, else
         /sdapi/v1/progress's; None when the job is not running there."""
         if task_id is not None:
-            _, parsed, _ = await self.http.request(
+            status, parsed, _ = await self.http.request(
                 "POST",
                 f"{server.url}/internal/progress",
                 headers=self._headers(server),
@@ -119,6 +119,10 @@ class Automatic1111Provider:
                 timeout=5,
                 describe=f"internal/progress at {server.url}",
             )
+            if status == 404:
+                # An API-only server (`--nowebui`) has no /internal/progress: its next jobs go without
+                # a task id, followed as a server without one is.
+                self._task_ids[server.url] = False
             return parsed if isinstance(parsed, dict) and parsed.get("active") else None
         _, parsed, _ = await self.http.request(
             "GET",

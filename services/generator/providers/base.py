@@ -10,6 +10,7 @@ import contextlib
 import copy
 import io
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -122,6 +123,8 @@ class Progress:
         self.changed = False
 
     def report(self, fraction: float, step: int = 0, steps: int = 0) -> None:
+        if not math.isfinite(fraction):
+            return
         fraction = min(max(float(fraction), 0.0), 1.0)
         if (fraction, step, steps) != (self.fraction, self.step, self.steps):
             self.fraction, self.step, self.steps = fraction, step, steps

@@ -91,8 +91,7 @@ class ComfyUIProvider:
             except BaseException:
                 await asyncio.shield(self._stop(server, run))
                 raise
-        outputs = await self._outputs(server, prompt_id, remaining, describe)
-        return kept_outputs(outputs, n, spec)
+        return await self._outputs(server, prompt_id, n, spec, remaining, describe)
 
     async def probe(self, server: ServerTarget, timeout: float) -> None:
         await self._call(server, "GET", "/system_stats", timeout)
@@ -248,8 +247,9 @@ class ComfyUIProvider:
     # -- after: the outputs -------------------------------------------------------------------------
 
     async def _outputs(
-        self, server: ServerTarget, prompt_id: str, remaining, describe: str
+        self, server: ServerTarget, prompt_id: str, n: int, spec: ImageSpec, remaining, describe: str
     ) -> list[RenderedImage]:
+        """The job's images, fetched only as many as are kept."""
         deadline = time.monotonic() + _HISTORY_WAIT_SECONDS
         while True:
             _, parsed, _ = await self._call(server, "GET", f"/history/{prompt_id}", remaining())
@@ -258,7 +258,7 @@ class ComfyUIProvider:
                 break
             await asyncio.sleep(0.2)
         require(isinstance(entry, dict), describe, f"no history for prompt {prompt_id}")
-        files = _output_files(entry)
+        files = kept_outputs(_output_files(entry), n, spec)
         if not files:
             raise ModelError(
                 "the workflow finished without an output image (does it end in a SaveImage node?)"
