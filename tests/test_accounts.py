@@ -5,6 +5,7 @@ simultaneous requests, and quota and credits given back when a generation does n
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -176,13 +177,23 @@ def test_a_publishable_key_creates_and_lists_only_for_its_user(platform, project
 
     listed = web("GET", "/api/images/generations").json()["results"]
     assert {g["user"] for g in listed} == {"browser-user"} and len(listed) == 2
-    before = _generations(platform, project["id"])
     generation_id = created.json()["id"]
+    own = web("GET", f"/api/images/generations/{generation_id}")
+    assert own.status_code == 200 and own.json()["user"] == "browser-user"
+    with web("GET", f"/api/images/generations/{generation_id}:watch", stream=True) as watch:
+        assert watch.status_code == 200
+        last = [json.loads(line[6:]) for line in watch.iter_lines() if line.startswith(b"data: ")][-1]
+    assert last["status"] == "completed" and last["user"] == "browser-user"
+    theirs = secret("GET", "/api/images/generations?user=someone-else").json()["results"][0]["id"]
+    for path in (f"/api/images/generations/{theirs}", f"/api/images/generations/{theirs}:watch"):
+        answer = web("GET", path)
+        assert answer.status_code == 404, (path, answer.text)
+        assert answer.json()["message"] == f"generation {theirs} not found"
+    before = _generations(platform, project["id"])
     for method, path, body in (
         ("POST", "/api/images/generations", {"prompt": "x", "user": "someone-else"}),
         ("POST", "/api/images/generations", {"prompt": "x", "callbackUrl": "http://127.0.0.1:9/h"}),
         ("GET", "/api/images/generations?user=someone-else", None),
-        ("GET", f"/api/images/generations/{generation_id}", None),
         ("DELETE", f"/api/images/generations/{generation_id}", None),
         ("POST", f"/api/images/generations/{generation_id}:cancel", {}),
         ("GET", "/api/models", None),

@@ -66,9 +66,7 @@ class Principal:
 
     def require_secret(self) -> Principal:
         if self.kind != "secret":
-            raise PermissionDenied(
-                "a publishable key can only create and list its own user's generations; use a secret key"
-            )
+            raise PermissionDenied(PUBLISHABLE_ONLY)
         return self
 
     def require_admin(self) -> Principal:

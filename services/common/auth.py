@@ -9,7 +9,8 @@ from .errors import Unauthenticated
 _MISSING = "missing API key; send `Authorization: Bearer <key>`"
 # What a publishable key (made for pages, for one end user) is refused with.
 PUBLISHABLE_ONLY = (
-    "a publishable key can only create and list generations of the user it was made for; use a secret key"
+    "a publishable key can only create, list, get and watch generations of the user it was made for;"
+    " use a secret key"
 )
 PUBLISHABLE_NO_CALLBACK = "a publishable key cannot set callbackUrl; use a secret key"
 

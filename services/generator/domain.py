@@ -345,10 +345,13 @@ class Generator:
                 extra={"fields": {"id": generation_id, "why": exc.message}},
             )
 
-    async def get(self, project_id: str, generation_id: str, timeout: float | None) -> Generated:
+    async def get(
+        self, project_id: str, generation_id: str, timeout: float | None, only_user: str | None = None
+    ) -> Generated:
+        """With `only_user` (a publishable key's user), another user's generation is not found."""
         if not is_id("generation", generation_id):
             raise NotFound(f"generation {generation_id!r} not found")
-        record = await self.catalog.get_generation(project_id, generation_id, timeout)
+        record = _readable(await self.catalog.get_generation(project_id, generation_id, timeout), only_user)
         return await self.signed(record, timeout)
 
     async def signed(
@@ -370,7 +373,12 @@ class Generator:
         return await self.signed(record, timeout)
 
     async def watch(
-        self, project_id: str, generation_id: str, timeout: float | None, previews: bool = False
+        self,
+        project_id: str,
+        generation_id: str,
+        timeout: float | None,
+        previews: bool = False,
+        only_user: str | None = None,
     ) -> AsyncIterator[Generated]:
         if not is_id("generation", generation_id):
             raise NotFound(f"generation {generation_id!r} not found")
@@ -378,6 +386,7 @@ class Generator:
         async for record in self.catalog.watch_generation(
             project_id, generation_id, timeout, previews=previews
         ):
+            record = _readable(record, only_user)
             if record.status not in TERMINAL_STATUSES and signed_inputs is not None:
                 # Progress comes several times a second: the input images' URLs signed once serve it.
                 yield Generated(record, [], input_urls=signed_inputs)
@@ -413,6 +422,13 @@ class Generator:
             raise NotFound(f"generation {generation_id!r} not found")
         # Blobs no other row uses are left to the sweep: another job may be storing the same bytes now.
         await self.catalog.delete_generation(project_id, generation_id, timeout)
+
+
+def _readable(record: catalog_pb2.GenerationRecord, only_user: str | None) -> catalog_pb2.GenerationRecord:
+    # Another user's generation answers as a missing one would: a key learns nothing of it.
+    if only_user is not None and record.spec.user != only_user:
+        raise NotFound(f"generation {record.id} not found")
+    return record
 
 
 def _timestamp_in(seconds: float) -> timestamp_pb2.Timestamp:

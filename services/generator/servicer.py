@@ -39,6 +39,11 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             raise PermissionDenied(PUBLISHABLE_ONLY)
         return principal
 
+    async def _reader(self, metadata: dict[str, str]) -> tuple[catalog_pb2.Principal, str | None]:
+        """Who reads, and the only user whose generations they may read (None: any in the project)."""
+        principal = await self._principal(metadata)
+        return principal, principal.user if principal.kind == "publishable" else None
+
     def _public(self, principal: catalog_pb2.Principal, generated) -> generator_pb2.Generation:
         return to_public(generated, self.config.public_url if principal.permanent_urls else "")
 
@@ -79,15 +84,17 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         return self._public(principal, generated)
 
     async def WatchGeneration(self, request, context):
-        principal = await self._secret(_metadata(context))
+        principal, only_user = await self._reader(_metadata(context))
         async for generated in self.generator.watch(
-            principal.project_id, request.id, context.time_remaining(), request.previews
+            principal.project_id, request.id, context.time_remaining(), request.previews, only_user
         ):
             yield self._public(principal, generated)
 
     async def GetGeneration(self, request, context):
-        principal = await self._secret(_metadata(context))
-        generated = await self.generator.get(principal.project_id, request.id, context.time_remaining())
+        principal, only_user = await self._reader(_metadata(context))
+        generated = await self.generator.get(
+            principal.project_id, request.id, context.time_remaining(), only_user
+        )
         return self._public(principal, generated)
 
     async def ListGenerations(self, request, context):
