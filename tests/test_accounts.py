@@ -334,3 +334,36 @@ def test_only_a_secret_key_erases_a_user(project):
     assert refused.status_code == 403, refused.text
     erased = project["secret"]("DELETE", "/api/users/nobody-yet")
     assert erased.status_code == 200 and erased.json()["generations"] == 0
+
+
+def test_projects_are_listed_for_admin_keys_and_the_queue_for_its_readers(platform, admin, project):
+    projects = admin("GET", "/api/projects")
+    assert projects.status_code == 200
+    assert project["id"] in [p["id"] for p in projects.json()["projects"]]
+    assert project["secret"]("GET", "/api/projects").status_code == 403
+
+    stuck = {"name": "stuck", "provider": "openai", "upstreamModel": "dall-e-2", "servers": DEAD_SERVER}
+    model = admin("POST", "/api/models", json={**stuck, "projectId": project["id"]})
+    assert model.status_code == 200, model.text
+    for priority in ("high", "low", "low"):
+        created = project["secret"]("POST", "/api/images/generations", json={
+            "prompt": "waits", "model": "stuck", "async": True, "priority": priority})  # fmt: skip
+        assert created.status_code == 200, created.text
+    own = project["secret"]("GET", "/api/queue")
+    assert own.status_code == 200
+    lines = [line for line in own.json()["lines"] if line["model"] == "stuck"]
+    assert [line["priority"] for line in lines] == ["high", "low"], "high first"
+    assert {line["projectId"] for line in own.json()["lines"]} == {project["id"]}, "its own project only"
+    assert sum(line["pending"] + line["processing"] for line in lines) == 3
+    assert all(line["modelId"] == model.json()["id"] for line in lines)
+    assert project["secret"]("GET", "/api/queue?projectId=pro_someone").status_code == 403
+    assert project["publishable"]("GET", "/api/queue").status_code == 403
+    everyone = admin("GET", f"/api/queue?projectId={project['id']}").json()["lines"]
+    assert [(line["priority"], line["pending"] + line["processing"]) for line in everyone] == [
+        ("high", 1), ("low", 2)]  # fmt: skip
+    assert admin("GET", "/api/queue?projectId=pro_missing").status_code == 404
+    for generation in project["secret"]("GET", "/api/images/generations?model=stuck").json()["results"]:
+        project["secret"]("POST", f"/api/images/generations/{generation['id']}:cancel", json={})
+    assert not [
+        line for line in project["secret"]("GET", "/api/queue").json()["lines"] if line["model"] == "stuck"
+    ]

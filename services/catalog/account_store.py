@@ -71,6 +71,11 @@ class AccountStore:
             )
             return await cur.fetchone()
 
+    async def list_projects(self) -> list[Row]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(f"SELECT {_PROJECT_COLUMNS} FROM projects ORDER BY created_at, id")
+            return await cur.fetchall()
+
     async def create_project(self, name: str) -> Row:
         async with self.pool.connection() as conn, conn.transaction():
             project_id = await self.repo.create_project(conn, name)

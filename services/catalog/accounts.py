@@ -174,6 +174,20 @@ class Accounts:
 
     # -- projects and keys (admin) -----------------------------------------------------------------
 
+    async def list_projects(self, principal: Principal) -> list[Row]:
+        principal.require_admin()
+        return await self.store.list_projects()
+
+    async def queue_scope(self, principal: Principal, project_id: str) -> str | None:
+        """Whose queue a key may read: its project's, or for an admin key every project's (None) or the
+        one it names."""
+        if principal.admin:
+            return await self._existing_project(project_id) if project_id else None
+        principal.require_secret()
+        if project_id and project_id != principal.project_id:
+            raise PermissionDenied("a secret key reads only its own project's queue")
+        return principal.project_id
+
     async def create_project(self, principal: Principal, name: str) -> Row:
         principal.require_admin()
         name = name.strip()

@@ -523,6 +523,11 @@ class Catalog:
                 conn, generation_id, "cancelled", None, reason or "cancelled by the caller", []
             )
 
+    async def queue_summary(self, project_id: str | None) -> list[Row]:
+        """The queue now, per project, model and priority (every project's with None): what the console
+        shows and the queue gauges read."""
+        return await self.queue.summary(project_id)
+
     async def report_progress(self, worker_id: str, reports: list[catalog_pb2.JobProgress]) -> None:
         reports = [r for r in reports if math.isfinite(r.progress)]
         for report in reports:

@@ -15,6 +15,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.ids import new_id
+from services.common.vocabulary import PRIORITIES
 
 from . import native_policy
 from .account_store import AccountStore
@@ -292,6 +293,22 @@ class JobQueue:
                 }
             )
         return claimed
+
+    async def summary(self, project_id: str | None) -> list[Row]:
+        """Jobs pending and processing per project, model and priority; every project's with None."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT j.project_id, j.model_id, g.model_name AS model, g.priority,"
+                " count(*) FILTER (WHERE j.state = 'queued') AS pending,"
+                " count(*) FILTER (WHERE j.state = 'running') AS processing,"
+                " min(j.enqueued_at) FILTER (WHERE j.state = 'queued') AS oldest_pending_at"
+                " FROM jobs j JOIN generations g ON g.id = j.generation_id"
+                " WHERE %(project)s::text IS NULL OR j.project_id = %(project)s"
+                " GROUP BY j.project_id, j.model_id, g.model_name, g.priority"
+                " ORDER BY j.project_id, g.model_name, array_position(%(priorities)s, g.priority)",
+                {"project": project_id, "priorities": list(reversed(PRIORITIES))},
+            )
+            return await cur.fetchall()
 
     async def renew(self, worker_id: str, generation_ids: list[str], lease_seconds: float) -> list[str]:
         """Answers the ids this worker no longer holds."""

@@ -248,6 +248,28 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         principal = await self.accounts.authenticate(bearer_key(context.invocation_metadata()))
         return principal.require_secret()
 
+    async def GetQueue(self, request, context):
+        principal = await self._principal(context)
+        lines = await self.catalog.queue_summary(
+            await self.accounts.queue_scope(principal, request.project_id)
+        )
+        return catalog_pb2.Queue(
+            lines=[
+                catalog_pb2.QueueLine(
+                    project_id=line["project_id"],
+                    model_id=line["model_id"],
+                    model=line["model"],
+                    priority=line["priority"],
+                    pending=line["pending"],
+                    processing=line["processing"],
+                    oldest_pending_at=_timestamp(line["oldest_pending_at"])
+                    if line["oldest_pending_at"]
+                    else None,
+                )
+                for line in lines
+            ]
+        )
+
     async def ListModels(self, request, context):
         principal = await self._principal(context)
         models = await self.catalog.list_models(principal.project_id)
@@ -541,6 +563,10 @@ class AccountServicer(catalog_pb2_grpc.AccountServiceServicer):
 
     def _key(self, row: Row, key: str = "") -> catalog_pb2.ApiKey:
         return key_to_proto(row, self.accounts.effective_rate(row), key)
+
+    async def ListProjects(self, request, context):
+        rows = await self.accounts.list_projects(await self._principal(context))
+        return catalog_pb2.ListProjectsResponse(projects=[project_to_proto(row) for row in rows])
 
     async def CreateProject(self, request, context):
         row = await self.accounts.create_project(await self._principal(context), request.name)

@@ -25,6 +25,46 @@ FAILURE_KIND_MODEL: FailureKind
 FAILURE_KIND_SERVER: FailureKind
 FAILURE_KIND_TRANSIENT: FailureKind
 
+class ListProjectsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListProjectsResponse(_message.Message):
+    __slots__ = ("projects",)
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    projects: _containers.RepeatedCompositeFieldContainer[Project]
+    def __init__(self, projects: _Optional[_Iterable[_Union[Project, _Mapping]]] = ...) -> None: ...
+
+class GetQueueRequest(_message.Message):
+    __slots__ = ("project_id",)
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    def __init__(self, project_id: _Optional[str] = ...) -> None: ...
+
+class Queue(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[QueueLine]
+    def __init__(self, lines: _Optional[_Iterable[_Union[QueueLine, _Mapping]]] = ...) -> None: ...
+
+class QueueLine(_message.Message):
+    __slots__ = ("project_id", "model_id", "model", "priority", "pending", "processing", "oldest_pending_at")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    PROCESSING_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_PENDING_AT_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    model_id: str
+    model: str
+    priority: str
+    pending: int
+    processing: int
+    oldest_pending_at: _timestamp_pb2.Timestamp
+    def __init__(self, project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model: _Optional[str] = ..., priority: _Optional[str] = ..., pending: _Optional[int] = ..., processing: _Optional[int] = ..., oldest_pending_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class CreateProjectRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]

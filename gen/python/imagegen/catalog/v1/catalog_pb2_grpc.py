@@ -36,6 +36,11 @@ class CatalogServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetQueue = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogService/GetQueue',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetQueueRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Queue.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogService/ListModels',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListModelsRequest.SerializeToString,
@@ -76,6 +81,14 @@ class CatalogServiceStub:
 class CatalogServiceServicer:
     """Public: a project's models (Meteron's clusters) and the servers that run them, and its webhook secret.
     """
+
+    def GetQueue(self, request, context):
+        """The queue now: jobs pending and processing per model and priority. A secret key sees its project's;
+        an admin key every project's, or one project's with `projectId`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
         """Lists the models the caller's project can generate with.
@@ -130,6 +143,11 @@ class CatalogServiceServicer:
 
 def add_CatalogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueue,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetQueueRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Queue.SerializeToString,
+            ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListModelsRequest.FromString,
@@ -176,6 +194,33 @@ def add_CatalogServiceServicer_to_server(servicer, server):
 class CatalogService:
     """Public: a project's models (Meteron's clusters) and the servers that run them, and its webhook secret.
     """
+
+    @staticmethod
+    def GetQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogService/GetQueue',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetQueueRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Queue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ListModels(request,
@@ -378,6 +423,11 @@ class AccountServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ListProjects = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/ListProjects',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListProjectsRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListProjectsResponse.FromString,
+                _registered_method=True)
         self.CreateProject = channel.unary_unary(
                 '/imagegen.catalog.v1.AccountService/CreateProject',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateProjectRequest.SerializeToString,
@@ -444,6 +494,13 @@ class AccountServiceServicer:
     """Public: projects and their keys (admin keys only), and, for a project's secret keys, its end users'
     limits, credits and usage.
     """
+
+    def ListProjects(self, request, context):
+        """Lists every project, oldest first. Admin keys only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def CreateProject(self, request, context):
         """Creates a project. Admin keys only.
@@ -534,6 +591,11 @@ class AccountServiceServicer:
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ListProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjects,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListProjectsRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListProjectsResponse.SerializeToString,
+            ),
             'CreateProject': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateProject,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.CreateProjectRequest.FromString,
@@ -606,6 +668,33 @@ class AccountService:
     """Public: projects and their keys (admin keys only), and, for a project's secret keys, its end users'
     limits, credits and usage.
     """
+
+    @staticmethod
+    def ListProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/ListProjects',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListProjectsRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListProjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def CreateProject(request,
