@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import re
+import time
+import urllib.parse
 import uuid
 
 import c2pa
@@ -14,6 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
+from services.storage.domain import URL_STABLE_SECONDS
 from tests.conftest import create_project, rest_client, running_platform
 from tests.fakes import FakeModelServer
 
@@ -23,7 +26,9 @@ SMALL = {"width": 64, "height": 64}
 
 @pytest.fixture(scope="module")
 def platform(pg, tmp_path_factory):
-    with running_platform(pg, tmp_path_factory, BOOTSTRAP_KEY) as running:
+    # Deleted images leave storage within the tests.
+    sweep = {"IMAGEGEN_UNUSED_BLOB_GRACE_SECONDS": "1", "IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS": "0.5"}
+    with running_platform(pg, tmp_path_factory, BOOTSTRAP_KEY, **sweep) as running:
         yield running
 
 
@@ -60,6 +65,10 @@ def fetch(image: dict) -> bytes:
     answer = requests.get(image["url"], timeout=10)
     assert answer.status_code == 200
     return answer.content
+
+
+def _expires(url: str) -> int:
+    return int(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["expires"])
 
 
 def created_action(store: dict) -> dict:
@@ -269,3 +278,47 @@ def test_permanent_urls_survive_a_restart_and_deletion_ends_them(api, platform):
     generation_id = image["imageGenerationId"]
     assert api("DELETE", f"/api/images/generations/{generation_id}").status_code == 200
     assert requests.get(image["permanentUrl"], timeout=10).status_code == 404
+
+
+def test_images_have_webp_variants_signed_as_resizes_of_them_and_swept_with_them(api, platform, dev_ca):
+    generation = generate(api, prompt="a wide harbour", width=600, height=400, n=2)
+    small = generate(api, prompt="a small harbour")
+    assert small["outputImages"][0]["variants"] == [], "no variant at or above an image's own width"
+    image = generation["outputImages"][0]
+    assert [(v["width"], v["height"], v["contentType"]) for v in image["variants"]] == [
+        (256, 171, "image/webp"), (512, 341, "image/webp")]  # fmt: skip
+    original = fetch(image)
+    for variant in image["variants"]:
+        answer = requests.get(variant["url"], timeout=10)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/webp"
+        assert "max-age" in answer.headers["cache-control"]
+        with Image.open(io.BytesIO(answer.content)) as opened:
+            assert (opened.format, opened.size) == ("WEBP", (variant["width"], variant["height"]))
+        settings = {"verify": {"remote_manifest_fetch": False}, "trust": {"trust_anchors": dev_ca}}
+        with c2pa.Reader(
+            "image/webp", io.BytesIO(answer.content), context=c2pa.Context.from_dict(settings)
+        ) as r:
+            state, store = r.get_validation_state(), json.loads(r.json())
+        assert state == "Trusted"
+        manifest = store["manifests"][store["active_manifest"]]
+        (actions,) = [a for a in manifest["assertions"] if a["label"] == "c2pa.actions.v2"]
+        assert [a["action"] for a in actions["data"]["actions"]][-1] == "c2pa.resized"
+        (parent,) = [i for i in manifest["ingredients"] if i["relationship"] == "parentOf"]
+        assert parent["active_manifest"] == image["manifestLabel"], "the original, with its own manifest"
+        assert len(answer.content) < len(original)
+    # Reads within the URL window answer the same URLs, so a gallery's browser keeps them.
+    again = api("GET", f"/api/images/generations/{generation['id']}").json()["outputImages"][0]
+    listed = api("GET", f"/api/images/generations?id={generation['id']}").json()["results"][0]
+    for read in (again, listed["outputImages"][0]):
+        assert [v["url"] for v in read["variants"]] == [v["url"] for v in image["variants"]] or (
+            _expires(read["url"]) - _expires(image["url"]) == URL_STABLE_SECONDS
+        ), "the same URLs, unless a window boundary fell between the reads"
+
+    assert api("DELETE", f"/api/images/generations/{generation['id']}").status_code == 200
+    objects = platform.log_dir / "objects"
+    variant_files = [p for p in objects.rglob("*.webp") if image["sha256"] in p.name]
+    assert len(variant_files) == 2, "stored under keys derived from the original's"
+    deadline = time.monotonic() + 30
+    while any(p.exists() for p in variant_files) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(p.exists() for p in variant_files), "swept with the original"

@@ -219,3 +219,55 @@ def test_urls_from_puts_are_reused_for_seconds_and_only_when_every_key_has_one(m
     assert fresh.get(["a.png", "c.png"]) is None, "one key without a URL: storage signs them all"
     clock[0] += fresh.MAX_AGE_SECONDS + 0.1
     assert fresh.get(["a.png"]) is None, "too old to hand out"
+
+
+def test_variants_are_stored_under_their_originals_keys_once_and_urls_hold_for_a_window(storage_config):
+    original = b"\x89PNG original"
+    original_key = hashlib.sha256(original).hexdigest() + ".png"
+
+    def variant(data: bytes, key: str) -> storage_pb2.PutSmallObjectsRequest:
+        webp = storage_pb2.ObjectInfo(content_type="image/webp")
+        return storage_pb2.PutSmallObjectsRequest(
+            objects=[storage_pb2.SmallObject(info=webp, data=data, key=key)]
+        )
+
+    async def scenario():
+        async with storage(storage_config) as (internal, _):
+            await _put(internal, original)
+            key = f"{original_key}.w256.webp"
+            (stored,) = (await internal.PutSmallObjects(variant(b"RIFF first", key))).objects
+            assert stored.key == key and stored.sha256 == hashlib.sha256(b"RIFF first").hexdigest()
+            await internal.PutSmallObjects(variant(b"RIFF second", key))
+            assert await _get(internal, key) == ("image/webp", b"RIFF first", 10), (
+                "made once: the first stays"
+            )
+            for bad in (original_key, "../x.w256.webp", f"{original_key}.w256.png"):
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await internal.PutSmallObjects(variant(b"RIFF", bad))
+                assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+            listed = await internal.ListObjects(storage_pb2.ListObjectsRequest(page_size=10))
+            assert sorted(o.key for o in listed.objects) == [original_key, key]
+            first = (await internal.SignUrls(storage_pb2.SignUrlsRequest(keys=[original_key, key]))).urls
+            again = (await internal.SignUrls(storage_pb2.SignUrlsRequest(keys=[original_key, key]))).urls
+            assert first == again, "the same URLs within the window, so browsers cache them"
+            if storage_config.backend == "s3":
+                fetched = await asyncio.to_thread(requests.get, first[1], timeout=10)
+                assert fetched.content == b"RIFF first", "a URL signed as at the window's start works now"
+            await internal.DeleteObjects(storage_pb2.DeleteObjectsRequest(keys=[original_key, key]))
+            assert not (await internal.ListObjects(storage_pb2.ListObjectsRequest(page_size=10))).objects
+
+    asyncio.run(scenario())
+
+
+def test_a_signed_url_is_stable_within_its_window_and_valid_for_its_ttl():
+    from services.storage.domain import URL_STABLE_SECONDS, UrlSigner
+
+    signer = UrlSigner("k", "http://gw", ttl_seconds=3600)
+    start = 1_800_000_000 - 1_800_000_000 % URL_STABLE_SECONDS
+    urls = {signer.sign("a" * 64 + ".png", now=start + offset) for offset in (0, 1, URL_STABLE_SECONDS - 1)}
+    assert len(urls) == 1
+    assert signer.sign("a" * 64 + ".png", now=start + URL_STABLE_SECONDS) not in urls
+    expires = int(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(urls.pop()).query))["expires"])
+    assert expires - (start + URL_STABLE_SECONDS - 1) >= 3600, (
+        "valid the whole TTL from the window's last read"
+    )

@@ -48,7 +48,7 @@ _JOB_STATE = (
 )
 _IMAGE_COLUMNS = (
     "id, generation_id, project_id, idx, storage_key, sha256, content_type, size_bytes, width, height,"
-    " manifest_label, permanent_key"
+    " manifest_label, permanent_key, variants"
 )
 
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
@@ -321,7 +321,8 @@ class Repository:
                 await conn.execute(
                     f"INSERT INTO output_images ({_IMAGE_COLUMNS})"
                     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[],"
-                    "   %s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[], %s::text[], %s::text[])",
+                    "   %s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[], %s::text[], %s::text[],"
+                    "   %s::boolean[])",
                     [[image[c] for image in images] for c in _IMAGE_COLUMNS.split(", ")],
                 )
             await conn.execute("DELETE FROM jobs WHERE generation_id = ANY(%s)", (list(finished),))

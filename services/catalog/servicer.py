@@ -105,6 +105,7 @@ def image_to_proto(row: Row) -> catalog_pb2.ImageRecord:
         manifest_label=row["manifest_label"],
         arweave=arweave_to_proto(row["arweave"], row) if row.get("arweave") else None,
         permanent_key=row["permanent_key"],
+        variants=row["variants"],
     )
 
 
@@ -234,6 +235,7 @@ def _image_fields(image: catalog_pb2.ImageRecord) -> Row:
         "width": image.width,
         "height": image.height,
         "manifest_label": image.manifest_label,
+        "variants": image.variants,
     }
 
 

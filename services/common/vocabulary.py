@@ -27,13 +27,39 @@ PRIORITIES = ("low", "medium", "high")
 DEFAULT_PRIORITY = "medium"
 # What a model's servers speak; the generator has one provider for each (a test holds them together).
 PROVIDERS = ("procedural", "openai", "automatic1111", "replicate", "comfyui")
-# A stored image's key: the hex sha256 of its bytes and its type's extension.
-STORAGE_KEY = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)$")
+# A stored image's key: the hex sha256 of its bytes and its type's extension; or a variant's, its
+# original's key and its width (`<sha256>.png.w256.webp`).
+STORAGE_KEY = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)(\.w[0-9]{2,4}\.webp)?$")
+# The widths of an image's variants (WebP thumbnails): made once, when the image is stored, for each
+# width below the image's own; stored under keys derived from the original's, swept and erased with it.
+THUMBNAIL_WIDTHS = (256, 512)
+VARIANT_TYPE = "image/webp"
+_VARIANT_KEY = re.compile(r"^([0-9a-f]{64}\.(?:png|jpg|webp|gif))\.w[0-9]{2,4}\.webp$")
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
 def storage_key(sha256_hex: str, content_type: str) -> str:
     return f"{sha256_hex}.{EXTENSIONS[content_type]}"
+
+
+def variant_key(original_key: str, width: int) -> str:
+    return f"{original_key}.w{width}.{EXTENSIONS[VARIANT_TYPE]}"
+
+
+def variant_widths(original_width: int) -> list[int]:
+    """The widths an image of this width has variants at."""
+    return [width for width in THUMBNAIL_WIDTHS if width < original_width]
+
+
+def variant_keys(original_key: str) -> list[str]:
+    """Every key a variant of this image could be stored under."""
+    return [variant_key(original_key, width) for width in THUMBNAIL_WIDTHS]
+
+
+def original_key(key: str) -> str:
+    """The key of the image a variant was made from; any other key itself."""
+    found = _VARIANT_KEY.match(key)
+    return found.group(1) if found else key
 
 
 # Images up to this size are stored in one unary call, several at once up to the batch size; larger

@@ -230,14 +230,17 @@ class StorageClient:
         self.stub = storage_pb2_grpc.StorageInternalServiceStub(channel)
         self._fresh = _FreshUrls()
 
-    async def put_small(self, objects: list[tuple[bytes, str]]) -> list[storage_pb2.PutObjectResponse]:
-        """Objects of at most SMALL_OBJECT_BYTES each, SMALL_BATCH_BYTES in all, in one call."""
+    async def put_small(self, objects: list[tuple[bytes, str, str]]) -> list[storage_pb2.PutObjectResponse]:
+        """Objects of at most SMALL_OBJECT_BYTES each, SMALL_BATCH_BYTES in all, in one call; each
+        (data, content type, a variant's key or "")."""
         async with upstream("storage"):
             answer = await self.stub.PutSmallObjects(
                 storage_pb2.PutSmallObjectsRequest(
                     objects=[
-                        storage_pb2.SmallObject(info=storage_pb2.ObjectInfo(content_type=ctype), data=data)
-                        for data, ctype in objects
+                        storage_pb2.SmallObject(
+                            info=storage_pb2.ObjectInfo(content_type=ctype), data=data, key=key
+                        )
+                        for data, ctype, key in objects
                     ]
                 ),
                 metadata=outgoing_metadata(),

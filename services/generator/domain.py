@@ -24,6 +24,8 @@ from services.common.vocabulary import (
     STATUSES,
     TERMINAL_STATUSES,
     WEBHOOK_EVENTS,
+    variant_key,
+    variant_widths,
 )
 
 from .clients import CatalogClient, StorageClient
@@ -69,6 +71,18 @@ class Generated:
     principal: catalog_pb2.Principal | None = None
     # The signed URL of each input image, in input order.
     input_urls: list[str] = field(default_factory=list)
+    # The signed URL of each variant, in `variant_keys(record)` order.
+    variant_urls: list[str] = field(default_factory=list)
+
+
+def variant_keys(record: catalog_pb2.GenerationRecord) -> list[str]:
+    """The keys of a generation's image variants: image by image, narrowest first."""
+    return [
+        variant_key(image.storage_key, width)
+        for image in record.images
+        if image.variants
+        for width in variant_widths(image.width)
+    ]
 
 
 def _side(name: str, value: int, server_decides: bool) -> int:
@@ -363,8 +377,10 @@ class Generator:
     ) -> Generated:
         keys = [image.storage_key for image in record.images]
         inputs = [image.storage_key for image in record.inputs]
-        urls = await self.storage.sign(keys + inputs, timeout, just_stored)
-        return Generated(record, urls[: len(keys)], principal, urls[len(keys) :])
+        variants = variant_keys(record)
+        urls = await self.storage.sign(keys + inputs + variants, timeout, just_stored)
+        kept = len(keys) + len(inputs)
+        return Generated(record, urls[: len(keys)], principal, urls[len(keys) : kept], urls[kept:])
 
     async def cancel(self, project_id: str, generation_id: str, timeout: float | None) -> Generated:
         if not is_id("generation", generation_id):
@@ -404,7 +420,13 @@ class Generator:
             )
         page = await self.catalog.list_generations(request, timeout)
         keys = [
-            image.storage_key for record in page.generations for image in [*record.images, *record.inputs]
+            key
+            for record in page.generations
+            for key in [
+                *(image.storage_key for image in record.images),
+                *(image.storage_key for image in record.inputs),
+                *variant_keys(record),
+            ]
         ]
         urls = iter(await self.storage.sign(keys, timeout))
         generated = [
@@ -412,6 +434,7 @@ class Generator:
                 record,
                 [next(urls) for _ in record.images],
                 input_urls=[next(urls) for _ in record.inputs],
+                variant_urls=[next(urls) for _ in variant_keys(record)],
             )
             for record in page.generations
         ]

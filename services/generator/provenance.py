@@ -174,6 +174,34 @@ class ContentCredentials:
             builder.sign(self._signer(), content_type, io.BytesIO(data), out)
         return out.getvalue(), label
 
+    def sign_resize(
+        self, data: bytes, content_type: str, original: bytes, original_type: str, title: str, width: int
+    ) -> bytes:
+        """A smaller copy of a signed image, its manifest recording the resize with the original (and so
+        the original's own manifest) as its parent. Blocking: run it in a thread."""
+        manifest = {
+            "label": f"urn:c2pa:{uuid.uuid4()}",
+            "claim_generator_info": [{"name": CLAIM_GENERATOR, "version": self.version}],
+            "title": f"{title}-w{width}",
+            "format": content_type,
+            "assertions": [
+                {
+                    "label": "c2pa.actions.v2",
+                    "data": {
+                        "actions": [{"action": "c2pa.resized", "parameters": {"imagegen.width": width}}]
+                    },
+                }
+            ],
+        }
+        out = io.BytesIO()
+        with c2pa.Builder(manifest, context=self._sign_context) as builder:
+            builder.add_ingredient(
+                {"title": title, "relationship": "parentOf"}, original_type, io.BytesIO(original)
+            )
+            builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+            builder.sign(self._signer(), content_type, io.BytesIO(data), out)
+        return out.getvalue()
+
     def verify(self, data: bytes, content_type: str = "") -> Verification:
         """Blocking: run it in a thread."""
         digest = hashlib.sha256(data).hexdigest()

@@ -9,7 +9,10 @@ from google.protobuf.message import Message
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.generator.v1 import generator_pb2
 
+from services.common.vocabulary import VARIANT_TYPE, variant_widths
+
 from .domain import Generated
+from .variants import variant_height
 
 PERMANENT_PATH = "/api/permanent/"
 
@@ -38,6 +41,7 @@ def public_archive(image: catalog_pb2.ImageRecord) -> generator_pb2.ArweaveArchi
 def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Generation:
     """`permanent_base` is the gateway's public URL, or empty where the project has no permanent URLs."""
     record = generated.record
+    variant_urls = iter(generated.variant_urls)
     public = generator_pb2.Generation(
         id=record.id,
         project_id=record.project_id,
@@ -59,6 +63,15 @@ def to_public(generated: Generated, permanent_base: str) -> generator_pb2.Genera
                 permanent_url=permanent_url(permanent_base, image.permanent_key) if permanent_base else None,
                 manifest_label=image.manifest_label,
                 arweave=public_archive(image),
+                variants=[
+                    generator_pb2.ImageVariant(
+                        width=width,
+                        height=variant_height(width, image.width, image.height),
+                        url=next(variant_urls),
+                        content_type=VARIANT_TYPE,
+                    )
+                    for width in (variant_widths(image.width) if image.variants else ())
+                ],
             )
             for image, url in zip(record.images, generated.urls, strict=True)
         ],

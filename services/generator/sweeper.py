@@ -1,6 +1,7 @@
-"""Deletes blobs the catalog says no image row has used for its grace period, and now and then walks
-storage for blobs nobody knows (a worker that died between storing its images and answering for them
-leaves such), which the catalog then notes as unused: storage and catalog end up agreeing."""
+"""Deletes blobs the catalog says no image row has used for its grace period, with their variants, and
+now and then walks storage for blobs nobody knows (a worker that died between storing its images and
+answering for them leaves such), which the catalog then notes as unused: storage and catalog end up
+agreeing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 import time
 
 from services.common.errors import DomainError
+from services.common.vocabulary import original_key, variant_keys
 
 from .background import BackgroundLoop
 from .clients import CatalogClient, StorageClient
@@ -56,7 +58,10 @@ class BlobSweeper(BackgroundLoop):
         while True:
             page = await self.storage.list(start_after, BATCH)
             cutoff = time.time() - self.orphan_age
-            old = [o.key for o in page.objects if o.written_at.ToNanoseconds() / 1e9 < cutoff]
+            # A variant belongs to its original: it is an orphan when the original is one.
+            old = sorted(
+                {original_key(o.key) for o in page.objects if o.written_at.ToNanoseconds() / 1e9 < cutoff}
+            )
             if old:
                 found += len(await self.catalog.adopt_orphan_blobs(old))
             if not page.next_start_after:
@@ -72,7 +77,8 @@ class BlobSweeper(BackgroundLoop):
         if not keys:
             return 0
         try:
-            await self.storage.delete(keys)
+            # An image's variants go with it (deleting one never made is harmless).
+            await self.storage.delete([*keys, *(variant for key in keys for variant in variant_keys(key))])
         except DomainError:
             # Claimed but not deleted: back on the list, to be tried after another grace period.
             await self.catalog.report_unused_blobs(keys)

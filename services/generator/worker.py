@@ -22,7 +22,13 @@ from imagegen.storage.v1 import storage_pb2
 
 from services.common.errors import DomainError
 from services.common.ids import new_id
-from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE, SMALL_BATCH_BYTES, SMALL_OBJECT_BYTES
+from services.common.vocabulary import (
+    MAX_OUTPUTS_PER_IMAGE,
+    SMALL_BATCH_BYTES,
+    SMALL_OBJECT_BYTES,
+    variant_key,
+    variant_widths,
+)
 
 from .batching import Batcher
 from .clients import CatalogClient, StorageClient
@@ -37,6 +43,7 @@ from .providers import (
     ServerFailure,
     ServerTarget,
 )
+from .variants import Variant, make_variants
 
 log = logging.getLogger("imagegen.generator.worker")
 
@@ -311,10 +318,17 @@ class Worker:
                 return
             images = [image for image, _ in signed]
             labels = [label for _, label in signed]
+        try:
+            variants = await asyncio.gather(
+                *(self._variants(job, index, image) for index, image in enumerate(images))
+            )
+        except (c2pa.C2paError, OSError, ValueError) as exc:
+            await self._fail(job, f"making the thumbnails failed: {exc}", catalog_pb2.FAILURE_KIND_MODEL)
+            return
         # Once images are being stored, storing and answering run to the end even if the job is taken
         # from this worker: a refused answer puts its images on the unused list, where a cancelled
         # task would have left them in storage with nothing pointing at them.
-        finishing = asyncio.create_task(self._store_and_answer(job, images, labels))
+        finishing = asyncio.create_task(self._store_and_answer(job, images, labels, variants))
         self._finishing.add(finishing)
         finishing.add_done_callback(self._finished)
         await asyncio.shield(finishing)
@@ -353,13 +367,26 @@ class Worker:
             log.warning("storing or answering failed", extra={"fields": {"error": repr(task.exception())}})
 
     async def _store_and_answer(
-        self, job: catalog_pb2.Job, images: list[RenderedImage], labels: list[str]
+        self,
+        job: catalog_pb2.Job,
+        images: list[RenderedImage],
+        labels: list[str],
+        variants: list[list[Variant]],
     ) -> None:
         generation = job.generation
-        # Every image is durable in storage before the catalog row pointing at it commits.
-        stored, failure = await self._store_all(images)
+        # Every image, and every variant a read will offer, is durable in storage before the catalog
+        # row pointing at it commits.
+        stored, failure = await self._store_all([(image.data, image.content_type, "") for image in images])
+        if failure is None:
+            derived = [
+                (variant.data, variant.content_type, variant_key(put.key, variant.width))
+                for put, made in zip(stored, variants, strict=True)
+                for variant in made
+            ]
+            _, failure = await self._store_all(derived)
         if failure is not None:
             if stored:
+                # Sweeping an image sweeps its variants.
                 await self.catalog.report_unused_blobs([put.key for put in stored])
             if not isinstance(failure, DomainError):
                 raise failure
@@ -382,8 +409,11 @@ class Worker:
                     width=image.width,
                     height=image.height,
                     manifest_label=label,
+                    variants=bool(made),
                 )
-                for index, (image, put, label) in enumerate(zip(images, stored, labels, strict=True))
+                for index, (image, put, label, made) in enumerate(
+                    zip(images, stored, labels, variants, strict=True)
+                )
             ],
         )
         self._free_slot(generation.id)
@@ -400,7 +430,7 @@ class Worker:
             raise
 
     async def _store_all(
-        self, images: list[RenderedImage]
+        self, objects: list[tuple[bytes, str, str]]
     ) -> tuple[list[storage_pb2.PutObjectResponse], BaseException | None]:
         """Stores the images, retrying with backoff for `store_retry_seconds` while storage is
         unavailable (storing the same bytes again is harmless: keys are their content). Answers what was
@@ -408,7 +438,7 @@ class Worker:
         deadline = time.monotonic() + self.config.store_retry_seconds
         delay = 0.2
         while True:
-            results = await asyncio.gather(*(self._store(image) for image in images), return_exceptions=True)
+            results = await asyncio.gather(*(self._store(*o) for o in objects), return_exceptions=True)
             stored = [r for r in results if isinstance(r, storage_pb2.PutObjectResponse)]
             failure = next((r for r in results if isinstance(r, BaseException)), None)
             retryable = isinstance(failure, DomainError) and failure.code in _STORAGE_RETRYABLE
@@ -438,10 +468,35 @@ class Worker:
         data, label = await asyncio.to_thread(self.credentials.sign, image.data, image.content_type, creation)
         return dataclasses.replace(image, data=data), label
 
-    async def _store(self, image: RenderedImage) -> storage_pb2.PutObjectResponse:
-        if len(image.data) <= SMALL_OBJECT_BYTES:
-            return await self._puts.submit((image.data, image.content_type))
-        return await self.storage.put(image.data, image.content_type, 60)
+    async def _store(self, data: bytes, content_type: str, key: str) -> storage_pb2.PutObjectResponse:
+        """Under its content's key, or a variant's `key` (variants are always small)."""
+        if len(data) <= SMALL_OBJECT_BYTES or key:
+            return await self._puts.submit((data, content_type, key))
+        return await self.storage.put(data, content_type, 60)
+
+    async def _variants(self, job: catalog_pb2.Job, index: int, image: RenderedImage) -> list[Variant]:
+        """The image's thumbnails, each signed as a resize of it when the image is signed."""
+        if not variant_widths(image.width):
+            return []
+        made = await asyncio.to_thread(make_variants, image.data, image.width, image.height)
+        if not job.content_credentials:
+            return made
+        title = f"{job.generation.id}-{index}"
+        return [
+            dataclasses.replace(
+                variant,
+                data=await asyncio.to_thread(
+                    self.credentials.sign_resize,
+                    variant.data,
+                    variant.content_type,
+                    image.data,
+                    image.content_type,
+                    title,
+                    variant.width,
+                ),
+            )
+            for variant in made
+        ]
 
     async def _fail(self, job: catalog_pb2.Job, reason: str, kind: int) -> None:
         log.info(

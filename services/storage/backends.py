@@ -21,7 +21,10 @@ from minio.error import S3Error
 
 from services.common.vocabulary import STORAGE_KEY, storage_key
 
-from .domain import CHUNK_BYTES, StoredObject, UrlSigner
+from .domain import CHUNK_BYTES, URL_STABLE_SECONDS, StoredObject, UrlSigner, url_window
+
+# The longest a presigned S3 URL may live (SigV4).
+_S3_MAX_EXPIRY = dt.timedelta(days=7)
 
 # Objects up to this size are hashed in memory before upload; larger ones spill to a temp file.
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -115,15 +118,15 @@ class LocalFolderBackend:
             return  # the same bytes are already stored
         _fsync_directory(final.parent)
 
-    async def put_small(self, objects: list[tuple[bytes, str]]) -> list[StoredObject]:
+    async def put_small(self, objects: list[tuple[bytes, str, str]]) -> list[StoredObject]:
         return await asyncio.to_thread(self._put_small, objects)
 
-    def _put_small(self, objects: list[tuple[bytes, str]]) -> list[StoredObject]:
+    def _put_small(self, objects: list[tuple[bytes, str, str]]) -> list[StoredObject]:
         stored, pending = [], []
         try:
-            for data, content_type in objects:
+            for data, content_type, given_key in objects:
                 sha256 = hashlib.sha256(data).hexdigest()
-                key = storage_key(sha256, content_type)
+                key = given_key or storage_key(sha256, content_type)
                 stored.append(
                     StoredObject(key=key, sha256=sha256, size_bytes=len(data), content_type=content_type)
                 )
@@ -247,14 +250,14 @@ class S3Backend:
             await asyncio.to_thread(self._upload, key, spool, size, content_type)
         return StoredObject(key=key, sha256=digest.hexdigest(), size_bytes=size, content_type=content_type)
 
-    async def put_small(self, objects: list[tuple[bytes, str]]) -> list[StoredObject]:
-        async def one(data: bytes, content_type: str) -> StoredObject:
+    async def put_small(self, objects: list[tuple[bytes, str, str]]) -> list[StoredObject]:
+        async def one(data: bytes, content_type: str, given_key: str) -> StoredObject:
             sha256 = hashlib.sha256(data).hexdigest()
-            key = storage_key(sha256, content_type)
+            key = given_key or storage_key(sha256, content_type)
             await asyncio.to_thread(self._upload, key, io.BytesIO(data), len(data), content_type)
             return StoredObject(key=key, sha256=sha256, size_bytes=len(data), content_type=content_type)
 
-        return list(await asyncio.gather(*(one(data, content_type) for data, content_type in objects)))
+        return list(await asyncio.gather(*(one(*o) for o in objects)))
 
     def _upload(self, key: str, data, size: int, content_type: str) -> None:
         if self._exists(key):
@@ -306,4 +309,7 @@ class S3Backend:
         return await asyncio.to_thread(_list)
 
     def sign(self, key: str) -> str:
-        return self.public_client.presigned_get_object(self.bucket, key, expires=self.ttl)
+        # Signed as at the window's start, so every read within the window answers the same URL.
+        issued = dt.datetime.fromtimestamp(url_window(), dt.UTC)
+        expires = min(self.ttl + dt.timedelta(seconds=URL_STABLE_SECONDS), _S3_MAX_EXPIRY)
+        return self.public_client.presigned_get_object(self.bucket, key, expires=expires, request_date=issued)

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
-from services.common.vocabulary import EXTENSIONS, STORAGE_KEY
+from services.common.vocabulary import EXTENSIONS, STORAGE_KEY, VARIANT_TYPE, original_key
 
 CHUNK_BYTES = 1024 * 1024
+# Signed URLs are the same for every read within a window of this many seconds (their expiry rounded up
+# to it), so a browser caches an image across page loads; each stays valid at least the TTL.
+URL_STABLE_SECONDS = 600
 CONTENT_TYPES = {ext: ctype for ctype, ext in EXTENSIONS.items()}
 MAX_LIST_PAGE = 1000
 
@@ -49,12 +52,18 @@ def check_content_type(content_type: str) -> str:
 
 class Backend(Protocol):
     async def put(self, chunks: AsyncIterator[bytes], content_type: str) -> StoredObject: ...
-    async def put_small(self, objects: list[tuple[bytes, str]]) -> list[StoredObject]: ...
+    async def put_small(self, objects: list[tuple[bytes, str, str]]) -> list[StoredObject]: ...
     async def open(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]: ...
     async def exists(self, key: str) -> bool: ...
     async def delete(self, keys: list[str]) -> int: ...
     def sign(self, key: str) -> str: ...
     async def list(self, start_after: str, page_size: int) -> list[tuple[str, float]]: ...
+
+
+def url_window(now: float | None = None) -> int:
+    """The start of the URL_STABLE_SECONDS window `now` falls in: what every signature in it shares."""
+    now = now if now is not None else time.time()
+    return int(now // URL_STABLE_SECONDS) * URL_STABLE_SECONDS
 
 
 class UrlSigner:
@@ -69,8 +78,13 @@ class UrlSigner:
         return hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
     def sign(self, key: str, now: float | None = None) -> str:
-        expires = int(now if now is not None else time.time()) + self.ttl_seconds
+        expires = url_window(now) + URL_STABLE_SECONDS + self.ttl_seconds
         return f"{self._base}/api/files/{key}?expires={expires}&signature={self._signature(key, expires)}"
+
+    def cache_control(self, expires: int, now: float | None = None) -> str:
+        """How long a browser may keep what a signed URL served: until the URL expires."""
+        left = max(0, expires - int(now if now is not None else time.time()))
+        return f"private, max-age={left}, immutable"
 
     def verify(self, key: str, expires: int, signature: str, now: float | None = None) -> None:
         expected = self._signature(key, expires)
@@ -88,10 +102,15 @@ class Storage:
     async def put(self, chunks: AsyncIterator[bytes], content_type: str) -> StoredObject:
         return await self.backend.put(chunks, check_content_type(content_type))
 
-    async def put_small(self, objects: list[tuple[bytes, str]]) -> list[StoredObject]:
-        """Stores objects held in memory; all are durable when it returns."""
-        for _, content_type in objects:
+    async def put_small(self, objects: list[tuple[bytes, str, str]]) -> list[StoredObject]:
+        """Stores objects held in memory, each under its content's key or the variant key given; all are
+        durable when it returns."""
+        for _, content_type, key in objects:
             check_content_type(content_type)
+            if key and not (check_key(key) and original_key(key) != key and content_type == VARIANT_TYPE):
+                raise InvalidArgument(
+                    f"{key!r} is not a variant's key; only variants are stored under a key given", field="key"
+                )
         return await self.backend.put_small(objects) if objects else []
 
     async def open(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]:

@@ -17,6 +17,10 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
 
     async def GetFile(self, request, context):
         chunks = await self.storage.open_signed(request.key, request.expires, request.signature)
+        # Keys are content (or an original's variant, made once): the bytes never change under a URL.
+        await context.send_initial_metadata(
+            [("cache-control", self.storage.signer.cache_control(request.expires))]
+        )
         content_type = content_type_of(request.key)
         async for chunk in chunks:
             yield httpbody_pb2.HttpBody(content_type=content_type, data=chunk)
@@ -47,7 +51,7 @@ class StorageInternalServicer(storage_pb2_grpc.StorageInternalServiceServicer):
                 f" {SMALL_BATCH_BYTES} bytes in all; stream larger objects with PutObject",
                 field="objects",
             )
-        stored = await self.storage.put_small([(o.data, o.info.content_type) for o in request.objects])
+        stored = await self.storage.put_small([(o.data, o.info.content_type, o.key) for o in request.objects])
         return storage_pb2.PutSmallObjectsResponse(objects=[self._answer(s) for s in stored])
 
     async def _stored(self, chunks, content_type: str) -> storage_pb2.PutObjectResponse:

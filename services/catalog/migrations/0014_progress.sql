@@ -49,3 +49,7 @@ ALTER TABLE webhook_deliveries ADD COLUMN event text NOT NULL DEFAULT 'completed
     CHECK (event IN ('start', 'progress', 'completed'));
 CREATE INDEX webhook_deliveries_progress ON webhook_deliveries (generation_id, created_at)
     WHERE event = 'progress';
+
+-- An image stored with variants (WebP thumbnails at the fixed widths below its own, under keys derived
+-- from its own); older images have none.
+ALTER TABLE output_images ADD COLUMN variants boolean NOT NULL DEFAULT false;

@@ -928,7 +928,7 @@ class InputImageRecord(_message.Message):
     def __init__(self, role: _Optional[str] = ..., pointer: _Optional[str] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class ImageRecord(_message.Message):
-    __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height", "manifest_label", "arweave", "permanent_key")
+    __slots__ = ("id", "index", "storage_key", "sha256", "content_type", "size_bytes", "width", "height", "manifest_label", "arweave", "permanent_key", "variants")
     ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     STORAGE_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -940,6 +940,7 @@ class ImageRecord(_message.Message):
     MANIFEST_LABEL_FIELD_NUMBER: _ClassVar[int]
     ARWEAVE_FIELD_NUMBER: _ClassVar[int]
     PERMANENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     index: int
     storage_key: str
@@ -951,7 +952,8 @@ class ImageRecord(_message.Message):
     manifest_label: str
     arweave: ArweaveArchive
     permanent_key: str
-    def __init__(self, id: _Optional[str] = ..., index: _Optional[int] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., manifest_label: _Optional[str] = ..., arweave: _Optional[_Union[ArweaveArchive, _Mapping]] = ..., permanent_key: _Optional[str] = ...) -> None: ...
+    variants: bool
+    def __init__(self, id: _Optional[str] = ..., index: _Optional[int] = ..., storage_key: _Optional[str] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., manifest_label: _Optional[str] = ..., arweave: _Optional[_Union[ArweaveArchive, _Mapping]] = ..., permanent_key: _Optional[str] = ..., variants: _Optional[bool] = ...) -> None: ...
 
 class ArweaveArchive(_message.Message):
     __slots__ = ("state", "transaction_json", "url", "last_error", "attempts", "storage_key", "content_type")

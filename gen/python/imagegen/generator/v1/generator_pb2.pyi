@@ -222,7 +222,7 @@ class InputImage(_message.Message):
     def __init__(self, role: _Optional[str] = ..., pointer: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class OutputImage(_message.Message):
-    __slots__ = ("id", "project_id", "image_generation_id", "url", "content_type", "sha256", "size_bytes", "width", "height", "permanent_url", "manifest_label", "arweave")
+    __slots__ = ("id", "project_id", "image_generation_id", "url", "content_type", "sha256", "size_bytes", "width", "height", "permanent_url", "manifest_label", "arweave", "variants")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +235,7 @@ class OutputImage(_message.Message):
     PERMANENT_URL_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_LABEL_FIELD_NUMBER: _ClassVar[int]
     ARWEAVE_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     image_generation_id: str
@@ -247,7 +248,20 @@ class OutputImage(_message.Message):
     permanent_url: str
     manifest_label: str
     arweave: ArweaveArchive
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., image_generation_id: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., permanent_url: _Optional[str] = ..., manifest_label: _Optional[str] = ..., arweave: _Optional[_Union[ArweaveArchive, _Mapping]] = ...) -> None: ...
+    variants: _containers.RepeatedCompositeFieldContainer[ImageVariant]
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., image_generation_id: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., permanent_url: _Optional[str] = ..., manifest_label: _Optional[str] = ..., arweave: _Optional[_Union[ArweaveArchive, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[ImageVariant, _Mapping]]] = ...) -> None: ...
+
+class ImageVariant(_message.Message):
+    __slots__ = ("width", "height", "url", "content_type")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    url: str
+    content_type: str
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class ArweaveArchive(_message.Message):
     __slots__ = ("state", "transaction_id", "url", "last_error")

@@ -28,7 +28,7 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!imagegen/storage/v1/storage.proto\x12\x13imagegen.storage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\x12ListObjectsRequest\x12\x13\n\x0bstart_after\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"c\n\x13ListObjectsResponse\x12\x32\n\x07objects\x18\x01 \x03(\x0b\x32!.imagegen.storage.v1.ListedObject\x12\x18\n\x10next_start_after\x18\x02 \x01(\t\"K\n\x0cListedObject\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\nwritten_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x0eGetFileRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\x03\x12\x11\n\tsignature\x18\x03 \x01(\t\"\"\n\nObjectInfo\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\"\\\n\x10PutObjectRequest\x12/\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"K\n\x16PutSmallObjectsRequest\x12\x31\n\x07objects\x18\x01 \x03(\x0b\x32 .imagegen.storage.v1.SmallObject\"J\n\x0bSmallObject\x12-\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfo\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"R\n\x17PutSmallObjectsResponse\x12\x37\n\x07objects\x18\x01 \x03(\x0b\x32&.imagegen.storage.v1.PutObjectResponse\"g\n\x11PutObjectResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\"?\n\x10GetObjectRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"]\n\x11GetObjectResponse\x12/\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x1f\n\x0fSignUrlsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\" \n\x10SignUrlsResponse\x12\x0c\n\x04urls\x18\x01 \x03(\t\"$\n\x14\x44\x65leteObjectsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\"(\n\x15\x44\x65leteObjectsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x32r\n\x0eStorageService\x12`\n\x07GetFile\x12#.imagegen.storage.v1.GetFileRequest\x1a\x14.google.api.HttpBody\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/files/{key}0\x01\x32\xe5\x04\n\x16StorageInternalService\x12\\\n\tPutObject\x12%.imagegen.storage.v1.PutObjectRequest\x1a&.imagegen.storage.v1.PutObjectResponse(\x01\x12l\n\x0fPutSmallObjects\x12+.imagegen.storage.v1.PutSmallObjectsRequest\x1a,.imagegen.storage.v1.PutSmallObjectsResponse\x12\\\n\tGetObject\x12%.imagegen.storage.v1.GetObjectRequest\x1a&.imagegen.storage.v1.GetObjectResponse0\x01\x12W\n\x08SignUrls\x12$.imagegen.storage.v1.SignUrlsRequest\x1a%.imagegen.storage.v1.SignUrlsResponse\x12\x66\n\rDeleteObjects\x12).imagegen.storage.v1.DeleteObjectsRequest\x1a*.imagegen.storage.v1.DeleteObjectsResponse\x12`\n\x0bListObjects\x12\'.imagegen.storage.v1.ListObjectsRequest\x1a(.imagegen.storage.v1.ListObjectsResponseBCZAgithub.com/imagegen/imagegen/gen/go/imagegen/storage/v1;storagev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!imagegen/storage/v1/storage.proto\x12\x13imagegen.storage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\x12ListObjectsRequest\x12\x13\n\x0bstart_after\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"c\n\x13ListObjectsResponse\x12\x32\n\x07objects\x18\x01 \x03(\x0b\x32!.imagegen.storage.v1.ListedObject\x12\x18\n\x10next_start_after\x18\x02 \x01(\t\"K\n\x0cListedObject\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\nwritten_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x0eGetFileRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\x03\x12\x11\n\tsignature\x18\x03 \x01(\t\"\"\n\nObjectInfo\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\"\\\n\x10PutObjectRequest\x12/\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"K\n\x16PutSmallObjectsRequest\x12\x31\n\x07objects\x18\x01 \x03(\x0b\x32 .imagegen.storage.v1.SmallObject\"W\n\x0bSmallObject\x12-\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfo\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0b\n\x03key\x18\x03 \x01(\t\"R\n\x17PutSmallObjectsResponse\x12\x37\n\x07objects\x18\x01 \x03(\x0b\x32&.imagegen.storage.v1.PutObjectResponse\"g\n\x11PutObjectResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\"?\n\x10GetObjectRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"]\n\x11GetObjectResponse\x12/\n\x04info\x18\x01 \x01(\x0b\x32\x1f.imagegen.storage.v1.ObjectInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x1f\n\x0fSignUrlsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\" \n\x10SignUrlsResponse\x12\x0c\n\x04urls\x18\x01 \x03(\t\"$\n\x14\x44\x65leteObjectsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\"(\n\x15\x44\x65leteObjectsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x32r\n\x0eStorageService\x12`\n\x07GetFile\x12#.imagegen.storage.v1.GetFileRequest\x1a\x14.google.api.HttpBody\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/files/{key}0\x01\x32\xe5\x04\n\x16StorageInternalService\x12\\\n\tPutObject\x12%.imagegen.storage.v1.PutObjectRequest\x1a&.imagegen.storage.v1.PutObjectResponse(\x01\x12l\n\x0fPutSmallObjects\x12+.imagegen.storage.v1.PutSmallObjectsRequest\x1a,.imagegen.storage.v1.PutSmallObjectsResponse\x12\\\n\tGetObject\x12%.imagegen.storage.v1.GetObjectRequest\x1a&.imagegen.storage.v1.GetObjectResponse0\x01\x12W\n\x08SignUrls\x12$.imagegen.storage.v1.SignUrlsRequest\x1a%.imagegen.storage.v1.SignUrlsResponse\x12\x66\n\rDeleteObjects\x12).imagegen.storage.v1.DeleteObjectsRequest\x1a*.imagegen.storage.v1.DeleteObjectsResponse\x12`\n\x0bListObjects\x12\'.imagegen.storage.v1.ListObjectsRequest\x1a(.imagegen.storage.v1.ListObjectsResponseBCZAgithub.com/imagegen/imagegen/gen/go/imagegen/storage/v1;storagev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,25 +55,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTSMALLOBJECTSREQUEST']._serialized_start=624
   _globals['_PUTSMALLOBJECTSREQUEST']._serialized_end=699
   _globals['_SMALLOBJECT']._serialized_start=701
-  _globals['_SMALLOBJECT']._serialized_end=775
-  _globals['_PUTSMALLOBJECTSRESPONSE']._serialized_start=777
-  _globals['_PUTSMALLOBJECTSRESPONSE']._serialized_end=859
-  _globals['_PUTOBJECTRESPONSE']._serialized_start=861
-  _globals['_PUTOBJECTRESPONSE']._serialized_end=964
-  _globals['_GETOBJECTREQUEST']._serialized_start=966
-  _globals['_GETOBJECTREQUEST']._serialized_end=1029
-  _globals['_GETOBJECTRESPONSE']._serialized_start=1031
-  _globals['_GETOBJECTRESPONSE']._serialized_end=1124
-  _globals['_SIGNURLSREQUEST']._serialized_start=1126
-  _globals['_SIGNURLSREQUEST']._serialized_end=1157
-  _globals['_SIGNURLSRESPONSE']._serialized_start=1159
-  _globals['_SIGNURLSRESPONSE']._serialized_end=1191
-  _globals['_DELETEOBJECTSREQUEST']._serialized_start=1193
-  _globals['_DELETEOBJECTSREQUEST']._serialized_end=1229
-  _globals['_DELETEOBJECTSRESPONSE']._serialized_start=1231
-  _globals['_DELETEOBJECTSRESPONSE']._serialized_end=1271
-  _globals['_STORAGESERVICE']._serialized_start=1273
-  _globals['_STORAGESERVICE']._serialized_end=1387
-  _globals['_STORAGEINTERNALSERVICE']._serialized_start=1390
-  _globals['_STORAGEINTERNALSERVICE']._serialized_end=2003
+  _globals['_SMALLOBJECT']._serialized_end=788
+  _globals['_PUTSMALLOBJECTSRESPONSE']._serialized_start=790
+  _globals['_PUTSMALLOBJECTSRESPONSE']._serialized_end=872
+  _globals['_PUTOBJECTRESPONSE']._serialized_start=874
+  _globals['_PUTOBJECTRESPONSE']._serialized_end=977
+  _globals['_GETOBJECTREQUEST']._serialized_start=979
+  _globals['_GETOBJECTREQUEST']._serialized_end=1042
+  _globals['_GETOBJECTRESPONSE']._serialized_start=1044
+  _globals['_GETOBJECTRESPONSE']._serialized_end=1137
+  _globals['_SIGNURLSREQUEST']._serialized_start=1139
+  _globals['_SIGNURLSREQUEST']._serialized_end=1170
+  _globals['_SIGNURLSRESPONSE']._serialized_start=1172
+  _globals['_SIGNURLSRESPONSE']._serialized_end=1204
+  _globals['_DELETEOBJECTSREQUEST']._serialized_start=1206
+  _globals['_DELETEOBJECTSREQUEST']._serialized_end=1242
+  _globals['_DELETEOBJECTSRESPONSE']._serialized_start=1244
+  _globals['_DELETEOBJECTSRESPONSE']._serialized_end=1284
+  _globals['_STORAGESERVICE']._serialized_start=1286
+  _globals['_STORAGESERVICE']._serialized_end=1400
+  _globals['_STORAGEINTERNALSERVICE']._serialized_start=1403
+  _globals['_STORAGEINTERNALSERVICE']._serialized_end=2016
 # @@protoc_insertion_point(module_scope)

@@ -67,12 +67,14 @@ class PutSmallObjectsRequest(_message.Message):
     def __init__(self, objects: _Optional[_Iterable[_Union[SmallObject, _Mapping]]] = ...) -> None: ...
 
 class SmallObject(_message.Message):
-    __slots__ = ("info", "data")
+    __slots__ = ("info", "data", "key")
     INFO_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     info: ObjectInfo
     data: bytes
-    def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    key: str
+    def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., data: _Optional[bytes] = ..., key: _Optional[str] = ...) -> None: ...
 
 class PutSmallObjectsResponse(_message.Message):
     __slots__ = ("objects",)
