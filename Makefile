@@ -8,8 +8,12 @@ STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 # arlocal (a local Arweave node) and arweave-js, for the Arweave tests.
 ARWEAVE_TOOLS := tests/arweave/node_modules/.installed
+# axe-core and a Chromium for the console's browser tests (Debian's package; Playwright cannot download
+# one here). Without root or a package manager, the browser tests fail and say what is missing.
+BROWSER_TOOLS := tests/browser/node_modules/.installed
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test test-fast protos lint format bench bench-peer up down clean
+.PHONY: run test test-fast protos lint format bench bench-peer up down clean screenshots
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +31,22 @@ $(ARWEAVE_TOOLS): tests/arweave/package.json tests/arweave/package-lock.json
 	cd tests/arweave && npm ci --no-audit --no-fund --loglevel=error
 	touch $(ARWEAVE_TOOLS)
 
-test: $(STAMP) $(ARWEAVE_TOOLS)
+$(BROWSER_TOOLS): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	test -x $(CHROMIUM) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+		echo "no Chromium at $(CHROMIUM): the console's browser tests will fail"
+	touch $(BROWSER_TOOLS)
+
+test: $(STAMP) $(ARWEAVE_TOOLS) $(BROWSER_TOOLS)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The console's browser tests write screenshots at desktop and phone widths to tests/browser/screenshots
+# (ignored); these two are the README's.
+screenshots: $(STAMP) $(BROWSER_TOOLS)
+	$(PY) -m pytest -q tests/test_console.py
+	mkdir -p docs
+	cp tests/browser/screenshots/gallery-desktop.png tests/browser/screenshots/models-desktop.png docs/
 
 # The tests that start no process (no Postgres, S3 server, Envoy or service): seconds.
 test-fast: $(STAMP)
@@ -68,4 +86,4 @@ down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) node_modules tests/arweave/node_modules .pytest_cache
+	rm -rf $(VENV) node_modules tests/arweave/node_modules tests/browser/node_modules .pytest_cache

@@ -566,6 +566,16 @@ class AccountServicer(catalog_pb2_grpc.AccountServiceServicer):
     def _key(self, row: Row, key: str = "") -> catalog_pb2.ApiKey:
         return key_to_proto(row, self.accounts.effective_rate(row), key)
 
+    async def GetCaller(self, request, context):
+        principal = await self._principal(context)
+        return catalog_pb2.Caller(
+            project_id=principal.project_id,
+            key_id=principal.key_id,
+            kind=principal.kind,
+            user=principal.user,
+            admin=principal.admin,
+        )
+
     async def ListProjects(self, request, context):
         rows = await self.accounts.list_projects(await self._principal(context))
         return catalog_pb2.ListProjectsResponse(projects=[project_to_proto(row) for row in rows])

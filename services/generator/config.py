@@ -36,6 +36,10 @@ class GeneratorConfig:
     # The gateway's address as clients see it; permanent URLs point there.
     public_url: str = "http://127.0.0.1:8080"
     var_dir: pathlib.Path = REPO_ROOT / "var"
+    # The console's files, and the origins its pages may show images from besides their own (an S3
+    # bucket's public address).
+    console_dir: pathlib.Path = REPO_ROOT / "console"
+    console_image_origins: tuple[str, ...] = ()
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     arweave: ArweaveConfig = field(default_factory=ArweaveConfig)
     # Where requests made for a tenant (model servers, their output URLs, input images) may go:
@@ -86,6 +90,10 @@ class GeneratorConfig:
             orphan_age_seconds=env.float("ORPHAN_AGE_SECONDS", cls.orphan_age_seconds),
             public_url=env.str("PUBLIC_URL", cls.public_url).rstrip("/"),
             var_dir=var_dir(env),
+            console_dir=env.path("CONSOLE_DIR", cls.console_dir),
+            console_image_origins=tuple(
+                origin.strip() for origin in env.str("CONSOLE_IMAGE_ORIGINS", "").split(",") if origin.strip()
+            ),
             credentials=CredentialsConfig(
                 certificate_chain=env.path("C2PA_CERTIFICATE_CHAIN", None),
                 private_key=env.path("C2PA_PRIVATE_KEY", None),

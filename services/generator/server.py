@@ -14,13 +14,14 @@ from .archiver import ArweaveArchiver
 from .arweave import Wallet
 from .clients import CatalogClient, StorageClient, close_channels
 from .config import GeneratorConfig
+from .console import ConsoleFiles
 from .credentials import load_identity
 from .domain import Generator
 from .images import Images
 from .inputs import InputImages
 from .provenance import ContentCredentials
 from .providers import Http, build_providers
-from .servicer import GeneratorServicer, ImageServicer
+from .servicer import ConsoleServicer, GeneratorServicer, ImageServicer
 from .surfaces.openai_images import OpenAIImagesServicer
 from .surfaces.recoup import RecoupServicer
 from .sweeper import BlobSweeper
@@ -29,7 +30,7 @@ from .worker import Worker
 
 SERVICE_NAMES = [
     generator_pb2.DESCRIPTOR.services_by_name[name].full_name
-    for name in ("GeneratorService", "ImageService", "RecoupService", "OpenAIImagesService")
+    for name in ("GeneratorService", "ImageService", "RecoupService", "OpenAIImagesService", "ConsoleService")
 ]
 
 
@@ -65,6 +66,9 @@ async def create_server(config: GeneratorConfig) -> tuple[grpc.aio.Server, int]:
     generator_pb2_grpc.add_ImageServiceServicer_to_server(ImageServicer(images, catalog), server)
     generator_pb2_grpc.add_RecoupServiceServicer_to_server(
         RecoupServicer(generator, images, catalog, storage, config), server
+    )
+    generator_pb2_grpc.add_ConsoleServiceServicer_to_server(
+        ConsoleServicer(ConsoleFiles(config.console_dir, config.console_image_origins)), server
     )
     generator_pb2_grpc.add_OpenAIImagesServiceServicer_to_server(
         OpenAIImagesServicer(generator, catalog, storage, config), server

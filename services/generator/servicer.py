@@ -12,6 +12,7 @@ from services.common.errors import HTTP_STATUS_KEY, InvalidArgument, PermissionD
 
 from .clients import CatalogClient
 from .config import GeneratorConfig
+from .console import ConsoleFiles
 from .domain import Generator, check_idempotency_key, parse_prefer_wait
 from .images import Images
 from .provenance import Verification
@@ -189,3 +190,13 @@ class ImageServicer(generator_pb2_grpc.ImageServiceServicer):
         if not request.data:
             raise InvalidArgument("send the image's bytes as the request body", field="data")
         return provenance_to_proto(await self.images.verify(request.data, request.content_type))
+
+
+class ConsoleServicer(generator_pb2_grpc.ConsoleServiceServicer):
+    def __init__(self, files: ConsoleFiles):
+        self.files = files
+
+    async def GetConsoleFile(self, request, context):
+        found = self.files.get(request.path)
+        await context.send_initial_metadata(found.headers)
+        return httpbody_pb2.HttpBody(content_type=found.content_type, data=found.data)

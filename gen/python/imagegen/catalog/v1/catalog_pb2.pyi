@@ -25,6 +25,24 @@ FAILURE_KIND_MODEL: FailureKind
 FAILURE_KIND_SERVER: FailureKind
 FAILURE_KIND_TRANSIENT: FailureKind
 
+class GetCallerRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Caller(_message.Message):
+    __slots__ = ("project_id", "key_id", "kind", "user", "admin")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    key_id: str
+    kind: str
+    user: str
+    admin: bool
+    def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ..., admin: _Optional[bool] = ...) -> None: ...
+
 class ListProjectsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -423,6 +423,11 @@ class AccountServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetCaller = channel.unary_unary(
+                '/imagegen.catalog.v1.AccountService/GetCaller',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetCallerRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Caller.FromString,
+                _registered_method=True)
         self.ListProjects = channel.unary_unary(
                 '/imagegen.catalog.v1.AccountService/ListProjects',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListProjectsRequest.SerializeToString,
@@ -494,6 +499,13 @@ class AccountServiceServicer:
     """Public: projects and their keys (admin keys only), and, for a project's secret keys, its end users'
     limits, credits and usage.
     """
+
+    def GetCaller(self, request, context):
+        """Who the key is: its project, kind, user and whether it is an admin key. Any valid key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def ListProjects(self, request, context):
         """Lists every project, oldest first. Admin keys only.
@@ -591,6 +603,11 @@ class AccountServiceServicer:
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaller,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetCallerRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Caller.SerializeToString,
+            ),
             'ListProjects': grpc.unary_unary_rpc_method_handler(
                     servicer.ListProjects,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ListProjectsRequest.FromString,
@@ -668,6 +685,33 @@ class AccountService:
     """Public: projects and their keys (admin keys only), and, for a project's secret keys, its end users'
     limits, credits and usage.
     """
+
+    @staticmethod
+    def GetCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.AccountService/GetCaller',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.GetCallerRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.Caller.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ListProjects(request,

@@ -275,6 +275,12 @@ class ArweaveArchive(_message.Message):
     last_error: str
     def __init__(self, state: _Optional[str] = ..., transaction_id: _Optional[str] = ..., url: _Optional[str] = ..., last_error: _Optional[str] = ...) -> None: ...
 
+class GetConsoleFileRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
 class GetPermanentImageRequest(_message.Message):
     __slots__ = ("key",)
     KEY_FIELD_NUMBER: _ClassVar[int]

@@ -590,6 +590,88 @@ class ImageService:
             _registered_method=True)
 
 
+class ConsoleServiceStub:
+    """Public: the console, a web page for people (a gallery, a create form, operations), served at
+    `/console/` on the API's own origin. It needs no key to load; it talks to the REST API with the key
+    its user pastes.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetConsoleFile = channel.unary_unary(
+                '/imagegen.generator.v1.ConsoleService/GetConsoleFile',
+                request_serializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.GetConsoleFileRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+
+
+class ConsoleServiceServicer:
+    """Public: the console, a web page for people (a gallery, a create form, operations), served at
+    `/console/` on the API's own origin. It needs no key to load; it talks to the REST API with the key
+    its user pastes.
+    """
+
+    def GetConsoleFile(self, request, context):
+        """One of the console's files; `/console/` is its page.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ConsoleServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetConsoleFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsoleFile,
+                    request_deserializer=imagegen_dot_generator_dot_v1_dot_generator__pb2.GetConsoleFileRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'imagegen.generator.v1.ConsoleService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('imagegen.generator.v1.ConsoleService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ConsoleService:
+    """Public: the console, a web page for people (a gallery, a create form, operations), served at
+    `/console/` on the API's own origin. It needs no key to load; it talks to the REST API with the key
+    its user pastes.
+    """
+
+    @staticmethod
+    def GetConsoleFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.generator.v1.ConsoleService/GetConsoleFile',
+            imagegen_dot_generator_dot_v1_dot_generator__pb2.GetConsoleFileRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class RecoupServiceStub:
     """Recoup's image API, for applications written against it.
     """
