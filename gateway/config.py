@@ -19,6 +19,7 @@ TRANSCODED_SERVICES = {
     "imagegen.generator.v1.ImageService": "generator",
     "imagegen.generator.v1.RecoupService": "generator",
     "imagegen.generator.v1.OpenAIImagesService": "generator",
+    "imagegen.generator.v1.ConsoleService": "generator",
     "imagegen.catalog.v1.CatalogService": "catalog",
     "imagegen.catalog.v1.AccountService": "catalog",
     "imagegen.storage.v1.StorageService": "storage",
@@ -29,6 +30,8 @@ UPSTREAM_TARGETS = {"generator": "GENERATOR_TARGET", "catalog": "CATALOG_TARGET"
 KEYLESS_METHODS = {
     "imagegen.storage.v1.StorageService.GetFile",
     "imagegen.generator.v1.ImageService.GetPermanentImage",
+    # The console's page and scripts: public files; the page asks for a key.
+    "imagegen.generator.v1.ConsoleService.GetConsoleFile",
 }
 # Methods that take a `google.api.HttpBody` holding JSON, and the message (with these `string` fields
 # holding JSON objects) that describes it: the generator parses the body itself, so that unknown fields
