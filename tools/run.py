@@ -67,6 +67,7 @@ def main() -> int:
         print(
             f"""
 imagegen is running at {url}  (logs in {var / "logs"}; Ctrl-C stops it)
+Console: {url}/console/  (paste the API key below)
 Envoy's admin (loopback only): http://{platform.gateway_admin}
 API key: {key}
 
