@@ -410,10 +410,43 @@ const operations = {
               ),
             ),
           ),
-          el("td", {}, model.name === "procedural" ? null : el("button", { type: "button", "aria-label": `Remove model ${model.name}`, onclick: () => this.removeModel(model.name), text: "Remove" })),
+          el(
+            "td",
+            {},
+            el(
+              "details",
+              {},
+              el("summary", { "aria-label": `Edit model ${model.name}`, text: "Edit" }),
+              el(
+                "form",
+                { class: "stack", onsubmit: (event) => this.editModel(event, model.name) },
+                el("label", {}, "Credits per image", el("input", { name: "price", type: "number", min: "0", value: String(model.pricePerImage || 0) })),
+                el("label", {}, "Images per user per day", el("input", { name: "daily", type: "number", min: "0", value: model.userLimits.daily ?? "" })),
+                el("label", {}, "Images per user per month", el("input", { name: "monthly", type: "number", min: "0", value: model.userLimits.monthly ?? "" })),
+                el("button", { type: "submit", text: "Save" }),
+              ),
+            ),
+            model.name === "procedural" ? null : el("button", { type: "button", "aria-label": `Remove model ${model.name}`, onclick: () => this.removeModel(model.name), text: "Remove" }),
+          ),
         ),
       ),
     );
+  },
+
+  async editModel(event, name) {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const limit = (field) => (String(form.get(field)).trim() === "" ? undefined : Number(form.get(field)));
+    try {
+      await api("PATCH", `/api/models/${encodeURIComponent(name)}`, {
+        pricePerImage: Number(form.get("price") || 0),
+        userLimits: { daily: limit("daily"), monthly: limit("monthly") },
+      });
+      $("#model-error").textContent = "";
+      await this.models();
+    } catch (error) {
+      $("#model-error").textContent = error.message;
+    }
   },
 
   async removeModel(name) {

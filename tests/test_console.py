@@ -280,3 +280,49 @@ def test_a_publishable_key_sees_its_own_users_gallery_and_create_form_only(platf
     assert not [url for url in watched.urls if created["key"] in url]
     assert watched.errors == []
     context.close()
+
+
+def test_the_gallery_scrolls_on_through_pages_and_models_are_edited_and_removed(platform, api, browser):
+    for index in range(30):
+        body = {"prompt": f"page filler {index}", "user": "scroller", "width": 64, "height": 64}
+        answer = api("POST", "/api/images/generations", json=body)
+        assert answer.status_code == 200
+    assert api("POST", "/api/models", json={"name": "editable", "provider": "procedural",
+               "servers": [{"url": "builtin://procedural"}]}).status_code == 200  # fmt: skip
+    context = browser.new_context(viewport={"width": 1280, "height": 700})
+    page = context.new_page()
+    watched = Watched(page)
+    _sign_in(page, platform, KEY)
+    filters = page.locator("#filters")
+    filters.get_by_label("User").fill("scroller")
+    filters.get_by_role("button", name="Filter").click()
+    cards = page.locator("#grid li")
+    expect(cards).to_have_count(24)
+    page.locator("#more").scroll_into_view_if_needed()
+    expect(cards).to_have_count(30)
+    expect(page.locator("#gallery-end")).to_have_text("That is all.")
+    assert len({url for url in watched.urls if "pageToken=" in url}) == 1, "the second page by its token"
+
+    page.get_by_role("button", name=re.compile("Open page filler 29")).click()
+    page.locator("#detail").get_by_role("button", name="Delete").click()
+    expect(page.locator("#detail")).to_be_hidden()
+    expect(cards).to_have_count(24)
+    remaining = api("GET", "/api/images/generations?user=scroller&pageSize=100").json()["results"]
+    assert len(remaining) == 29 and "page filler 29" not in {g["prompt"] for g in remaining}
+
+    page.get_by_role("button", name="Operations").click()
+    row = page.locator("#models-table tr", has_text="editable")
+    row.get_by_label("Edit model editable").click()
+    row.get_by_label("Credits per image").fill("3")
+    row.get_by_label("Images per user per day").fill("7")
+    row.get_by_role("button", name="Save").click()
+    expect(page.locator("#model-error")).to_have_text("")
+    model = api("GET", "/api/models/editable").json()
+    assert (model["pricePerImage"], model["userLimits"]["daily"]) == (3, 7)
+    page.locator("#models-table tr", has_text="editable").get_by_role(
+        "button", name="Remove model editable"
+    ).click()
+    expect(page.locator("#models-table")).not_to_contain_text("editable")
+    assert api("GET", "/api/models/editable").status_code == 404
+    assert watched.errors == []
+    context.close()
