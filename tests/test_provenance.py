@@ -322,3 +322,14 @@ def test_images_have_webp_variants_signed_as_resizes_of_them_and_swept_with_them
     while any(p.exists() for p in variant_files) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(p.exists() for p in variant_files), "swept with the original"
+
+
+def test_a_gallery_page_of_fifty_thumbnails_moves_at_most_a_few_megabytes(api):
+    generation = generate(api, prompt="a detailed mountain lake at dawn", width=1024, height=1024, n=4)
+    originals = [len(fetch(image)) for image in generation["outputImages"]]
+    thumbnails = [len(requests.get(image["variants"][0]["url"], timeout=10).content)
+                  for image in generation["outputImages"]]  # fmt: skip
+    # A page of 50 shows each image's narrowest variant.
+    page = 50 * max(thumbnails)
+    assert page < 3 * 1024 * 1024, (thumbnails, page)
+    assert max(thumbnails) * 5 < min(originals), (thumbnails, originals)
