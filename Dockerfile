@@ -10,11 +10,13 @@ COPY gen ./gen
 COPY services ./services
 COPY gateway ./gateway
 COPY tools ./tools
+COPY console ./console
 RUN pip install . && useradd --system --uid 10001 imagegen \
     && mkdir -p /var/lib/imagegen && chown imagegen /var/lib/imagegen
 USER imagegen
 # Inside a container every service listens on all interfaces; only one of these applies to a process.
 ENV IMAGEGEN_MODULE=${MODULE} IMAGEGEN_HEALTH_PORT=${PORT} IMAGEGEN_VAR_DIR=/var/lib/imagegen \
+    IMAGEGEN_CONSOLE_DIR=/app/console \
     IMAGEGEN_GATEWAY_HOST=0.0.0.0 IMAGEGEN_GENERATOR_HOST=0.0.0.0 \
     IMAGEGEN_CATALOG_HOST=0.0.0.0 IMAGEGEN_STORAGE_HOST=0.0.0.0
 EXPOSE ${PORT}
