@@ -43,6 +43,14 @@ JSON_BODIES = {
         ("input",),
     ),
 }
+# What methods answering `google.api.HttpBody` send, where it is not an image.
+BODY_TYPES = {
+    "imagegen.generator.v1.ConsoleService.GetConsoleFile": (
+        "text/html",
+        "text/javascript",
+        "text/css",
+    ),
+}
 # Typed gRPC methods whose REST form is one of JSON_BODIES: they have no route of their own.
 GRPC_ONLY_METHODS = {"imagegen.generator.v1.GeneratorService.CreateGeneration"}
 

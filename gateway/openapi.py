@@ -106,17 +106,19 @@ def build(
     services: Iterable[str],
     keyless_methods: Iterable[str] = (),
     json_bodies: dict[str, tuple[str, tuple[str, ...]]] | None = None,
+    body_types: dict[str, tuple[str, ...]] | None = None,
     title: str = TITLE,
     version: str = VERSION,
 ) -> dict:
     """`keyless_methods` (full names) take no API key: a signed URL is its own credential. `json_bodies`
     maps a method taking `google.api.HttpBody` to the message its JSON body is, with the named string
-    fields as JSON objects (gateway/config.py's JSON_BODIES)."""
+    fields as JSON objects (gateway/config.py's JSON_BODIES). `body_types` names what a method answering
+    `google.api.HttpBody` sends where it is not an image (BODY_TYPES)."""
     files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
     pool = descriptor_pool.DescriptorPool()
     for file in files.file:
         pool.Add(file)
-    builder = _Builder(pool, _comments(files), set(keyless_methods), json_bodies or {})
+    builder = _Builder(pool, _comments(files), set(keyless_methods), json_bodies or {}, body_types or {})
     for service_name in services:
         builder.add_service(pool.FindServiceByName(service_name))
     return builder.document(title, version)
@@ -183,8 +185,10 @@ class _Builder:
         comments: dict[str, str],
         keyless: set[str],
         json_bodies: dict[str, tuple[str, tuple[str, ...]]],
+        body_types: dict[str, tuple[str, ...]],
     ):
         self.json_bodies = json_bodies
+        self.body_types = body_types
         self.pool = pool
         self.comments = comments
         self.keyless = keyless
@@ -274,9 +278,10 @@ class _Builder:
     def _success(self, method: MethodDescriptor) -> dict:
         output = method.output_type
         if output.full_name == HTTP_BODY:
+            types = self.body_types.get(method.full_name, ("image/*",))
             return {
                 "description": "The bytes themselves, with their own content type.",
-                "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+                "content": {kind: {"schema": {"type": "string", "format": "binary"}} for kind in types},
             }
         schema = self._message_ref(output)
         if method.server_streaming:

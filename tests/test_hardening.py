@@ -21,7 +21,8 @@ import pytest
 import requests
 import yaml
 
-from services.storage.domain import UrlSigner
+from services.common.vocabulary import variant_key, variant_widths
+from services.storage.domain import URL_STABLE_SECONDS, UrlSigner
 from tests.conftest import REPO, rest_client, running_platform
 
 ADMIN_KEY = "sk_hardening_" + uuid.uuid4().hex
@@ -256,7 +257,7 @@ def test_a_tampered_or_expired_image_url_answers_403(platform, tenants):
     # Properly signed with the platform's own key, but for a time that has passed.
     secret = (platform.log_dir / "url-signing-key").read_text().strip()
     signer = UrlSigner(secret, platform.gateway_url, ttl_seconds=60)
-    expired = signer.sign(key, now=time.time() - 120)
+    expired = signer.sign(key, now=time.time() - 2 * URL_STABLE_SECONDS)
     answer = requests.get(expired, timeout=10)
     assert answer.status_code == 403 and "expired" in answer.json()["message"], answer.text
     assert requests.get(signer.sign(key), timeout=10).status_code == 200, "the test signs as storage does"
@@ -464,8 +465,15 @@ def _stored_keys(platform) -> set[str]:
 
 
 def _referenced_keys(platform) -> set[str]:
+    """Every image a row names, and each of its variants."""
     with psycopg.connect(platform.database_url) as conn:
-        return {row[0] for row in conn.execute("SELECT DISTINCT storage_key FROM output_images")}
+        rows = conn.execute("SELECT DISTINCT storage_key, width, variants FROM output_images").fetchall()
+    return {key for key, _, _ in rows} | {
+        variant_key(key, width)
+        for key, original_width, variants in rows
+        if variants
+        for width in variant_widths(original_width)
+    }
 
 
 def test_a_minute_of_mixed_load_leaves_no_restart_no_growth_and_storage_agreeing(platform, tenants):

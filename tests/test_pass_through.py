@@ -22,6 +22,7 @@ from PIL import Image
 from psycopg.rows import dict_row
 
 from services.catalog.repository import Repository
+from services.common.vocabulary import variant_key, variant_widths
 from tests.conftest import create_project, rest_client, running_platform
 from tests.fakes import ConnectionCounter, FakeModelServer, PhotoServer, png, size_of
 
@@ -354,7 +355,13 @@ def _stored_keys(platform) -> set[str]:
 
 def _named_keys(platform) -> set[str]:
     with psycopg.connect(platform.database_url) as conn:
-        outputs = {row[0] for row in conn.execute("SELECT storage_key FROM output_images")}
+        rows = conn.execute("SELECT storage_key, width, variants FROM output_images").fetchall()
+        outputs = {key for key, _, _ in rows} | {
+            variant_key(key, width)
+            for key, original_width, variants in rows
+            if variants
+            for width in variant_widths(original_width)
+        }
         inputs = {
             row[0]
             for row in conn.execute(
