@@ -12,6 +12,8 @@ ARWEAVE_TOOLS := tests/arweave/node_modules/.installed
 # one here). Without root or a package manager, the browser tests fail and say what is missing.
 BROWSER_TOOLS := tests/browser/node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
+# buf, protoc-gen-es, Connect and TypeScript, pinned, for gen/ts and the TypeScript client.
+TS_TOOLS := clients/ts/node_modules/.installed
 
 .PHONY: run test test-fast protos lint format bench bench-peer up down clean screenshots
 
@@ -38,7 +40,11 @@ $(BROWSER_TOOLS): tests/browser/package.json tests/browser/package-lock.json
 		echo "no Chromium at $(CHROMIUM): the console's browser tests will fail"
 	touch $(BROWSER_TOOLS)
 
-test: $(STAMP) $(ARWEAVE_TOOLS) $(BROWSER_TOOLS)
+$(TS_TOOLS): clients/ts/package.json clients/ts/package-lock.json
+	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
+	touch $(TS_TOOLS)
+
+test: $(STAMP) $(ARWEAVE_TOOLS) $(BROWSER_TOOLS) $(TS_TOOLS) $(BUF)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The console's browser tests write screenshots at desktop and phone widths to tests/browser/screenshots
@@ -52,7 +58,7 @@ screenshots: $(STAMP) $(BROWSER_TOOLS)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not starts_processes" $(PYTEST_ARGS)
 
-protos: $(STAMP)
+protos: $(STAMP) $(BUF) $(TS_TOOLS)
 	$(PY) -m tools.gen_protos
 
 $(BUF):
@@ -86,4 +92,5 @@ down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) node_modules tests/arweave/node_modules tests/browser/node_modules .pytest_cache
+	rm -rf $(VENV) node_modules tests/arweave/node_modules tests/browser/node_modules clients/ts/node_modules \
+		clients/ts/build .pytest_cache

@@ -1,14 +1,17 @@
-"""Regenerates the Python code and the descriptor set the gateway reads, from `protos/`.
+"""Regenerates the Python code and the descriptor set the gateway reads, from `protos/`, and the
+TypeScript code of the TypeScript client.
 
 `python -m tools.gen_protos [OUT_ROOT]` writes `gen/python/...`, `gateway/api_descriptor.pb` and the
-OpenAPI document made from it, `gateway/openapi.yaml` and `gateway/openapi.json`, under OUT_ROOT (the
-repository by default); the staleness test writes into a temporary folder and compares.
+OpenAPI document made from it, `gateway/openapi.yaml` and `gateway/openapi.json`, and `gen/ts/...`
+(buf with protoc-gen-es, pinned in clients/ts/package.json; `buf.gen.yaml`), under OUT_ROOT (the
+repository by default); the staleness tests write into a temporary folder and compare.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
+import subprocess
 import sys
 
 import google.api.annotations_pb2
@@ -68,6 +71,25 @@ def generate(out_root: pathlib.Path) -> None:
     write_openapi(descriptor, out_root / OPENAPI_OUT, out_root / OPENAPI_JSON_OUT)
 
 
+BUF = REPO / "node_modules" / ".bin" / "buf"
+PROTOC_GEN_ES = REPO / "clients" / "ts" / "node_modules" / ".bin" / "protoc-gen-es"
+BUF_DEPS = REPO / "build" / "buf-deps"
+
+
+def generate_ts(out_root: pathlib.Path) -> None:
+    """gen/ts under `out_root`, by `buf generate` with buf.gen.yaml (googleapis from build/buf-deps)."""
+    from tools.buf_deps import main as copy_buf_deps
+
+    for tool in (BUF, PROTOC_GEN_ES):
+        if not tool.exists():
+            raise SystemExit(f"no {tool.relative_to(REPO)}: `make protos` installs it")
+    copy_buf_deps(BUF_DEPS)
+    command = [str(BUF), "generate", "--template", "buf.gen.yaml"]
+    if out_root.resolve() != REPO:
+        command += ["--output", str(out_root)]
+    subprocess.run(command, cwd=REPO, check=True, timeout=120)
+
+
 def write_openapi(descriptor: pathlib.Path, out: pathlib.Path, json_out: pathlib.Path) -> None:
     import yaml  # a dev dependency: only this tool writes YAML
 
@@ -86,4 +108,6 @@ def write_openapi(descriptor: pathlib.Path, out: pathlib.Path, json_out: pathlib
 
 
 if __name__ == "__main__":
-    generate(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else REPO)
+    root = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else REPO
+    generate(root)
+    generate_ts(root)
