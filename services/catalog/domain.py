@@ -528,6 +528,13 @@ class Catalog:
         shows and the queue gauges read."""
         return await self.queue.summary(project_id)
 
+    async def server_states(self) -> list[Row]:
+        """Every model server: its model, project, bench state, jobs running, failures in a row."""
+        return await self.queue.server_states()
+
+    async def backlogs(self) -> dict[str, int]:
+        return await self.queue.backlogs()
+
     async def report_progress(self, worker_id: str, reports: list[catalog_pb2.JobProgress]) -> None:
         reports = [r for r in reports if math.isfinite(r.progress)]
         for report in reports:

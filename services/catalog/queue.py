@@ -310,6 +310,26 @@ class JobQueue:
             )
             return await cur.fetchall()
 
+    async def server_states(self) -> list[Row]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT s.id, m.name AS model, m.project_id, s.benched_until IS NOT NULL AS benched,"
+                " s.consecutive_failures, coalesce(r.n, 0) AS running"
+                " FROM model_servers s JOIN models m ON m.id = s.model_id"
+                " LEFT JOIN (SELECT server_id, count(*) AS n FROM jobs WHERE state = 'running'"
+                "   GROUP BY server_id) r ON r.server_id = s.id"
+                " ORDER BY m.project_id, m.name, s.position"
+            )
+            return await cur.fetchall()
+
+    async def backlogs(self) -> dict[str, int]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending') AS webhooks,"
+                " (SELECT count(*) FROM arweave_archives WHERE state = 'pending') AS arweave"
+            )
+            return await cur.fetchone()
+
     async def renew(self, worker_id: str, generation_ids: list[str], lease_seconds: float) -> list[str]:
         """Answers the ids this worker no longer holds."""
         async with self.pool.connection() as conn:

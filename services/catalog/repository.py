@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from services.common import metrics
 from services.common.ids import is_id, new_id
 from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE, TERMINAL_STATUSES
 
@@ -295,6 +296,9 @@ class Repository:
         finished = {row["id"]: row for row in await cur.fetchall()}
         if not finished:
             return {}
+        if metrics.enabled:
+            for row in finished.values():
+                metrics.GENERATIONS.labels(row[SPEC_COLUMNS["model"]], row["status"]).inc()
         images, archived = [], []
         for outcome in outcomes:
             row = finished.get(outcome.generation_id)

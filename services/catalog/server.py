@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
+from services.common import metrics
 from services.common import server as lifecycle
 
 from .account_store import AccountStore
@@ -14,6 +16,7 @@ from .accounts import Accounts
 from .config import CatalogConfig
 from .db import database_unavailable, migrate, open_pool
 from .domain import Catalog
+from .metrics import read_gauges
 from .notifier import Notifier
 from .queue import JobQueue
 from .repository import Repository
@@ -55,6 +58,13 @@ async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
         CatalogInternalServicer(catalog, accounts), server
     )
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
+    gauges = metrics.LoopCollector(asyncio.get_running_loop(), lambda: read_gauges(catalog))
+    metrics.REGISTRY.register(gauges)
+
+    async def unregister() -> None:
+        metrics.REGISTRY.unregister(gauges)
+
+    lifecycle.on_stop(server, unregister)
     lifecycle.on_stop(server, notifier.stop)
     lifecycle.on_stop(server, pool.close)
     return server, port

@@ -12,7 +12,7 @@ import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from . import internal
+from . import internal, metrics
 from .errors import DomainError, InvalidArgument
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 
@@ -98,6 +98,11 @@ async def _rpc_scope(
     except Exception as exc:
         await _abort(context, method, exc, translate)
     finally:
+        if metrics.enabled:
+            code = context.code()
+            metrics.record_call(
+                method, code.name if code is not None else "OK", time.perf_counter() - started
+            )
         if log.isEnabledFor(logging.DEBUG):
             elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
             deadline = None if deadline_s is None else round(deadline_s, 3)

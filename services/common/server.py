@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from . import internal
+from . import internal, metrics
 from .errors import DomainError
 from .interceptors import ErrorAndContextInterceptor
 
@@ -145,6 +145,7 @@ def run(name: str, config, create_server) -> None:
 
     async def serve() -> None:
         server, port = await create_server(config)
+        metrics.serve(name)
         await serve_until_signal(server, port, name, config.shutdown_grace_seconds)
 
     asyncio.run(serve())

@@ -20,6 +20,7 @@ import grpc
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.storage.v1 import storage_pb2
 
+from services.common import metrics
 from services.common.errors import DomainError
 from services.common.ids import new_id
 from services.common.vocabulary import (
@@ -282,14 +283,33 @@ class Worker:
             return
         asked = generation.spec
         budget, callers = self._time_budget(job)
+        if metrics.enabled:
+            waited = time.time() - generation.created_at.ToNanoseconds() / 1e9
+            metrics.QUEUE_WAIT_SECONDS.labels(asked.model).observe(max(waited, 0.0))
+        started = time.monotonic()
+        outcome = "cancelled"
         try:
             progress = self.progress.track(generation.id)
             try:
                 images = await asyncio.wait_for(
                     provider.generate(server, spec, asked.n, budget, progress), budget
                 )
+                outcome = "completed"
+            except TimeoutError:
+                outcome = "timeout"
+                raise
+            except ServerFailure:
+                outcome = "server_failure"
+                raise
+            except ModelError:
+                outcome = "model_error"
+                raise
             finally:
                 self.progress.forget(generation.id)
+                if metrics.enabled:
+                    metrics.MODEL_SERVER_SECONDS.labels(asked.model, server.id, outcome).observe(
+                        time.monotonic() - started
+                    )
         except (TimeoutError, ServerFailure) as exc:
             if callers and _deadline_passed(job):
                 # Nobody is waiting any more: that is not the server's fault, and not worth a retry.

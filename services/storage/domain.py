@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.common import metrics
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
 from services.common.vocabulary import EXTENSIONS, STORAGE_KEY, VARIANT_TYPE, original_key
 
@@ -94,13 +95,21 @@ class UrlSigner:
             raise PermissionDenied("the URL has expired; ask the API for a fresh URL")
 
 
+def _count_written(stored: list[StoredObject]) -> None:
+    if metrics.enabled:
+        metrics.OBJECTS_WRITTEN.inc(len(stored))
+        metrics.BYTES_WRITTEN.inc(sum(s.size_bytes for s in stored))
+
+
 class Storage:
     def __init__(self, backend: Backend, signer: UrlSigner):
         self.backend = backend
         self.signer = signer
 
     async def put(self, chunks: AsyncIterator[bytes], content_type: str) -> StoredObject:
-        return await self.backend.put(chunks, check_content_type(content_type))
+        stored = await self.backend.put(chunks, check_content_type(content_type))
+        _count_written([stored])
+        return stored
 
     async def put_small(self, objects: list[tuple[bytes, str, str]]) -> list[StoredObject]:
         """Stores objects held in memory, each under its content's key or the variant key given; all are
@@ -111,7 +120,9 @@ class Storage:
                 raise InvalidArgument(
                     f"{key!r} is not a variant's key; only variants are stored under a key given", field="key"
                 )
-        return await self.backend.put_small(objects) if objects else []
+        stored = await self.backend.put_small(objects) if objects else []
+        _count_written(stored)
+        return stored
 
     async def open(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]:
         check_key(key)
