@@ -12,6 +12,7 @@ import sys
 import time
 
 from services.common.config import DEFAULT_PORTS, Env, var_dir
+from services.common.metrics import DEFAULT_METRICS_PORTS, PORT_VARIABLES
 
 from .embedded_pg import EmbeddedPostgres
 from .supervisor import Platform
@@ -47,12 +48,17 @@ def main() -> int:
     database_url = env.str("DATABASE_URL") or postgres.create_database("imagegen")
     (var / "logs").mkdir(exist_ok=True)
     ports = {name: env.int(f"{name.upper()}_PORT", port) for name, port in DEFAULT_PORTS.items()}
+    metrics_ports = {
+        service: env.str(PORT_VARIABLES[service], str(port))
+        for service, port in DEFAULT_METRICS_PORTS.items()
+    }
     platform_env = {
         "IMAGEGEN_DATABASE_URL": database_url,
         "IMAGEGEN_BOOTSTRAP_API_KEY": key,
         "IMAGEGEN_VAR_DIR": str(var),
         # A developer's own model server usually runs on this machine.
         "IMAGEGEN_ALLOWED_NETWORKS": env.str("ALLOWED_NETWORKS", LOOPBACK_NETWORKS),
+        **{f"IMAGEGEN_{PORT_VARIABLES[service]}": port for service, port in metrics_ports.items()},
     }
     if env.str("PUBLIC_URL"):
         platform_env["IMAGEGEN_PUBLIC_URL"] = env.str("PUBLIC_URL")
@@ -68,6 +74,7 @@ def main() -> int:
             f"""
 imagegen is running at {url}  (logs in {var / "logs"}; Ctrl-C stops it)
 Console: {url}/console/  (paste the API key below)
+Metrics: {", ".join(f"http://127.0.0.1:{p}/metrics ({service})" for service, p in metrics_ports.items())}
 Envoy's admin (loopback only): http://{platform.gateway_admin}
 API key: {key}
 

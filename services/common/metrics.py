@@ -22,6 +22,14 @@ from .config import Env, var_dir
 log = logging.getLogger("imagegen.metrics")
 
 REGISTRY = CollectorRegistry(auto_describe=False)
+# The ports `make run` and compose serve each service's /metrics on.
+DEFAULT_METRICS_PORTS = {"generator": 9101, "catalog": 9102, "storage": 9103}
+# The variable that turns each service's metrics on, and names their port.
+PORT_VARIABLES = {
+    "generator": "GENERATOR_METRICS_PORT",
+    "catalog": "CATALOG_METRICS_PORT",
+    "storage": "STORAGE_METRICS_PORT",
+}
 # Off until a service starts its endpoint: recording then costs a flag test per call.
 enabled = False
 
@@ -74,7 +82,7 @@ def serve(service: str, env: Env | None = None) -> int | None:
     """Starts the service's metrics endpoint if its port is set; answers the port bound."""
     global enabled
     env = env or Env()
-    name = f"{service.upper()}_METRICS_PORT"
+    name = PORT_VARIABLES[service]
     if env.str(name) == "":
         return None
     server, _ = start_http_server(
