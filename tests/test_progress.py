@@ -222,6 +222,11 @@ def test_comfyui_app_workflows_only_where_the_model_allows_and_only_its_node_cla
     closed = _comfy_model(api, [comfy.base_url])
     refused = api("POST", "/api/images/generations", json={"model": closed["name"], "input": WORKFLOW})
     assert refused.status_code == 400 and "takes no `input`" in refused.json()["message"]
+    photo = "data:image/png;base64," + base64.b64encode(png("a room", 1, 64, 64)).decode()
+    refused = api("POST", "/api/images/generations", json={"model": closed["name"], "prompt": "x",
+                  "inputImages": [photo]})  # fmt: skip
+    assert refused.status_code == 400 and _field(refused) == "input_images", refused.text
+    assert "loads 0 input image(s)" in refused.json()["message"]
     model = _comfy_model(api, [comfy.base_url], allowAppWorkflows=True,
                          allowedNodeClasses=sorted({n["class_type"] for n in IMG2IMG.values()}))  # fmt: skip
     prompts = len(comfy.prompts)

@@ -40,6 +40,13 @@ def test_a_models_places_must_name_inputs_its_workflow_has():
 def test_an_apps_workflow_passes_only_where_the_model_allows_it():
     closed = {"workflow": WORKFLOW}
     assert comfy_workflow.refusal(closed, "m", None) is None
+    assert comfy_workflow.refusal(closed, "m", None, images_given=1)[0] == "input_images"
+    assert (
+        comfy_workflow.refusal(
+            {"workflow": IMG2IMG, "images": [{"node": "10", "input": "image"}]}, "m", None, 1
+        )
+        is None
+    )
     assert comfy_workflow.refusal(closed, "m", WORKFLOW)[0] == "input"
     open_ = {"workflow": IMG2IMG, "allow_app_workflows": True}
     assert comfy_workflow.refusal(open_, "m", {"steps": 20})[0] == "input"

@@ -77,8 +77,9 @@ def checked(allowed: list[str], denied: list[str], any_version: bool) -> dict:
     return {"allowed": sorted(set(allowed)), "denied": sorted(set(denied)), "any_version": any_version}
 
 
-def refusal(model: dict, spec: catalog_pb2.GenerationSpec) -> tuple[str, str] | None:
-    """(field, why) when the model does not take this request's native part; None when it does."""
+def refusal(model: dict, spec: catalog_pb2.GenerationSpec, images_given: int = 0) -> tuple[str, str] | None:
+    """(field, why) when the model does not take this request's native part (or, for a ComfyUI model,
+    its `images_given` input images outside `input`); None when it does."""
     policy = effective(model)
     if spec.version and not policy["any_version"]:
         version = configured_version(model["upstream_model"]) if model["provider"] == "replicate" else ""
@@ -87,7 +88,7 @@ def refusal(model: dict, spec: catalog_pb2.GenerationSpec) -> tuple[str, str] | 
             return "version", f"version {spec.version[:80]!r} is not model {model['name']!r}'s: {expected}"
     if model["provider"] == "comfyui":
         native = json.loads(spec.input) if spec.input else None
-        return comfy_workflow.refusal(model["comfyui"], model["name"], native)
+        return comfy_workflow.refusal(model["comfyui"], model["name"], native, images_given)
     if not spec.input:
         return None
     names = set(json.loads(spec.input))

@@ -93,7 +93,8 @@ class JobQueue:
                     outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
                     if outcome is not None:
                         return outcome
-                quota_day, charged = await self._charge(conn, project_id, spec)
+                given = sum(1 for image in inputs if not image.pointer and image.role == "image")
+                quota_day, charged = await self._charge(conn, project_id, spec, given)
                 cur = await conn.execute(
                     "SELECT count(*) AS n FROM generations WHERE project_id = %s AND end_user = %s"
                     " AND created_at > clock_timestamp() - interval '24 hours'",
@@ -152,14 +153,14 @@ class JobQueue:
         return (await cur.fetchone())["waiting"]
 
     async def _charge(
-        self, conn: AsyncConnection, project_id: str, spec: catalog_pb2.GenerationSpec
+        self, conn: AsyncConnection, project_id: str, spec: catalog_pb2.GenerationSpec, images_given: int = 0
     ) -> tuple[dt.date | None, Row]:
         """Counts the images against the user's limits and takes their price in credits, or raises
         Refused. Answers the day counted (None when the model has no limits) and what was taken."""
         model = await self.accounts.model_for_user(conn, project_id, spec.model, spec.user)
         if model is None:
             raise Refused("no-model")
-        refused = native_policy.refusal(model, spec)
+        refused = native_policy.refusal(model, spec, images_given)
         if refused is not None:
             raise Refused("native-refused", {"field": refused[0], "why": refused[1]})
         limited = model["daily_limit"] is not None or model["monthly_limit"] is not None

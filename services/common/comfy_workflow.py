@@ -99,8 +99,15 @@ def check_model(config: dict) -> dict:
     return config
 
 
-def refusal(config: dict, model_name: str, native: Any) -> tuple[str, str] | None:
-    """(field, why) when a request's `input` may not run on this ComfyUI model; None when it may."""
+def refusal(config: dict, model_name: str, native: Any, images_given: int = 0) -> tuple[str, str] | None:
+    """(field, why) when a request's `input`, or its input images outside it, may not run on this
+    ComfyUI model; None when they may."""
+    places = len(config.get("images") or ())
+    if images_given > places:
+        return "input_images", (
+            f"model {model_name!r} loads {places} input image(s) (its comfyui.images); the request gave"
+            f" {images_given}"
+        )
     if native is None:
         return None
     if not config.get("allow_app_workflows"):
