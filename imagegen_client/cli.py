@@ -313,6 +313,14 @@ def _show(args, generations: list[Generation]) -> None:
             print(image.url)
 
 
+def _listing(args, answer: Any, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """The platform's answer as JSON with --json, else as a table of these rows."""
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        _table(header, rows)
+
+
 def _table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:
     rows = [header, *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -325,9 +333,6 @@ def _table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:
 
 def _models_ls(client: ImageGen, args) -> int:
     models = client.models()
-    if args.json:
-        print(json.dumps(models, indent=2))
-        return 0
     rows = [
         (
             m["name"],
@@ -337,7 +342,7 @@ def _models_ls(client: ImageGen, args) -> int:
         )  # fmt: skip
         for m in models
     ]
-    _table(("NAME", "PROVIDER", "UPSTREAM", "SERVERS"), rows)
+    _listing(args, models, ("NAME", "PROVIDER", "UPSTREAM", "SERVERS"), rows)
     return 0
 
 
@@ -366,9 +371,6 @@ def _keys_create(client: ImageGen, args) -> int:
 
 def _keys_ls(client: ImageGen, args) -> int:
     keys = client.keys(args.project)
-    if args.json:
-        print(json.dumps(keys, indent=2))
-        return 0
     rows = [
         (
             k["id"],
@@ -380,7 +382,7 @@ def _keys_ls(client: ImageGen, args) -> int:
         )
         for k in keys
     ]
-    _table(("ID", "NAME", "KIND", "USER", "HINT", "STATE"), rows)
+    _listing(args, keys, ("ID", "NAME", "KIND", "USER", "HINT", "STATE"), rows)
     return 0
 
 
@@ -392,13 +394,10 @@ def _keys_revoke(client: ImageGen, args) -> int:
 
 def _usage(client: ImageGen, args) -> int:
     usage = client.usage(user=args.user, model=args.model)
-    if args.json:
-        print(json.dumps(usage, indent=2))
-        return 0
     rows = [(d["date"], str(d["generations"]), str(d["images"]), str(d["failed"])) for d in usage["days"]]
     totals = usage["totals"]
     rows.append(("total", str(totals["generations"]), str(totals["images"]), str(totals["failed"])))
-    _table(("DAY", "GENERATIONS", "IMAGES", "FAILED"), rows)
+    _listing(args, usage, ("DAY", "GENERATIONS", "IMAGES", "FAILED"), rows)
     return 0
 
 

@@ -89,11 +89,11 @@ def serve(service: str, env: Env | None = None) -> int | None:
         env.int(name, 0), addr=env.str("METRICS_HOST", "127.0.0.1"), registry=REGISTRY
     )
     port = server.server_port
-    folder = var_dir(env) / "metrics"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{service}.port.tmp"
+    written = port_file(var_dir(env), service)
+    written.parent.mkdir(parents=True, exist_ok=True)
+    tmp = written.with_suffix(".tmp")
     tmp.write_text(str(port))
-    tmp.replace(folder / f"{service}.port")
+    tmp.replace(written)
     enabled = True
     log.info("metrics serving", extra={"fields": {"port": port}})
     return port

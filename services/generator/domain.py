@@ -419,13 +419,14 @@ class Generator:
                 f"status must be one of {', '.join(STATUSES)}; got {request.status!r}", field="status"
             )
         page = await self.catalog.list_generations(request, timeout)
+        variants = [variant_keys(record) for record in page.generations]
         keys = [
             key
-            for record in page.generations
+            for record, derived in zip(page.generations, variants, strict=True)
             for key in [
                 *(image.storage_key for image in record.images),
                 *(image.storage_key for image in record.inputs),
-                *variant_keys(record),
+                *derived,
             ]
         ]
         urls = iter(await self.storage.sign(keys, timeout))
@@ -434,9 +435,9 @@ class Generator:
                 record,
                 [next(urls) for _ in record.images],
                 input_urls=[next(urls) for _ in record.inputs],
-                variant_urls=[next(urls) for _ in variant_keys(record)],
+                variant_urls=[next(urls) for _ in derived],
             )
-            for record in page.generations
+            for record, derived in zip(page.generations, variants, strict=True)
         ]
         return generated, page
 

@@ -92,11 +92,7 @@ def copy_job_state(record: catalog_pb2.GenerationRecord, public: generator_pb2.G
     """Where the generation stands, as far as the catalog knows: each field only when it applies."""
     for name in ("queue_position", "progress", "step", "steps", "started_at", "completed_at"):
         if record.HasField(name):
-            value = getattr(record, name)
-            if isinstance(value, Message):
-                getattr(public, name).CopyFrom(value)
-            else:
-                setattr(public, name, value)
+            _copy(public, record.DESCRIPTOR.fields_by_name[name], getattr(record, name))
     if record.preview:
         encoded = base64.b64encode(record.preview).decode()
         public.preview = f"data:{record.preview_content_type};base64,{encoded}"
@@ -106,12 +102,17 @@ def copy_spec(spec: catalog_pb2.GenerationSpec, public: Message) -> None:
     """The spec's fields onto a public message that carries them flat, by name (tests/test_contracts.py
     holds the public messages to every field of the spec)."""
     for field, value in spec.ListFields():
-        if isinstance(value, Message):
-            getattr(public, field.name).CopyFrom(value)
-        elif field.is_repeated:
-            getattr(public, field.name).extend(value)
-        else:
-            setattr(public, field.name, value)
+        _copy(public, field, value)
+
+
+def _copy(public: Message, field, value) -> None:
+    """One field's value onto the public message's field of the same name."""
+    if isinstance(value, Message):
+        getattr(public, field.name).CopyFrom(value)
+    elif field.is_repeated:
+        getattr(public, field.name).extend(value)
+    else:
+        setattr(public, field.name, value)
 
 
 def upload_to_public(upload: catalog_pb2.UploadRecord, url: str) -> generator_pb2.Upload:
