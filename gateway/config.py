@@ -6,7 +6,7 @@ from __future__ import annotations
 import pathlib
 from dataclasses import dataclass, field
 
-from services.common.config import DEFAULT_PORTS, REPO_ROOT, Env
+from services.common.config import DEFAULT_PORTS, PREFIX, REPO_ROOT, ConfigError, Env
 
 GATEWAY_DIR = REPO_ROOT / "gateway"
 ENVOY_YAML = GATEWAY_DIR / "envoy.yaml"
@@ -59,6 +59,13 @@ def _split_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
 
 
+def _host_and_port(variable: str, target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{variable}: {target!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     """Where Envoy listens and what it reaches; port 0 lets the kernel pick (Envoy's admin tells)."""
@@ -67,8 +74,9 @@ class GatewayConfig:
     port: int = DEFAULT_PORTS["gateway"]
     admin_host: str = "127.0.0.1"
     admin_port: int = 9901
-    upstreams: dict[str, tuple[str, int]] = field(
-        default_factory=lambda: {name: ("127.0.0.1", DEFAULT_PORTS[name]) for name in UPSTREAM_TARGETS}
+    # Per cluster, its replicas' (host, port)s; Envoy balances over them.
+    upstreams: dict[str, tuple[tuple[str, int], ...]] = field(
+        default_factory=lambda: {name: (("127.0.0.1", DEFAULT_PORTS[name]),) for name in UPSTREAM_TARGETS}
     )
     descriptor_set: pathlib.Path = DESCRIPTOR_SET
     openapi_json: pathlib.Path = OPENAPI_JSON
@@ -82,10 +90,9 @@ class GatewayConfig:
     def from_env(cls, env: Env | None = None) -> GatewayConfig:
         env = env or Env()
         upstreams = {}
-        for name, (host, port) in cls().upstreams.items():
-            target = env.str(UPSTREAM_TARGETS[name], f"{host}:{port}")
-            target_host, _, target_port = target.rpartition(":")
-            upstreams[name] = (target_host, int(target_port))
+        for name, ((host, port),) in cls().upstreams.items():
+            targets = _split_list(env.str(UPSTREAM_TARGETS[name], f"{host}:{port}"))
+            upstreams[name] = tuple(_host_and_port(PREFIX + UPSTREAM_TARGETS[name], t) for t in targets)
         return cls(
             host=env.str("GATEWAY_HOST", cls.host),
             port=env.int("GATEWAY_PORT", cls.port),

@@ -51,10 +51,11 @@ def render(config: GatewayConfig, template: pathlib.Path = ENVOY_YAML) -> dict:
     for cluster in document["static_resources"]["clusters"]:
         if cluster["name"] not in config.upstreams:
             continue
-        host, port = config.upstreams[cluster["name"]]
         (locality,) = cluster["load_assignment"]["endpoints"]
-        (endpoint,) = locality["lb_endpoints"]
-        endpoint["endpoint"]["address"] = _socket_address(host, port)
+        locality["lb_endpoints"] = [
+            {"endpoint": {"address": _socket_address(host, port)}}
+            for host, port in config.upstreams[cluster["name"]]
+        ]
     return document
 
 

@@ -31,7 +31,7 @@ COMPOSE_SETTINGS = GatewayConfig(
     port=8080,
     admin_host="127.0.0.1",
     admin_port=9901,
-    upstreams={name: (name, DEFAULT_PORTS[name]) for name in ("generator", "catalog", "storage")},
+    upstreams={name: ((name, DEFAULT_PORTS[name]),) for name in ("generator", "catalog", "storage")},
     descriptor_set="/etc/envoy/api_descriptor.pb",
     openapi_json="/etc/envoy/openapi.json",
     cors_allowed_origins=(),
@@ -40,7 +40,11 @@ COMPOSE_SETTINGS = GatewayConfig(
 LOCAL_SETTINGS = GatewayConfig(
     port=0,
     admin_port=0,
-    upstreams={"generator": ("127.0.0.1", 1), "catalog": ("127.0.0.1", 2), "storage": ("127.0.0.1", 3)},
+    upstreams={
+        "generator": (("127.0.0.1", 1),),
+        "catalog": (("127.0.0.1", 2),),
+        "storage": (("127.0.0.1", 3),),
+    },
     cors_allowed_origins=("http://app.example", "https://console.example:8443"),
     access_log="/tmp/imagegen-access.log",
 )

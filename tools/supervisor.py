@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from gateway import proxy
 from gateway.config import UPSTREAM_TARGETS
 from services.common.config import PREFIX, REPO_ROOT
+from services.common.metrics import PORT_VARIABLES
 
 SERVICE_MODULES = {
     "catalog": "services.catalog.server",
@@ -31,6 +32,15 @@ SERVICE_MODULES = {
 }
 GATEWAY = "gateway"
 START_ORDER = [GATEWAY, *SERVICE_MODULES]
+
+
+def replica_name(service: str, number: int) -> str:
+    """A process's name: the service's own for its first replica, `catalog-2` and on for the others."""
+    return service if number == 1 else f"{service}-{number}"
+
+
+def service_of(name: str) -> str:
+    return name.split("-")[0]
 
 
 def _reserve_port() -> socket.socket:
@@ -42,9 +52,11 @@ def _reserve_port() -> socket.socket:
 
 @dataclass
 class Platform:
-    """A running set of processes; `ports[name]` is where each listens."""
+    """A running set of processes; `ports[name]` is where each listens. `replicas` runs more than one
+    process of a service (`catalog`, `catalog-2`, ...): every client of it is given all of them."""
 
     env: dict[str, str]
+    replicas: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     gateway_admin: str = ""
@@ -62,14 +74,22 @@ class Platform:
     def target(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
+    def replica_names(self, service: str) -> list[str]:
+        return [replica_name(service, n) for n in range(1, self.replicas.get(service, 1) + 1)]
+
+    def targets(self, service: str) -> str:
+        """Every replica of the service, as its clients are given them."""
+        return ",".join(self.target(name) for name in self.replica_names(service) if name in self.ports)
+
     def start(self, ports: dict[str, int] | None = None, log_dir: pathlib.Path | None = None) -> Platform:
         """Starts every process; a port of 0 (the default) lets the process pick one."""
         ports = ports or {}
         try:
-            for name in SERVICE_MODULES:
+            names = [name for service in SERVICE_MODULES for name in self.replica_names(service)]
+            for name in names:
                 self.ports[name] = ports.get(name) or self._reserve()
             self.start_gateway(ports.get(GATEWAY, 0), log_dir)
-            for name in SERVICE_MODULES:
+            for name in names:
                 self._start_one(name, self.ports[name], log_dir)
         except BaseException:
             self.stop()
@@ -85,7 +105,7 @@ class Platform:
         env = {**os.environ, **self.env}
         for upstream in SERVICE_MODULES:
             if upstream in self.ports:
-                env[PREFIX + UPSTREAM_TARGETS[upstream]] = self.target(upstream)
+                env[PREFIX + UPSTREAM_TARGETS[upstream]] = self.targets(upstream)
         if GATEWAY in self.ports:
             env.setdefault("IMAGEGEN_PUBLIC_URL", self.gateway_url)
         return env
@@ -122,11 +142,14 @@ class Platform:
 
     def _start_one(self, name: str, port: int, log_dir: pathlib.Path | None) -> None:
         env = self._child_env()
-        env[f"IMAGEGEN_{name.upper()}_PORT"] = str(port)
+        service = service_of(name)
+        env[f"IMAGEGEN_{service.upper()}_PORT"] = str(port)
+        if name != service and env.get(PREFIX + PORT_VARIABLES[service]):
+            env[PREFIX + PORT_VARIABLES[service]] = "0"  # a metrics port of its own, the kernel's choice
         port_file = pathlib.Path(tempfile.mkstemp(prefix=f"imagegen-{name}-", suffix=".port")[1])
         port_file.unlink()
         env["IMAGEGEN_PORT_FILE"] = str(port_file)
-        process = self._spawn(name, [sys.executable, "-m", SERVICE_MODULES[name]], env, log_dir)
+        process = self._spawn(name, [sys.executable, "-m", SERVICE_MODULES[service]], env, log_dir)
         deadline = time.monotonic() + 60
         while not port_file.exists():
             if process.poll() is not None:
@@ -193,7 +216,9 @@ class Platform:
         return process.returncode
 
     def stop(self) -> None:
-        for name in reversed(START_ORDER):
+        for name in sorted(
+            self.processes, key=lambda name: START_ORDER.index(service_of(name)), reverse=True
+        ):
             self.stop_one(name)
         for reservation in self._reservations:
             reservation.close()

@@ -30,6 +30,7 @@ from services.common.errors import (
     PermissionDenied,
     QuotaExceeded,
 )
+from services.common.ids import is_id
 from services.common.outbound import OutboundPolicy, OutboundRefused, numeric_address
 from services.common.vocabulary import (
     DEFAULT_PRIORITY,
@@ -296,9 +297,13 @@ class Catalog:
         lease_to: tuple[str, float] | None = None,
         inputs: list[catalog_pb2.InputImageRecord] | tuple = (),
         request_body: bytes = b"",
+        generation_id: str = "",
     ) -> tuple[Row, bool]:
         """The new `pending` generation (or already leased to `lease_to`'s worker: then its `job` is
-        set), or the earlier one an idempotency key points at (then True)."""
+        set), or the earlier one an idempotency key or a repeated `generation_id` points at (then
+        True)."""
+        if generation_id and not is_id("generation", generation_id):
+            raise InvalidArgument(f"{generation_id!r} is not a generation id", field="generation_id")
         spec = _copy(spec)
         spec.priority = spec.priority or DEFAULT_PRIORITY
         if spec.priority not in PRIORITIES:
@@ -322,6 +327,7 @@ class Catalog:
                 lease_to if lease_to and lease_to[1] > 0 else None,
                 inputs,
                 request_body,
+                generation_id,
             )
         )
         if outcome == "conflict":

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from imagegen.catalog.v1 import catalog_pb2
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.ids import new_id
@@ -76,6 +76,7 @@ class JobQueue:
         lease_to: tuple[str, float] | None = None,
         inputs: list[catalog_pb2.InputImageRecord] | tuple = (),
         request_body: bytes = b"",
+        generation_id: str = "",
     ) -> tuple[str, Row | None]:
         """Records a `pending` generation and its job in one transaction; with `lease_to` (a worker and
         lease seconds) the job is leased to that worker at once when a server of the model is free and
@@ -85,62 +86,103 @@ class JobQueue:
         ("conflict", None) for one with another hash, or a refusal with its details: "no-model",
         "native-refused" (the model does not take the request's native part), "needs-user" (the model
         has limits or a price), "over-limit" or "unpaid".
+
+        `generation_id`, when the caller picks it, makes the call safe to repeat: a caller that lost the
+        answer (the catalog it asked died) and asks again gets ("replayed", row) for what the first call
+        committed, charged once. A lease the first call gave `lease_to`'s worker, which that worker never
+        learned of, goes back to the queue.
         """
-        generation_id = new_id("generation")
+        repeatable = bool(generation_id)
+        generation_id = generation_id or new_id("generation")
         try:
-            async with self.pool.connection() as conn, conn.transaction():
-                if idempotency is not None:
-                    outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
-                    if outcome is not None:
-                        return outcome
-                given = sum(1 for image in inputs if not image.pointer and image.role == "image")
-                quota_day, charged = await self._charge(conn, project_id, spec, given)
-                cur = await conn.execute(
-                    "SELECT count(*) AS n FROM generations WHERE project_id = %s AND end_user = %s"
-                    " AND created_at > clock_timestamp() - interval '24 hours'",
-                    (project_id, spec.user),
-                )
-                recent = (await cur.fetchone())["n"]
-                values = {
-                    **spec_values(spec),
-                    "id": generation_id,
-                    "project_id": project_id,
-                    "model_id": charged["model_id"],
-                    # The model's own spelling of its name.
-                    SPEC_COLUMNS["model"]: charged["model_name"],
-                    "status": "pending",
-                    "inputs": inputs_value(inputs),
-                    "request_body": request_body,
-                    "quota_day": quota_day,
-                    "credits_charged": charged["credits"],
-                }
-                columns = ", ".join(values)
-                placeholders = ", ".join(f"%({column})s" for column in values)
-                cur = await conn.execute(
-                    f"INSERT INTO generations ({columns}) VALUES ({placeholders})"
-                    f" RETURNING {GENERATION_COLUMNS}",
-                    values,
-                )
-                row = await cur.fetchone()
-                await conn.execute(
-                    "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline)"
-                    " VALUES (%s, %s, %s, 'queued', %s, %s)",
-                    (generation_id, project_id, charged["model_id"], score(recent), deadline),
-                )
-                row["images"] = []
-                row["job"] = None
-                if lease_to is not None and not await self._others_waiting(
-                    conn, charged["model_id"], generation_id
-                ):
-                    job = QueuedJob(generation_id, charged["model_id"], None)
-                    for leased in await self._lease(conn, lease_to[0], [job], lease_to[1]):
-                        row = {**leased["generation"], "job": leased}
-                if row["job"] is None:
-                    await notify(conn, "imagegen_jobs")
-                return "created", row
+            return await self._enqueue(
+                generation_id, project_id, spec, score, idempotency, deadline, lease_to, inputs, request_body
+            )
+        except errors.UniqueViolation as exc:
+            if not repeatable or exc.diag.constraint_name != "generations_pkey":
+                raise
+            if (outcome := await self._repeated(project_id, generation_id, lease_to)) is None:
+                raise
+            return outcome
         except Refused as refused:
-            # Raised inside the transaction, so whatever was counted or charged before it is undone.
+            # Raised inside the transaction, so whatever was counted or charged before it is undone. A
+            # repeated call can be refused by what its first call took (the user's last credits).
+            if repeatable and (outcome := await self._repeated(project_id, generation_id, lease_to)):
+                return outcome
             return refused.outcome, refused.details
+
+    async def _repeated(
+        self, project_id: str, generation_id: str, lease_to: tuple[str, float] | None
+    ) -> tuple[str, Row] | None:
+        async with self.pool.connection() as conn:
+            row = await self.repo.generation_by_id(conn, generation_id)
+        if row is None or row["project_id"] != project_id:
+            return None
+        if lease_to is not None:
+            await self.release(lease_to[0], [generation_id])
+        return "replayed", row
+
+    async def _enqueue(
+        self,
+        generation_id: str,
+        project_id: str,
+        spec: catalog_pb2.GenerationSpec,
+        score: Callable[[int], int],
+        idempotency: tuple[str, bytes] | None,
+        deadline: dt.datetime | None,
+        lease_to: tuple[str, float] | None,
+        inputs: list[catalog_pb2.InputImageRecord] | tuple,
+        request_body: bytes,
+    ) -> tuple[str, Row | None]:
+        async with self.pool.connection() as conn, conn.transaction():
+            if idempotency is not None:
+                outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
+                if outcome is not None:
+                    return outcome
+            given = sum(1 for image in inputs if not image.pointer and image.role == "image")
+            quota_day, charged = await self._charge(conn, project_id, spec, given)
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM generations WHERE project_id = %s AND end_user = %s"
+                " AND created_at > clock_timestamp() - interval '24 hours'",
+                (project_id, spec.user),
+            )
+            recent = (await cur.fetchone())["n"]
+            values = {
+                **spec_values(spec),
+                "id": generation_id,
+                "project_id": project_id,
+                "model_id": charged["model_id"],
+                # The model's own spelling of its name.
+                SPEC_COLUMNS["model"]: charged["model_name"],
+                "status": "pending",
+                "inputs": inputs_value(inputs),
+                "request_body": request_body,
+                "quota_day": quota_day,
+                "credits_charged": charged["credits"],
+            }
+            columns = ", ".join(values)
+            placeholders = ", ".join(f"%({column})s" for column in values)
+            cur = await conn.execute(
+                f"INSERT INTO generations ({columns}) VALUES ({placeholders}) RETURNING {GENERATION_COLUMNS}",
+                values,
+            )
+            row = await cur.fetchone()
+            await conn.execute(
+                "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline)"
+                " VALUES (%s, %s, %s, 'queued', %s, %s)",
+                (generation_id, project_id, charged["model_id"], score(recent), deadline),
+            )
+            row["images"] = []
+            row["job"] = None
+            if lease_to is not None and not await self._others_waiting(
+                conn, charged["model_id"], generation_id
+            ):
+                job = QueuedJob(generation_id, charged["model_id"], None)
+                for leased in await self._lease(conn, lease_to[0], [job], lease_to[1]):
+                    row = {**leased["generation"], "job": leased}
+            if row["job"] is None:
+                await notify(conn, "imagegen_jobs")
+            return "created", row
 
     async def _others_waiting(self, conn: AsyncConnection, model_id: str, generation_id: str) -> bool:
         """Whether another job of the model is ready and queued: then the queue's order decides, not who

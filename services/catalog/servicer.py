@@ -373,6 +373,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
             lease_to,
             request.inputs,
             request.request_body,
+            request.generation_id,
         )
         answer = catalog_pb2.EnqueueGenerationResponse(generation=generation_to_proto(row), replayed=replayed)
         if row.get("job") is not None:

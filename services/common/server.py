@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
 import logging
 import os
 import pathlib
@@ -15,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from . import internal, metrics
+from .config import ConfigError
 from .errors import DomainError
 from .interceptors import ErrorAndContextInterceptor
 
@@ -26,6 +29,31 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
+
+# Calls between services spread over every replica a target names, and one that a replica could not take
+# (stopped, killed, restarting: UNAVAILABLE before any answer) is sent again, to another replica when
+# there is one. A service that answers UNAVAILABLE itself (its database away) is asked again too, a few
+# times within half a second; calls that change state are safe to repeat (an enqueue carries the id it
+# creates, finishing a job holds its lease).
+RETRIED_ATTEMPTS = 4
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": RETRIED_ATTEMPTS,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
+CLIENT_CHANNEL_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.service_config", SERVICE_CONFIG)]
 
 _on_stop: weakref.WeakKeyDictionary[grpc.aio.Server, list[Callable[[], Awaitable[None]]]] = (
     weakref.WeakKeyDictionary()
@@ -124,16 +152,41 @@ async def serve_until_signal(server: grpc.aio.Server, port: int, name: str, grac
     log.info("stopped")
 
 
+def channel_target(addresses: str) -> str:
+    """The gRPC name of a service's replicas: `host:port` as it is (a name that resolves to every replica,
+    as a headless Service does, is balanced over all of them), or a comma-separated list of IP
+    `host:port`s, one per replica."""
+    if "," not in addresses:
+        return addresses
+    listed = [address.strip() for address in addresses.split(",") if address.strip()]
+    families = set()
+    for address in listed:
+        host, _, port = address.rpartition(":")
+        try:
+            families.add(ipaddress.ip_address(host.strip("[]")).version)
+        except ValueError:
+            raise ConfigError(
+                f"{addresses!r}: a list of replicas names IP addresses (host:port, ...); give one name that"
+                " resolves to every replica instead"
+            ) from None
+        if not port.isdigit():
+            raise ConfigError(f"{addresses!r}: {address!r} has no port")
+    if len(families) > 1:
+        raise ConfigError(f"{addresses!r}: list IPv4 or IPv6 addresses, not both")
+    return f"ipv{families.pop()}:{','.join(listed)}"
+
+
 def insecure_channel(target: str) -> grpc.aio.Channel:
-    """A channel to another service; its clients send `logs.outgoing_metadata()` on every call."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    """A channel to another service's replicas (`channel_target`); its clients send
+    `logs.outgoing_metadata()` on every call."""
+    return grpc.aio.insecure_channel(channel_target(target), options=CLIENT_CHANNEL_OPTIONS)
 
 
 def internal_channel(target: str) -> grpc.aio.Channel:
     """A channel whose every call carries the internal token, for tools and tests that call internal
     services with bare stubs."""
     return grpc.aio.insecure_channel(
-        target, options=CHANNEL_OPTIONS, interceptors=internal.client_interceptors()
+        channel_target(target), options=CLIENT_CHANNEL_OPTIONS, interceptors=internal.client_interceptors()
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -10,10 +11,13 @@ import grpc
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
-from services.common.errors import DomainError, error_for, upstream
+from services.common.errors import DomainError, Unavailable, error_for, upstream
 from services.common.logs import outgoing_metadata
 
+log = logging.getLogger("imagegen.generator.clients")
 CHUNK_BYTES = 1024 * 1024
+# Times in a row a watch opens again after its catalog went away, before the failure is the caller's.
+WATCH_REOPENS = 5
 
 
 class CatalogClient:
@@ -133,16 +137,32 @@ class CatalogClient:
         terminal_only: bool = False,
         previews: bool = False,
     ) -> AsyncIterator[catalog_pb2.GenerationRecord]:
-        async with upstream("catalog"):
-            call = self.stub.WatchGeneration(
-                catalog_pb2.WatchGenerationRequest(
-                    project_id=project_id, id=generation_id, terminal_only=terminal_only, previews=previews
-                ),
-                metadata=outgoing_metadata(),
-                timeout=timeout,
-            )
-            async for record in call:
-                yield record
+        """The generation as it changes. A catalog replica that goes away mid-watch leaves it to
+        another: the watch opens again there (the channel picks a live replica), which starts with the
+        generation as it stands, and what this watch already gave is not given twice."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        request = catalog_pb2.WatchGenerationRequest(
+            project_id=project_id, id=generation_id, terminal_only=terminal_only, previews=previews
+        )
+        last = None
+        failed_in_a_row = 0
+        while True:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+            try:
+                async with upstream("catalog"):
+                    call = self.stub.WatchGeneration(request, metadata=outgoing_metadata(), timeout=remaining)
+                    async for record in call:
+                        failed_in_a_row = 0
+                        if record != last:
+                            last = record
+                            yield record
+                return
+            except Unavailable:
+                failed_in_a_row += 1
+                if failed_in_a_row > WATCH_REOPENS or (deadline is not None and time.monotonic() >= deadline):
+                    raise
+                log.info("watch reopened: its catalog went away", extra={"fields": {"id": generation_id}})
+                await asyncio.sleep(0.1 * failed_in_a_row)
 
     async def list_generations(self, request: catalog_pb2.ListGenerationsRequest, timeout: float | None):
         async with upstream("catalog"):

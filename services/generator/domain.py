@@ -17,7 +17,7 @@ from google.protobuf import timestamp_pb2
 from imagegen.catalog.v1 import catalog_pb2
 
 from services.common.errors import DeadlineExceeded, DomainError, InvalidArgument, NotFound
-from services.common.ids import is_id
+from services.common.ids import is_id, new_id
 from services.common.vocabulary import (
     DEFAULT_PRIORITY,
     PRIORITIES,
@@ -259,6 +259,8 @@ class Generator:
         The catalog authenticates `api_key` in the enqueue itself; the answer carries its principal.
         """
         request = catalog_pb2.EnqueueGenerationRequest(
+            # Picked here so that the enqueue is safe to send again to another catalog replica.
+            generation_id=new_id("generation"),
             api_key=api_key,
             spec=spec,
             idempotency_key=idempotency_key,

@@ -512,7 +512,7 @@ class Principal(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
 
 class EnqueueGenerationRequest(_message.Message):
-    __slots__ = ("project_id", "spec", "idempotency_key", "request_hash", "deadline", "claim_for_worker", "lease_seconds", "api_key", "inputs", "request_body")
+    __slots__ = ("project_id", "spec", "idempotency_key", "request_hash", "deadline", "claim_for_worker", "lease_seconds", "api_key", "inputs", "request_body", "generation_id")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -523,6 +523,7 @@ class EnqueueGenerationRequest(_message.Message):
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_BODY_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     spec: GenerationSpec
     idempotency_key: str
@@ -533,7 +534,8 @@ class EnqueueGenerationRequest(_message.Message):
     api_key: str
     inputs: _containers.RepeatedCompositeFieldContainer[InputImageRecord]
     request_body: bytes
-    def __init__(self, project_id: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_for_worker: _Optional[str] = ..., lease_seconds: _Optional[float] = ..., api_key: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[InputImageRecord, _Mapping]]] = ..., request_body: _Optional[bytes] = ...) -> None: ...
+    generation_id: str
+    def __init__(self, project_id: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_for_worker: _Optional[str] = ..., lease_seconds: _Optional[float] = ..., api_key: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[InputImageRecord, _Mapping]]] = ..., request_body: _Optional[bytes] = ..., generation_id: _Optional[str] = ...) -> None: ...
 
 class EnqueueGenerationResponse(_message.Message):
     __slots__ = ("generation", "replayed", "job", "principal")
