@@ -74,6 +74,8 @@ class GatewayConfig:
     port: int = DEFAULT_PORTS["gateway"]
     admin_host: str = "127.0.0.1"
     admin_port: int = 9901
+    # GET /stats/prometheus, on `host`, for Prometheus; the admin interface itself stays on admin_host.
+    stats_port: int = 9902
     # Per cluster, its replicas' (host, port)s; Envoy balances over them.
     upstreams: dict[str, tuple[tuple[str, int], ...]] = field(
         default_factory=lambda: {name: (("127.0.0.1", DEFAULT_PORTS[name]),) for name in UPSTREAM_TARGETS}
@@ -98,6 +100,7 @@ class GatewayConfig:
             port=env.int("GATEWAY_PORT", cls.port),
             admin_host=env.str("GATEWAY_ADMIN_HOST", cls.admin_host),
             admin_port=env.int("GATEWAY_ADMIN_PORT", cls.admin_port),
+            stats_port=env.int("GATEWAY_STATS_PORT", cls.stats_port),
             upstreams=upstreams,
             descriptor_set=env.path("DESCRIPTOR_SET", DESCRIPTOR_SET),
             openapi_json=env.path("OPENAPI_JSON", OPENAPI_JSON),

@@ -24,6 +24,8 @@ from services.common.config import Env, var_dir
 from .config import ENVOY_YAML, GatewayConfig
 
 PUBLIC_LISTENER = "public"
+STATS_LISTENER = "stats"
+ADMIN_CLUSTER = "envoy_admin"
 
 
 def _socket_address(host: str, port: int) -> dict:
@@ -34,7 +36,9 @@ def render(config: GatewayConfig, template: pathlib.Path = ENVOY_YAML) -> dict:
     """envoy.yaml with this deployment's settings in place of the compose ones it is written with."""
     document = yaml.safe_load(template.read_text())
     document["admin"]["address"] = _socket_address(config.admin_host, config.admin_port)
-    (listener,) = document["static_resources"]["listeners"]
+    listeners = {listener["name"]: listener for listener in document["static_resources"]["listeners"]}
+    listeners[STATS_LISTENER]["address"] = _socket_address(config.host, config.stats_port)
+    listener = listeners[PUBLIC_LISTENER]
     listener["address"] = _socket_address(config.host, config.port)
     (chain,) = listener["filter_chains"]
     (manager,) = chain["filters"]
@@ -49,6 +53,10 @@ def render(config: GatewayConfig, template: pathlib.Path = ENVOY_YAML) -> dict:
     (transcoder,) = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.grpc_json_transcoder"]
     transcoder["typed_config"]["proto_descriptor"] = str(config.descriptor_set)
     for cluster in document["static_resources"]["clusters"]:
+        if cluster["name"] == ADMIN_CLUSTER:
+            (locality,) = cluster["load_assignment"]["endpoints"]
+            (endpoint,) = locality["lb_endpoints"]
+            endpoint["endpoint"]["address"] = document["admin"]["address"]
         if cluster["name"] not in config.upstreams:
             continue
         (locality,) = cluster["load_assignment"]["endpoints"]
@@ -100,10 +108,12 @@ def admin_get(admin: str, path: str, timeout: float = 5) -> bytes:
         return response.read()
 
 
-def wait_until_serving(admin_address_path: pathlib.Path, alive, timeout: float = 60) -> tuple[str, int]:
-    """Waits for Envoy's admin to answer ready; answers (admin address, public listener port).
+def wait_until_serving(
+    admin_address_path: pathlib.Path, alive, timeout: float = 60
+) -> tuple[str, dict[str, int]]:
+    """Waits for Envoy's admin to answer ready; answers (admin address, each listener's port by name).
 
-    The listener's port is Envoy's to say: it may have been given port 0.
+    The listeners' ports are Envoy's to say: they may have been given port 0.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -113,9 +123,10 @@ def wait_until_serving(admin_address_path: pathlib.Path, alive, timeout: float =
             try:
                 if admin_get(admin, "/ready", timeout=2).strip() == b"LIVE":
                     listeners = json.loads(admin_get(admin, "/listeners?format=json"))
-                    for status in listeners["listener_statuses"]:
-                        if status["name"] == PUBLIC_LISTENER:
-                            return admin, status["local_address"]["socket_address"]["port_value"]
+                    return admin, {
+                        status["name"]: status["local_address"]["socket_address"]["port_value"]
+                        for status in listeners["listener_statuses"]
+                    }
             except OSError:
                 pass
         time.sleep(0.05)

@@ -14,6 +14,7 @@ import envoy.extensions.filters.http.lua.v3.lua_pb2  # noqa: F401
 import envoy.extensions.filters.http.router.v3.router_pb2  # noqa: F401
 import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 as hcm_pb2
 import envoy.extensions.resource_monitors.fixed_heap.v3.fixed_heap_pb2  # noqa: F401
+import envoy.extensions.retry.host.previous_hosts.v3.previous_hosts_pb2  # noqa: F401
 import envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 as protocol_pb2
 import pytest
 import yaml
@@ -62,8 +63,10 @@ def bootstrap() -> bootstrap_pb2.Bootstrap:
     return _parse(yaml.safe_load(ENVOY_YAML.read_text()))
 
 
-def _hcm(bootstrap) -> hcm_pb2.HttpConnectionManager:
-    (listener,) = bootstrap.static_resources.listeners
+def _hcm(bootstrap, listener_name: str = proxy.PUBLIC_LISTENER) -> hcm_pb2.HttpConnectionManager:
+    (listener,) = [
+        listener for listener in bootstrap.static_resources.listeners if listener.name == listener_name
+    ]
     (chain,) = listener.filter_chains
     (network_filter,) = chain.filters
     hcm = hcm_pb2.HttpConnectionManager()
@@ -145,12 +148,20 @@ def test_the_file_is_the_compose_deployment_and_rendering_changes_only_settings(
     # Put the compose settings back by hand: whatever else differs was not a setting.
     _parse(local)
     local["admin"]["address"] = committed["admin"]["address"]
-    (listener,) = local["static_resources"]["listeners"]
-    listener["address"] = committed["static_resources"]["listeners"][0]["address"]
+    for listener, committed_listener in zip(
+        local["static_resources"]["listeners"], committed["static_resources"]["listeners"], strict=True
+    ):
+        listener["address"] = committed_listener["address"]
+    listener, committed_listener = (
+        [
+            entry
+            for entry in document["static_resources"]["listeners"]
+            if entry["name"] == proxy.PUBLIC_LISTENER
+        ][0]
+        for document in (local, committed)
+    )
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    committed_hcm = committed["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
-        "typed_config"
-    ]
+    committed_hcm = committed_listener["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["access_log"][0]["typed_config"]["path"] == "/tmp/imagegen-access.log"
     hcm["access_log"] = committed_hcm["access_log"]
     cors = hcm["route_config"]["virtual_hosts"][0]["typed_per_filter_config"]["envoy.filters.http.cors"]
@@ -167,8 +178,12 @@ def test_the_file_is_the_compose_deployment_and_rendering_changes_only_settings(
             assert http_filter["typed_config"]["proto_descriptor"] == str(DESCRIPTOR_SET)
             http_filter["typed_config"]["proto_descriptor"] = "/etc/envoy/api_descriptor.pb"
     for cluster in local["static_resources"]["clusters"]:
+        if cluster["name"] == proxy.ADMIN_CLUSTER:
+            endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+            assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 0}
+            endpoint["address"] = committed["admin"]["address"]
         if cluster["name"] in COMPOSE_SETTINGS.upstreams:
-            host, port = COMPOSE_SETTINGS.upstreams[cluster["name"]]
+            ((host, port),) = COMPOSE_SETTINGS.upstreams[cluster["name"]]
             endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
             endpoint["address"]["socket_address"] = {"address": host, "port_value": port}
     assert local == committed

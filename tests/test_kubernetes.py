@@ -7,6 +7,7 @@ from __future__ import annotations
 import yaml
 from kubernetes_validate import validate
 
+from gateway.config import GatewayConfig
 from services.common.config import DEFAULT_PORTS
 from services.common.metrics import DEFAULT_METRICS_PORTS
 from services.generator.config import GeneratorConfig
@@ -38,7 +39,7 @@ def test_every_kubernetes_object_is_valid_against_the_schemas():
 
 
 def test_variables_ports_and_images_exist_and_are_pinned():
-    served = set(DEFAULT_PORTS.values()) | set(DEFAULT_METRICS_PORTS.values())
+    served = set(DEFAULT_PORTS.values()) | set(DEFAULT_METRICS_PORTS.values()) | {GatewayConfig.stats_port}
     for name, deployment in _deployments().items():
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             image = container["image"]

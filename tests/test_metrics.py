@@ -107,3 +107,38 @@ def test_the_queue_and_server_gauges_come_from_the_catalog(platform, api):
     for generation in api("GET", "/api/images/generations?model=stuck").json()["results"]:
         api("POST", f"/api/images/generations/{generation['id']}:cancel", json={})
     assert value(scrape(platform, "catalog"), "imagegen_queue_jobs", model="stuck") == 0
+
+
+def test_envoy_statistics_are_served_on_a_stats_only_listener_and_the_admin_stays_on_loopback(platform, api):
+    stats = f"http://127.0.0.1:{platform.gateway_stats_port}"
+
+    def requests_to_the_catalog() -> float:
+        text = requests.get(f"{stats}/stats/prometheus", timeout=10).text
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        return value(samples, "envoy_cluster_upstream_rq_total", envoy_cluster_name="catalog")
+
+    before = requests_to_the_catalog()
+    assert api("GET", "/api/models").status_code == 200
+    assert requests_to_the_catalog() >= before + 1
+
+    # Nothing else of the admin interface answers there, however the path is spelled.
+    for method, path in (
+        ("GET", "/stats"),
+        ("GET", "/config_dump"),
+        ("GET", "/clusters"),
+        ("POST", "/quitquitquit"),
+        ("POST", "/stats/prometheus"),
+        ("POST", "/logging?level=trace"),
+        ("GET", "/stats/prometheus/../config_dump"),
+        ("GET", "/stats/prometheus%2F..%2Fconfig_dump"),
+        ("GET", "/./config_dump"),
+    ):
+        answer = requests.request(method, stats + path, timeout=10)
+        assert answer.status_code in (400, 404), (method, path, answer.status_code, answer.text[:200])
+        assert "configs" not in answer.text
+    assert platform.processes["gateway"].poll() is None, "Envoy is still up"
+    assert platform.gateway_admin.startswith("127.0.0.1:")

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 
+from gateway.config import GatewayConfig
 from services.common.config import DEFAULT_PORTS, Env, var_dir
 from services.common.metrics import DEFAULT_METRICS_PORTS, PORT_VARIABLES
 
@@ -52,6 +53,7 @@ def main() -> int:
         service: env.str(PORT_VARIABLES[service], str(port))
         for service, port in DEFAULT_METRICS_PORTS.items()
     }
+    stats_port = env.int("GATEWAY_STATS_PORT", GatewayConfig.stats_port)
     platform_env = {
         "IMAGEGEN_DATABASE_URL": database_url,
         "IMAGEGEN_BOOTSTRAP_API_KEY": key,
@@ -59,6 +61,7 @@ def main() -> int:
         # A developer's own model server usually runs on this machine.
         "IMAGEGEN_ALLOWED_NETWORKS": env.str("ALLOWED_NETWORKS", LOOPBACK_NETWORKS),
         **{f"IMAGEGEN_{PORT_VARIABLES[service]}": port for service, port in metrics_ports.items()},
+        "IMAGEGEN_GATEWAY_STATS_PORT": str(stats_port),
     }
     if env.str("PUBLIC_URL"):
         platform_env["IMAGEGEN_PUBLIC_URL"] = env.str("PUBLIC_URL")
@@ -75,6 +78,7 @@ def main() -> int:
 imagegen is running at {url}  (logs in {var / "logs"}; Ctrl-C stops it)
 Console: {url}/console/  (paste the API key below)
 Metrics: {", ".join(f"http://127.0.0.1:{p}/metrics ({service})" for service, p in metrics_ports.items())}
+Envoy's statistics: http://127.0.0.1:{platform.gateway_stats_port}/stats/prometheus
 Envoy's admin (loopback only): http://{platform.gateway_admin}
 API key: {key}
 

@@ -60,6 +60,8 @@ class Platform:
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     gateway_admin: str = ""
+    # Where Envoy serves its statistics for Prometheus.
+    gateway_stats_port: int = 0
     _reservations: list[socket.socket] = field(default_factory=list)
     _gateway_run_dirs: list[pathlib.Path] = field(default_factory=list)
     # Per child that died: crashes in a row, and when it is started again.
@@ -127,7 +129,10 @@ class Platform:
         """Envoy on `port` (0: its choice, read back from its admin), in front of the services' ports."""
         env = self._child_env()
         env["IMAGEGEN_GATEWAY_PORT"] = str(port)
-        env.setdefault("IMAGEGEN_GATEWAY_ADMIN_PORT", "0")
+        if env.get("IMAGEGEN_GATEWAY_ADMIN_PORT", "0") == "0":
+            # The stats listener forwards to the admin port, so it is known before Envoy starts.
+            env["IMAGEGEN_GATEWAY_ADMIN_PORT"] = str(self._reserve())
+        env.setdefault("IMAGEGEN_GATEWAY_STATS_PORT", "0")
         run_dir = pathlib.Path(tempfile.mkdtemp(prefix="imagegen-gateway-"))
         self._gateway_run_dirs.append(run_dir)
         env["IMAGEGEN_VAR_DIR"] = str(run_dir)
@@ -136,9 +141,11 @@ class Platform:
         if log_dir is not None:
             env.setdefault("IMAGEGEN_GATEWAY_ACCESS_LOG", str(log_dir / "gateway-access.log"))
         process = self._spawn(GATEWAY, [sys.executable, "-m", "gateway.proxy"], env, log_dir)
-        self.gateway_admin, self.ports[GATEWAY] = proxy.wait_until_serving(
+        self.gateway_admin, listening = proxy.wait_until_serving(
             admin_address_path, alive=lambda: process.poll() is None
         )
+        self.ports[GATEWAY] = listening[proxy.PUBLIC_LISTENER]
+        self.gateway_stats_port = listening[proxy.STATS_LISTENER]
 
     def _start_one(self, name: str, port: int, log_dir: pathlib.Path | None) -> None:
         env = self._child_env()
