@@ -14,6 +14,8 @@ BROWSER_TOOLS := tests/browser/node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 # buf, protoc-gen-es, Connect and TypeScript, pinned, for gen/ts and the TypeScript client.
 TS_TOOLS := clients/ts/node_modules/.installed
+# KEDA's CRD schemas, compiled to validators (@kubernetes-models/keda, pinned), for the manifests' test.
+KUBE_TOOLS := tests/kubernetes/node_modules/.installed
 
 .PHONY: run test test-fast protos lint format bench bench-peer up down clean screenshots
 
@@ -40,11 +42,15 @@ $(BROWSER_TOOLS): tests/browser/package.json tests/browser/package-lock.json
 		echo "no Chromium at $(CHROMIUM): the console's browser tests will fail"
 	touch $(BROWSER_TOOLS)
 
+$(KUBE_TOOLS): tests/kubernetes/package.json tests/kubernetes/package-lock.json
+	cd tests/kubernetes && npm ci --no-audit --no-fund --loglevel=error
+	touch $(KUBE_TOOLS)
+
 $(TS_TOOLS): clients/ts/package.json clients/ts/package-lock.json
 	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
 	touch $(TS_TOOLS)
 
-test: $(STAMP) $(ARWEAVE_TOOLS) $(BROWSER_TOOLS) $(TS_TOOLS) $(BUF)
+test: $(STAMP) $(ARWEAVE_TOOLS) $(BROWSER_TOOLS) $(TS_TOOLS) $(KUBE_TOOLS) $(BUF)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The console's browser tests write screenshots at desktop and phone widths to tests/browser/screenshots

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import time
 
 import aiohttp
 import psutil
+
+from tools.otlp_receiver import otlp_receiver
 
 from .harness import benched_platform
 
@@ -70,9 +73,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument(
+        "--traced",
+        action="store_true",
+        help="trace every request (Envoy and services) to a loopback OTLP receiver, to measure the cost",
+    )
     args = parser.parse_args()
 
-    with benched_platform() as benched:
+    with contextlib.ExitStack() as stack:
+        env = {}
+        if args.traced:
+            receiver, endpoint = stack.enter_context(otlp_receiver())
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+        benched = stack.enter_context(benched_platform(**env))
         url = benched.platform.gateway_url + "/api/images/generations"
         key = benched.key
         pids = benched.pids()
@@ -99,8 +112,11 @@ def main() -> None:
                     },
                 }
             )
+        spans = len(receiver.received()) if args.traced else 0
     cpus = psutil.cpu_count()
-    print(f"sync generation via Envoy (REST), procedural 64x64, {args.seconds:.0f}s per run, {cpus} CPUs")
+    traced = f", traced ({spans} spans received)" if args.traced else ""
+    run = f"{args.seconds:.0f}s per run, {cpus} CPUs{traced}"
+    print(f"sync generation via Envoy (REST), procedural 64x64, {run}")
     columns = (
         f"{'conc':>4} {'gens':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/gen':>11}"
     )

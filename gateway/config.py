@@ -3,9 +3,11 @@ gateway/envoy.yaml, the OpenAPI document and the tests share."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 from dataclasses import dataclass, field
 
+from services.common import tracing
 from services.common.config import DEFAULT_PORTS, PREFIX, REPO_ROOT, ConfigError, Env
 
 GATEWAY_DIR = REPO_ROOT / "gateway"
@@ -87,6 +89,9 @@ class GatewayConfig:
     # One JSON line per request; "" writes to standard output.
     access_log: str = ""
     log_level: str = "warning"
+    # OTLP/gRPC collector (http://host:port) Envoy sends its spans to, starting each request's trace;
+    # "" (OTEL_EXPORTER_OTLP_ENDPOINT unset): Envoy traces nothing.
+    otlp_endpoint: str = ""
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewayConfig:
@@ -107,4 +112,5 @@ class GatewayConfig:
             cors_allowed_origins=_split_list(env.str("CORS_ALLOWED_ORIGINS")),
             access_log=env.str("GATEWAY_ACCESS_LOG"),
             log_level=env.str("GATEWAY_LOG_LEVEL", cls.log_level),
+            otlp_endpoint=os.environ.get(tracing.ENDPOINT_VARIABLE, ""),
         )

@@ -14,12 +14,14 @@ import pathlib
 import shutil
 import sys
 import time
+import urllib.parse
 import urllib.request
 from importlib import metadata
 
 import yaml
 
-from services.common.config import Env, var_dir
+from services.common import tracing
+from services.common.config import ConfigError, Env, var_dir
 
 from .config import ENVOY_YAML, GatewayConfig
 
@@ -64,7 +66,53 @@ def render(config: GatewayConfig, template: pathlib.Path = ENVOY_YAML) -> dict:
             {"endpoint": {"address": _socket_address(host, port)}}
             for host, port in config.upstreams[cluster["name"]]
         ]
+    if config.otlp_endpoint:
+        _trace_to(document, hcm, config.otlp_endpoint)
     return document
+
+
+OTLP_CLUSTER = "otlp"
+
+
+def _trace_to(document: dict, hcm: dict, endpoint: str) -> None:
+    """Envoy's OpenTelemetry tracer: a span per request, its `traceparent` sent to the service, spans
+    exported over OTLP/gRPC to `endpoint` (http://host:port, as OTEL_EXPORTER_OTLP_ENDPOINT)."""
+    address = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    if not address.hostname or not address.port:
+        raise ConfigError(f"{tracing.ENDPOINT_VARIABLE}: {endpoint!r} is not http://host:port")
+    hcm["tracing"] = {
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {"envoy_grpc": {"cluster_name": OTLP_CLUSTER}, "timeout": "2s"},
+                "service_name": "imagegen-gateway",
+            },
+        }
+    }
+    document["static_resources"]["clusters"].append(
+        {
+            "name": OTLP_CLUSTER,
+            "type": "STRICT_DNS",
+            "connect_timeout": "2s",
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}},
+                }
+            },
+            "load_assignment": {
+                "cluster_name": OTLP_CLUSTER,
+                "endpoints": [
+                    {
+                        "lb_endpoints": [
+                            {"endpoint": {"address": _socket_address(address.hostname, address.port)}}
+                        ]
+                    }
+                ],
+            },
+        }
+    )
 
 
 def envoy_binary() -> str:

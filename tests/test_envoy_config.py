@@ -3,6 +3,7 @@ what a deployment fills in (gateway/proxy.py) is only its settings. No process i
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 
 import envoy.extensions.access_loggers.file.v3.file_pb2  # noqa: F401  (registers @type)
@@ -20,11 +21,12 @@ import pytest
 import yaml
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.route.v3 import route_components_pb2  # noqa: F401  (FilterConfig)
+from envoy.config.trace.v3 import opentelemetry_pb2
 from google.protobuf import descriptor_pb2, json_format
 
 from gateway import proxy
 from gateway.config import DESCRIPTOR_SET, ENVOY_YAML, OPENAPI_JSON, TRANSCODED_SERVICES, GatewayConfig
-from services.common.config import DEFAULT_PORTS
+from services.common.config import DEFAULT_PORTS, ConfigError
 
 # The settings envoy.yaml is written with: the compose deployment.
 COMPOSE_SETTINGS = GatewayConfig(
@@ -49,6 +51,8 @@ LOCAL_SETTINGS = GatewayConfig(
     cors_allowed_origins=("http://app.example", "https://console.example:8443"),
     access_log="/tmp/imagegen-access.log",
 )
+
+TRACED_SETTINGS = dataclasses.replace(LOCAL_SETTINGS, otlp_endpoint="http://127.0.0.1:4317")
 
 
 def _parse(document: dict) -> bootstrap_pb2.Bootstrap:
@@ -189,9 +193,28 @@ def test_the_file_is_the_compose_deployment_and_rendering_changes_only_settings(
     assert local == committed
 
 
+def test_tracing_is_rendered_only_with_an_otlp_endpoint():
+    assert "tracing" not in _hcm(_parse(proxy.render(LOCAL_SETTINGS)))
+    traced = _parse(proxy.render(TRACED_SETTINGS))
+    hcm = _hcm(traced)
+    assert hcm.tracing.provider.name == "envoy.tracers.opentelemetry"
+    exporter = opentelemetry_pb2.OpenTelemetryConfig()
+    assert hcm.tracing.provider.typed_config.Unpack(exporter)
+    (otlp,) = [
+        cluster
+        for cluster in traced.static_resources.clusters
+        if cluster.name == exporter.grpc_service.envoy_grpc.cluster_name
+    ]
+    address = otlp.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
+    assert (address.address, address.port_value) == ("127.0.0.1", 4317)
+    with pytest.raises(ConfigError):
+        proxy.render(dataclasses.replace(LOCAL_SETTINGS, otlp_endpoint="http://collector"))
+
+
 @pytest.mark.starts_processes
-def test_envoy_itself_accepts_the_rendered_file(tmp_path):
-    config = proxy.write_config(LOCAL_SETTINGS, tmp_path)
+@pytest.mark.parametrize("settings", ["local", "traced"])
+def test_envoy_itself_accepts_the_rendered_file(tmp_path, settings):
+    config = proxy.write_config({"local": LOCAL_SETTINGS, "traced": TRACED_SETTINGS}[settings], tmp_path)
     checked = subprocess.run(
         [proxy.envoy_binary(), "--mode", "validate", "--config-path", str(config), "--disable-hot-restart"],
         capture_output=True,

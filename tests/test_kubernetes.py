@@ -1,9 +1,15 @@
 """deploy/kubernetes/imagegen.yaml, offline: every object valid against the Kubernetes schemas
-(kubernetes-validate ships them), every variable read by the code, every port one the services serve,
-every image pinned, and the probes, drains and scaling the README promises."""
+(kubernetes-validate ships them) and the KEDA ones against KEDA's CRD schemas (@kubernetes-models/keda,
+pinned in tests/kubernetes), every variable read by the code, every port one the services serve, every
+image pinned, and the probes, drains and scaling the README promises."""
 
 from __future__ import annotations
 
+import copy
+import json
+import subprocess
+
+import pytest
 import yaml
 from kubernetes_validate import validate
 
@@ -15,6 +21,7 @@ from tests.conftest import REPO
 from tests.test_compose import _code_reads
 
 MANIFESTS = REPO / "deploy" / "kubernetes" / "imagegen.yaml"
+KEDA_VALIDATOR = REPO / "tests" / "kubernetes" / "validate.js"
 KUBERNETES = "1.30.0"
 # Read by the image's entrypoint and healthcheck (the Dockerfile), not by a service.
 IMAGE_VARIABLES = {"IMAGEGEN_MODULE", "IMAGEGEN_HEALTH_PORT"}
@@ -36,6 +43,34 @@ def test_every_kubernetes_object_is_valid_against_the_schemas():
             continue  # a custom resource: checked below
         validate(obj, KUBERNETES, strict=True)
     assert {"Deployment", "Service", "Secret", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+
+
+def _keda_check(objects: list[dict]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["node", str(KEDA_VALIDATOR)],
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=KEDA_VALIDATOR.parent,
+    )
+
+
+@pytest.mark.starts_processes  # node, with tests/kubernetes's packages (`make test` installs them)
+def test_the_keda_objects_are_valid_against_kedas_crd_schemas():
+    keda = [obj for obj in _objects() if obj["apiVersion"].startswith("keda.sh/")]
+    assert [obj["kind"] for obj in keda] == ["ScaledObject"]
+    checked = _keda_check(keda)
+    assert checked.returncode == 0 and checked.stdout.split("\n")[0] == "ok ScaledObject", (
+        checked.stdout + checked.stderr
+    )
+    # The same check refuses what KEDA would: a count that is not a number, a missing target.
+    broken = copy.deepcopy(keda[0])
+    broken["spec"]["minReplicaCount"] = "none"
+    del broken["spec"]["scaleTargetRef"]
+    refused = _keda_check([broken])
+    assert refused.returncode == 1
+    assert "minReplicaCount must be integer" in refused.stdout or "scaleTargetRef" in refused.stdout
 
 
 def test_variables_ports_and_images_exist_and_are_pinned():

@@ -14,6 +14,7 @@ from imagegen.catalog.v1 import catalog_pb2
 from psycopg import AsyncConnection, errors
 from psycopg_pool import AsyncConnectionPool
 
+from services.common import tracing
 from services.common.ids import new_id
 from services.common.vocabulary import PRIORITIES
 
@@ -159,6 +160,7 @@ class JobQueue:
                 "request_body": request_body,
                 "quota_day": quota_day,
                 "credits_charged": charged["credits"],
+                "trace_parent": tracing.traceparent(),
             }
             columns = ", ".join(values)
             placeholders = ", ".join(f"%({column})s" for column in values)

@@ -35,6 +35,7 @@ RECORD_COLUMNS = (
     "request_body",
     "started_at",
     "completed_at",
+    "trace_parent",
 )
 GENERATION_COLUMNS = ", ".join([*RECORD_COLUMNS, *SPEC_COLUMNS.values()])
 

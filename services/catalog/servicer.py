@@ -143,6 +143,7 @@ def generation_to_proto(row: Row) -> catalog_pb2.GenerationRecord:
         completed_at=_timestamp(row["completed_at"]) if row.get("completed_at") else None,
         preview=row.get("preview"),
         preview_content_type=row.get("preview_content_type"),
+        trace_parent=row["trace_parent"],
     )
 
 

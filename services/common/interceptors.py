@@ -12,11 +12,12 @@ import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from . import internal, metrics
+from . import internal, metrics, tracing
 from .errors import DomainError, InvalidArgument
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 
 log = logging.getLogger("imagegen.rpc")
+_UNTRACED = contextlib.nullcontext()
 
 
 def _request_id_of(details: grpc.HandlerCallDetails) -> str:
@@ -77,6 +78,10 @@ def _check_text(request: Message) -> None:
         raise InvalidArgument(f"{field} must not contain NUL characters", field=field)
 
 
+def _is_public(method: str) -> bool:
+    return method.startswith("/imagegen.") and not internal.is_internal(method)
+
+
 @contextlib.asynccontextmanager
 async def _rpc_scope(
     context: grpc.aio.ServicerContext,
@@ -89,26 +94,34 @@ async def _rpc_scope(
     started = time.perf_counter()
     # The caller's deadline as it arrived (through Envoy: the route's, or the caller's own if shorter).
     deadline_s = context.time_remaining()
+    traced = (
+        tracing.server_span(method, context.invocation_metadata(), _is_public(method))
+        if tracing.enabled
+        else _UNTRACED
+    )
     try:
-        if internal.is_internal(method):
-            internal.check(context.invocation_metadata())
-        yield
-    except grpc.aio.AbortError:
-        raise
-    except Exception as exc:
-        await _abort(context, method, exc, translate)
+        with traced as call_span:
+            try:
+                if internal.is_internal(method):
+                    internal.check(context.invocation_metadata())
+                yield
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, method, exc, translate)
+            finally:
+                if metrics.enabled or call_span is not None:
+                    code = context.code()
+                    code_name = code.name if code is not None else "OK"
+                    if metrics.enabled:
+                        metrics.record_call(method, code_name, time.perf_counter() - started)
+                    tracing.finish_call(call_span, code_name)
+                if log.isEnabledFor(logging.DEBUG):
+                    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+                    deadline = None if deadline_s is None else round(deadline_s, 3)
+                    fields = {"method": method, "ms": elapsed_ms, "deadline_s": deadline}
+                    log.debug("rpc done", extra={"fields": fields})
     finally:
-        if metrics.enabled:
-            code = context.code()
-            metrics.record_call(
-                method, code.name if code is not None else "OK", time.perf_counter() - started
-            )
-        if log.isEnabledFor(logging.DEBUG):
-            elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-            deadline = None if deadline_s is None else round(deadline_s, 3)
-            log.debug(
-                "rpc done", extra={"fields": {"method": method, "ms": elapsed_ms, "deadline_s": deadline}}
-            )
         request_id.reset(token)
 
 

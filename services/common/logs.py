@@ -9,6 +9,8 @@ import sys
 import time
 import uuid
 
+from . import tracing
+
 REQUEST_ID_HEADER = "x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -24,7 +26,7 @@ def outgoing_metadata(*extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
 
     rid = request_id.get()
     carried = ((REQUEST_ID_HEADER, rid), *extra) if rid else tuple(extra)
-    return (*carried, *credential())
+    return (*carried, *credential(), *tracing.outgoing())
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,6 +45,8 @@ class JsonFormatter(logging.Formatter):
         rid = request_id.get()
         if rid:
             entry["request_id"] = rid
+        if tracing.enabled and (trace_id := tracing.trace_id()):
+            entry["trace_id"] = trace_id
         fields = getattr(record, "fields", None)
         if fields:
             entry.update(fields)

@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from . import tracing
 from .config import ConfigError, Env
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -95,7 +96,7 @@ def guarded_session(policy: OutboundPolicy, limit: int = 64, **kwargs) -> aiohtt
     Callers check each URL with `policy.check_url` first (a host written as a number skips the
     resolver) and follow no redirect they have not checked."""
     connector = aiohttp.TCPConnector(resolver=_GuardedResolver(policy), limit=limit, ttl_dns_cache=60)
-    return aiohttp.ClientSession(connector=connector, **kwargs)
+    return aiohttp.ClientSession(connector=connector, trace_configs=tracing.aiohttp_trace_configs(), **kwargs)
 
 
 class _GuardedResolver(AbstractResolver):

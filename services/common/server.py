@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from . import internal, metrics
+from . import internal, metrics, tracing
 from .config import ConfigError
 from .errors import DomainError
 from .interceptors import ErrorAndContextInterceptor
@@ -195,10 +195,14 @@ def run(name: str, config, create_server) -> None:
     from . import logs
 
     logs.configure(name, config.log_level)
+    tracing.configure(name)
 
     async def serve() -> None:
         server, port = await create_server(config)
         metrics.serve(name)
         await serve_until_signal(server, port, name, config.shutdown_grace_seconds)
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    finally:
+        tracing.shutdown()

@@ -14,6 +14,7 @@ import aiohttp
 from google.protobuf import json_format
 from imagegen.catalog.v1 import catalog_pb2
 
+from services.common import tracing
 from services.common.errors import DomainError
 from services.common.outbound import OutboundPolicy, OutboundRefused
 
@@ -66,6 +67,15 @@ class WebhookDispatcher(BackgroundLoop):
             await asyncio.gather(*(self._deliver(delivery) for delivery in deliveries))
 
     async def _deliver(self, delivery: catalog_pb2.WebhookDelivery) -> None:
+        attributes = {
+            "imagegen.generation_id": delivery.generation.id,
+            "imagegen.webhook_event": delivery.event,
+            "imagegen.attempt": delivery.attempt,
+        }
+        with tracing.span("deliver webhook", parent=delivery.generation.trace_parent, attributes=attributes):
+            await self._deliver_traced(delivery)
+
+    async def _deliver_traced(self, delivery: catalog_pb2.WebhookDelivery) -> None:
         status, error = 0, ""
         try:
             public = to_public(

@@ -20,7 +20,7 @@ import grpc
 from imagegen.catalog.v1 import catalog_pb2
 from imagegen.storage.v1 import storage_pb2
 
-from services.common import metrics
+from services.common import metrics, tracing
 from services.common.errors import DomainError
 from services.common.ids import new_id
 from services.common.vocabulary import (
@@ -236,6 +236,18 @@ class Worker:
                     task.cancel()
 
     async def _execute(self, job: catalog_pb2.Job) -> None:
+        generation = job.generation
+        attributes = {"imagegen.generation_id": generation.id, "imagegen.model": generation.spec.model,
+                      "imagegen.attempt": job.attempt}  # fmt: skip
+        claimed_ns = time.time_ns()
+        tracing.record(
+            "queue wait", generation.created_at.ToNanoseconds(), claimed_ns,
+            parent=generation.trace_parent, attributes=attributes,
+        )  # fmt: skip
+        with tracing.span("run generation", parent=generation.trace_parent, attributes=attributes):
+            await self._execute_traced(job)
+
+    async def _execute_traced(self, job: catalog_pb2.Job) -> None:
         generation = job.generation
         try:
             await self._run(job)

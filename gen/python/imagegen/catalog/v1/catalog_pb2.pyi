@@ -884,7 +884,7 @@ class GenerationSpec(_message.Message):
     def __init__(self, model: _Optional[str] = ..., user: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., priority: _Optional[str] = ..., callback_url: _Optional[str] = ..., version: _Optional[str] = ..., input: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerationRecord(_message.Message):
-    __slots__ = ("id", "project_id", "model_id", "server_id", "status", "reason", "spec", "images", "created_at", "updated_at", "inputs", "request_body", "queue_position", "progress", "step", "steps", "started_at", "completed_at", "preview", "preview_content_type")
+    __slots__ = ("id", "project_id", "model_id", "server_id", "status", "reason", "spec", "images", "created_at", "updated_at", "inputs", "request_body", "queue_position", "progress", "step", "steps", "started_at", "completed_at", "preview", "preview_content_type", "trace_parent")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -905,6 +905,7 @@ class GenerationRecord(_message.Message):
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TRACE_PARENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     model_id: str
@@ -925,7 +926,8 @@ class GenerationRecord(_message.Message):
     completed_at: _timestamp_pb2.Timestamp
     preview: bytes
     preview_content_type: str
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[InputImageRecord, _Mapping]]] = ..., request_body: _Optional[bytes] = ..., queue_position: _Optional[int] = ..., progress: _Optional[float] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., preview: _Optional[bytes] = ..., preview_content_type: _Optional[str] = ...) -> None: ...
+    trace_parent: str
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., model_id: _Optional[str] = ..., server_id: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[InputImageRecord, _Mapping]]] = ..., request_body: _Optional[bytes] = ..., queue_position: _Optional[int] = ..., progress: _Optional[float] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., preview: _Optional[bytes] = ..., preview_content_type: _Optional[str] = ..., trace_parent: _Optional[str] = ...) -> None: ...
 
 class InputImageRecord(_message.Message):
     __slots__ = ("role", "pointer", "storage_key", "sha256", "content_type", "size_bytes", "width", "height")
