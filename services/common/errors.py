@@ -124,13 +124,22 @@ class RateLimited(ResourceExhausted):
         return status.SerializeToString()
 
 
+# gRPC's retry pushback: a negative value tells a client's retry policy not to send the call again.
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+
+
 class Unavailable(DomainError):
+    """A service that answers this itself (its database is away) shares that cause with its replicas:
+    clients' channels do not send the call again to another one (they do for a replica that could
+    not take the call at all)."""
+
     code = grpc.StatusCode.UNAVAILABLE
 
     def __init__(self, message: str, *, retry_after_seconds: float | None = None, **kwargs):
+        metadata = tuple(kwargs.pop("metadata", ()))
         if retry_after_seconds is not None:
-            kwargs["metadata"] = ((RETRY_AFTER_KEY, str(max(1, math.ceil(retry_after_seconds)))),)
-        super().__init__(message, **kwargs)
+            metadata += ((RETRY_AFTER_KEY, str(max(1, math.ceil(retry_after_seconds)))),)
+        super().__init__(message, metadata=(*metadata, (RETRY_PUSHBACK_KEY, "-1")), **kwargs)
 
 
 class DeadlineExceeded(DomainError):
