@@ -1,5 +1,6 @@
-"""The platform every benchmark measures: as `make run` runs it (durable Postgres, fsync on), in a
-temporary folder, with key rate limits off so the figures are the platform's, not one key's rate."""
+"""The platform every benchmark measures: as `make run` runs it (durable Postgres, fsync on, metrics
+served), in a temporary folder, with key rate limits off so the figures are the platform's, not one
+key's rate."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from services.common.config import PREFIX
+from services.common.metrics import PORT_VARIABLES
 from tools.embedded_pg import EmbeddedPostgres
 from tools.supervisor import Platform
 
@@ -47,6 +50,8 @@ def benched_platform(**env: str) -> Iterator[Benched]:
                     "IMAGEGEN_KEY_RATE_PER_SECOND": "0",
                     # The fake upstream model servers run on loopback.
                     "IMAGEGEN_ALLOWED_NETWORKS": "127.0.0.0/8",
+                    # Measured as deployed: every service serves and records its metrics.
+                    **{f"{PREFIX}{variable}": "0" for variable in PORT_VARIABLES.values()},
                     **env,
                 }
             )

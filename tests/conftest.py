@@ -65,27 +65,30 @@ def create_project(database_url: str, name: str = "test") -> tuple[str, str]:
     return asyncio.run(_create()), key
 
 
+def platform_env(database_url: str, api_key: str, var: pathlib.Path, **env: str) -> dict[str, str]:
+    """What every test platform runs with, then `env`."""
+    return {
+        "IMAGEGEN_DATABASE_URL": database_url,
+        "IMAGEGEN_BOOTSTRAP_API_KEY": api_key,
+        "IMAGEGEN_VAR_DIR": str(var),
+        "IMAGEGEN_LOG_LEVEL": "INFO",
+        # Tests reach loopback only: no URL a test (or the fuzzer) writes leaves the machine, and the
+        # fake model servers, photo servers and webhook receivers on loopback are allowed. The tests of
+        # refusal turn loopback off again.
+        "IMAGEGEN_OUTBOUND_PUBLIC": "false",
+        "IMAGEGEN_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "IMAGEGEN_ALLOW_PRIVATE_CALLBACKS": "true",
+        **env,
+    }
+
+
 @contextlib.contextmanager
 def running_platform(pg, tmp_path_factory, api_key: str, **env: str):
     """Envoy and the three services on a fresh database, every port the kernel's choice; local-folder
     URLs point at Envoy, whose port Envoy's admin tells."""
     database_url = pg.create_database()
     var = tmp_path_factory.mktemp("var")
-    platform = Platform(
-        env={
-            "IMAGEGEN_DATABASE_URL": database_url,
-            "IMAGEGEN_BOOTSTRAP_API_KEY": api_key,
-            "IMAGEGEN_VAR_DIR": str(var),
-            "IMAGEGEN_LOG_LEVEL": "INFO",
-            # Tests reach loopback only: no URL a test (or the fuzzer) writes leaves the machine, and the
-            # fake model servers, photo servers and webhook receivers on loopback are allowed. The
-            # tests of refusal turn loopback off again.
-            "IMAGEGEN_OUTBOUND_PUBLIC": "false",
-            "IMAGEGEN_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "IMAGEGEN_ALLOW_PRIVATE_CALLBACKS": "true",
-            **env,
-        }
-    )
+    platform = Platform(env=platform_env(database_url, api_key, var, **env))
     platform.start(log_dir=var)
     platform.database_url = database_url
     platform.log_dir = var
@@ -93,6 +96,16 @@ def running_platform(pg, tmp_path_factory, api_key: str, **env: str):
         yield platform
     finally:
         platform.stop()
+
+
+# Sweeps and the walk for orphans every half second; blobs count as orphans after 2 s: a platform's
+# storage and catalog agree again within seconds of a crash that left a blob no row names.
+FAST_BLOB_SWEEPS = {
+    "IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS": "0.5",
+    "IMAGEGEN_RECONCILE_INTERVAL_SECONDS": "0.5",
+    "IMAGEGEN_ORPHAN_AGE_SECONDS": "2",
+    "IMAGEGEN_UNUSED_BLOB_GRACE_SECONDS": "2",
+}
 
 
 def rest_client(platform, key: str | None):

@@ -15,7 +15,7 @@ from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
 from services.common import internal
 from services.common import server as lifecycle
-from tests.conftest import rest_client
+from tests.conftest import FAST_BLOB_SWEEPS, platform_env, rest_client
 from tests.fakes import png
 from tools.embedded_pg import EmbeddedPostgres
 from tools.supervisor import Platform
@@ -28,19 +28,7 @@ KEY = "sk_outages_" + uuid.uuid4().hex
 def outage(tmp_path_factory):
     var = tmp_path_factory.mktemp("outage")
     postgres = EmbeddedPostgres(var / "postgres", durable=False).start()
-    platform = Platform(
-        env={
-            "IMAGEGEN_DATABASE_URL": postgres.create_database("imagegen"),
-            "IMAGEGEN_BOOTSTRAP_API_KEY": KEY,
-            "IMAGEGEN_VAR_DIR": str(var),
-            "IMAGEGEN_OUTBOUND_PUBLIC": "false",
-            # Sweeps and the walk for orphans every half second; blobs count as orphans after 2 s.
-            "IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS": "0.5",
-            "IMAGEGEN_RECONCILE_INTERVAL_SECONDS": "0.5",
-            "IMAGEGEN_ORPHAN_AGE_SECONDS": "2",
-            "IMAGEGEN_UNUSED_BLOB_GRACE_SECONDS": "2",
-        }
-    )
+    platform = Platform(env=platform_env(postgres.create_database("imagegen"), KEY, var, **FAST_BLOB_SWEEPS))
     try:
         platform.start(log_dir=var)
         platform.log_dir = var

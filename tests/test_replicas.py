@@ -20,7 +20,7 @@ import requests
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 from minio import Minio
 
-from tests.conftest import rest_client
+from tests.conftest import FAST_BLOB_SWEEPS, platform_env, rest_client
 from tests.fakes import FakeModelServer
 from tests.infra import S3_ACCESS_KEY, S3_SECRET_KEY
 from tools.embedded_pg import EmbeddedPostgres
@@ -44,26 +44,20 @@ def cluster(tmp_path_factory, s3):
     # The watched generations run 3 s, across the kills.
     slow = FakeModelServer(delay=3)
     platform = Platform(
-        env={
-            "IMAGEGEN_DATABASE_URL": postgres.create_database("imagegen"),
-            "IMAGEGEN_BOOTSTRAP_API_KEY": KEY,
-            "IMAGEGEN_VAR_DIR": str(var),
-            "IMAGEGEN_LOG_LEVEL": "INFO",
-            "IMAGEGEN_OUTBOUND_PUBLIC": "false",
-            "IMAGEGEN_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "IMAGEGEN_STORAGE_BACKEND": "s3",
-            "IMAGEGEN_S3_ENDPOINT": s3.endpoint,
-            "IMAGEGEN_S3_ACCESS_KEY": S3_ACCESS_KEY,
-            "IMAGEGEN_S3_SECRET_KEY": S3_SECRET_KEY,
-            "IMAGEGEN_S3_BUCKET": bucket,
+        env=platform_env(
+            postgres.create_database("imagegen"),
+            KEY,
+            var,
+            IMAGEGEN_STORAGE_BACKEND="s3",
+            IMAGEGEN_S3_ENDPOINT=s3.endpoint,
+            IMAGEGEN_S3_ACCESS_KEY=S3_ACCESS_KEY,
+            IMAGEGEN_S3_SECRET_KEY=S3_SECRET_KEY,
+            IMAGEGEN_S3_BUCKET=bucket,
             # A killed generator's jobs go back to the queue 3 s after its last heartbeat.
-            "IMAGEGEN_WORKER_LEASE_SECONDS": "3",
+            IMAGEGEN_WORKER_LEASE_SECONDS="3",
             # Blobs a killed replica stored with no row to name them are found and swept within seconds.
-            "IMAGEGEN_BLOB_SWEEP_INTERVAL_SECONDS": "0.5",
-            "IMAGEGEN_RECONCILE_INTERVAL_SECONDS": "0.5",
-            "IMAGEGEN_ORPHAN_AGE_SECONDS": "2",
-            "IMAGEGEN_UNUSED_BLOB_GRACE_SECONDS": "2",
-        },
+            **FAST_BLOB_SWEEPS,
+        ),
         replicas={"generator": 2, "catalog": 2, "storage": 2},
     )
     try:

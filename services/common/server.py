@@ -54,6 +54,9 @@ SERVICE_CONFIG = json.dumps(
     }
 )
 CLIENT_CHANNEL_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.service_config", SERVICE_CONFIG)]
+# Clients resolve a name once and keep their connections: a connection a server closes after five
+# minutes (calls in flight finish first) makes them resolve again, so replicas added since get calls.
+SERVER_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.max_connection_age_ms", 5 * 60 * 1000)]
 
 _on_stop: weakref.WeakKeyDictionary[grpc.aio.Server, list[Callable[[], Awaitable[None]]]] = (
     weakref.WeakKeyDictionary()
@@ -71,7 +74,7 @@ def new_server(
     adapter's own exception means) and, on internal services, the check of the internal token this
     process also sends on its own calls."""
     internal.configure(internal_token)
-    return grpc.aio.server(interceptors=[ErrorAndContextInterceptor(translate)], options=CHANNEL_OPTIONS)
+    return grpc.aio.server(interceptors=[ErrorAndContextInterceptor(translate)], options=SERVER_OPTIONS)
 
 
 def finish_server(server: grpc.aio.Server, service_names: Iterable[str], host: str, port: int) -> int:
