@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import pathlib
 import secrets
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -13,6 +14,7 @@ from services.catalog.accounts import hash_key
 from services.catalog.db import migrate
 from services.catalog.repository import Repository
 from tests.infra import PostgresServer, S3Server, postgres_server, s3_server
+from tools.embedded_pg import EmbeddedPostgres
 from tools.supervisor import Platform
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -96,6 +98,27 @@ def running_platform(pg, tmp_path_factory, api_key: str, **env: str):
         yield platform
     finally:
         platform.stop()
+
+
+@contextlib.contextmanager
+def platform_on_own_postgres(
+    tmp_path_factory, api_key: str, replicas: dict[str, int] | None = None, **env: str
+) -> Iterator[Platform]:
+    """As running_platform, on a Postgres of its own that the test may stop and start again
+    (`platform.postgres`)."""
+    var = tmp_path_factory.mktemp("var")
+    postgres = EmbeddedPostgres(var / "postgres", durable=False).start()
+    try:
+        database_url = postgres.create_database("imagegen")
+        platform = Platform(env=platform_env(database_url, api_key, var, **env), replicas=replicas or {})
+        platform.database_url, platform.log_dir, platform.postgres = database_url, var, postgres
+        try:
+            platform.start(log_dir=var)
+            yield platform
+        finally:
+            platform.stop()
+    finally:
+        postgres.stop()
 
 
 # Sweeps and the walk for orphans every half second; blobs count as orphans after 2 s: a platform's

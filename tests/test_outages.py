@@ -15,10 +15,8 @@ from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
 from services.common import internal
 from services.common import server as lifecycle
-from tests.conftest import FAST_BLOB_SWEEPS, platform_env, rest_client
+from tests.conftest import FAST_BLOB_SWEEPS, platform_on_own_postgres, rest_client
 from tests.fakes import png
-from tools.embedded_pg import EmbeddedPostgres
-from tools.supervisor import Platform
 
 pytestmark = pytest.mark.starts_processes
 KEY = "sk_outages_" + uuid.uuid4().hex
@@ -26,16 +24,8 @@ KEY = "sk_outages_" + uuid.uuid4().hex
 
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory):
-    var = tmp_path_factory.mktemp("outage")
-    postgres = EmbeddedPostgres(var / "postgres", durable=False).start()
-    platform = Platform(env=platform_env(postgres.create_database("imagegen"), KEY, var, **FAST_BLOB_SWEEPS))
-    try:
-        platform.start(log_dir=var)
-        platform.log_dir = var
-        yield platform, postgres
-    finally:
-        platform.stop()
-        postgres.stop()
+    with platform_on_own_postgres(tmp_path_factory, KEY, **FAST_BLOB_SWEEPS) as platform:
+        yield platform, platform.postgres
 
 
 def test_postgres_away_answers_503_with_retry_after_at_once_and_recovers_alone(outage):

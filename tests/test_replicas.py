@@ -20,11 +20,9 @@ import requests
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 from minio import Minio
 
-from tests.conftest import FAST_BLOB_SWEEPS, platform_env, rest_client
+from tests.conftest import FAST_BLOB_SWEEPS, platform_on_own_postgres, rest_client
 from tests.fakes import FakeModelServer
 from tests.infra import S3_ACCESS_KEY, S3_SECRET_KEY
-from tools.embedded_pg import EmbeddedPostgres
-from tools.supervisor import Platform
 
 pytestmark = pytest.mark.starts_processes
 KEY = "sk_replicas_" + uuid.uuid4().hex
@@ -37,17 +35,15 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, s3):
-    var = tmp_path_factory.mktemp("replicas")
-    postgres = EmbeddedPostgres(var / "postgres", durable=False).start()
     bucket = s3.new_bucket_name()
     fake = FakeModelServer(delay=0.5)
     # The watched generations run 3 s, across the kills.
     slow = FakeModelServer(delay=3)
-    platform = Platform(
-        env=platform_env(
-            postgres.create_database("imagegen"),
+    try:
+        with platform_on_own_postgres(
+            tmp_path_factory,
             KEY,
-            var,
+            replicas={"generator": 2, "catalog": 2, "storage": 2},
             IMAGEGEN_STORAGE_BACKEND="s3",
             IMAGEGEN_S3_ENDPOINT=s3.endpoint,
             IMAGEGEN_S3_ACCESS_KEY=S3_ACCESS_KEY,
@@ -57,31 +53,23 @@ def cluster(tmp_path_factory, s3):
             IMAGEGEN_WORKER_LEASE_SECONDS="3",
             # Blobs a killed replica stored with no row to name them are found and swept within seconds.
             **FAST_BLOB_SWEEPS,
-        ),
-        replicas={"generator": 2, "catalog": 2, "storage": 2},
-    )
-    try:
-        platform.start(log_dir=var)
-        platform.log_dir = var
-        platform.bucket = bucket
-        platform.database_url = platform.env["IMAGEGEN_DATABASE_URL"]
-        api = rest_client(platform, KEY)
-        made = api("POST", "/api/models", json={
-            "name": "gpu", "provider": "openai", "upstreamModel": "gpu-model", "pricePerImage": 1,
-            "servers": [{"url": f"{fake.url}/v1", "maxConcurrency": 4}]})  # fmt: skip
-        assert made.status_code == 200, made.text
-        made = api("POST", "/api/models", json={
-            "name": "slow-gpu", "provider": "openai", "upstreamModel": "gpu-model",
-            "servers": [{"url": f"{slow.url}/v1", "maxConcurrency": 6}]})  # fmt: skip
-        assert made.status_code == 200, made.text
-        for user in USERS:
-            assert api("PUT", "/api/credits", json={"user": user, "amount": CREDITS}).status_code == 200
-        yield platform, postgres, fake, s3
+        ) as platform:
+            platform.bucket = bucket
+            api = rest_client(platform, KEY)
+            made = api("POST", "/api/models", json={
+                "name": "gpu", "provider": "openai", "upstreamModel": "gpu-model", "pricePerImage": 1,
+                "servers": [{"url": f"{fake.url}/v1", "maxConcurrency": 4}]})  # fmt: skip
+            assert made.status_code == 200, made.text
+            made = api("POST", "/api/models", json={
+                "name": "slow-gpu", "provider": "openai", "upstreamModel": "gpu-model",
+                "servers": [{"url": f"{slow.url}/v1", "maxConcurrency": 6}]})  # fmt: skip
+            assert made.status_code == 200, made.text
+            for user in USERS:
+                assert api("PUT", "/api/credits", json={"user": user, "amount": CREDITS}).status_code == 200
+            yield platform, platform.postgres, fake, s3
     finally:
-        platform.stop()
         fake.stop()
         slow.stop()
-        postgres.stop()
 
 
 def _body(prompt: str, user: str, model: str = "gpu") -> dict:
