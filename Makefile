@@ -86,6 +86,7 @@ bench: $(STAMP)
 	$(PY) -m bench.rest_sync $(BENCH_ARGS)
 	$(PY) -m bench.queue $(BENCH_QUEUE_ARGS)
 	$(PY) -m bench.signing
+	$(PY) -m bench.gateway_memory
 
 # imagegen next to LiteLLM proxy (installed, pinned, into build/peer-venv on first use), one run.
 bench-peer: $(STAMP)
