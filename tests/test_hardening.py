@@ -25,6 +25,7 @@ from services.common.vocabulary import variant_key, variant_widths
 from services.storage.domain import URL_STABLE_SECONDS, UrlSigner
 from tests.conftest import FAST_BLOB_SWEEPS, REPO, platform_on_own_postgres, rest_client
 
+pytestmark = pytest.mark.starts_processes  # a platform on a Postgres of its own
 ADMIN_KEY = "sk_hardening_" + uuid.uuid4().hex
 
 
