@@ -37,7 +37,7 @@ TERMINAL = {"completed", "failed", "cancelled"}
 def cluster(tmp_path_factory, s3):
     bucket = s3.new_bucket_name()
     fake = FakeModelServer(delay=0.5)
-    # The watched generations run 3 s, across the kills.
+    # The watched generations and the one held by the killed generator run 3 s, across the kills.
     slow = FakeModelServer(delay=3)
     try:
         with platform_on_own_postgres(
@@ -62,7 +62,7 @@ def cluster(tmp_path_factory, s3):
             assert made.status_code == 200, made.text
             made = api("POST", "/api/models", json={
                 "name": "slow-gpu", "provider": "openai", "upstreamModel": "gpu-model",
-                "servers": [{"url": f"{slow.url}/v1", "maxConcurrency": 6}]})  # fmt: skip
+                "servers": [{"url": f"{slow.url}/v1", "maxConcurrency": 8}]})  # fmt: skip
             assert made.status_code == 200, made.text
             for user in USERS:
                 assert api("PUT", "/api/credits", json={"user": user, "amount": CREDITS}).status_code == 200
@@ -159,7 +159,11 @@ def test_a_replica_of_each_service_killed_mid_load_loses_and_repeats_nothing(clu
             try:
                 stub.CreateGeneration(
                     generator_pb2.CreateGenerationRequest(
-                        prompt="held by the killed generator", model="gpu", user=USERS[1], width=64, height=64
+                        prompt="held by the killed generator",
+                        model="slow-gpu",
+                        user=USERS[1],
+                        width=64,
+                        height=64,
                     ),
                     metadata=AUTH,
                     timeout=60,
