@@ -8,7 +8,7 @@ import pathlib
 from dataclasses import dataclass, field
 
 from services.common import tracing
-from services.common.config import DEFAULT_PORTS, PREFIX, REPO_ROOT, ConfigError, Env
+from services.common.config import DEFAULT_PORTS, PREFIX, REPO_ROOT, ConfigError, Env, replica_addresses
 
 GATEWAY_DIR = REPO_ROOT / "gateway"
 ENVOY_YAML = GATEWAY_DIR / "envoy.yaml"
@@ -61,13 +61,6 @@ def _split_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
 
 
-def _host_and_port(variable: str, target: str) -> tuple[str, int]:
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"{variable}: {target!r} is not host:port")
-    return host.strip("[]"), int(port)
-
-
 @dataclass(frozen=True)
 class GatewayConfig:
     """Where Envoy listens and what it reaches; port 0 lets the kernel pick (Envoy's admin tells)."""
@@ -98,8 +91,10 @@ class GatewayConfig:
         env = env or Env()
         upstreams = {}
         for name, ((host, port),) in cls().upstreams.items():
-            targets = _split_list(env.str(UPSTREAM_TARGETS[name], f"{host}:{port}"))
-            upstreams[name] = tuple(_host_and_port(PREFIX + UPSTREAM_TARGETS[name], t) for t in targets)
+            try:
+                upstreams[name] = replica_addresses(env.str(UPSTREAM_TARGETS[name], f"{host}:{port}"))
+            except ConfigError as exc:
+                raise ConfigError(f"{PREFIX}{UPSTREAM_TARGETS[name]}: {exc}") from None
         return cls(
             host=env.str("GATEWAY_HOST", cls.host),
             port=env.int("GATEWAY_PORT", cls.port),

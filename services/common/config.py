@@ -60,6 +60,20 @@ class Env:
         return pathlib.Path(raw) if raw else default
 
 
+def replica_addresses(targets: str) -> tuple[tuple[str, int], ...]:
+    """The (host, port) of each replica a service's target names: `host:port`, or several of them
+    comma-separated (an IPv6 host in brackets)."""
+    addresses = []
+    for target in (item.strip() for item in targets.split(",")):
+        if not target:
+            continue
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{targets!r}: {target!r} is not host:port")
+        addresses.append((host.strip("[]"), int(port)))
+    return tuple(addresses)
+
+
 def var_dir(env: Env) -> pathlib.Path:
     return env.path("VAR_DIR", REPO_ROOT / "var")
 

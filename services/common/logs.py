@@ -45,7 +45,7 @@ class JsonFormatter(logging.Formatter):
         rid = request_id.get()
         if rid:
             entry["request_id"] = rid
-        if tracing.enabled and (trace_id := tracing.trace_id()):
+        if trace_id := tracing.trace_id():
             entry["trace_id"] = trace_id
         fields = getattr(record, "fields", None)
         if fields:

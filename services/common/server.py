@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from . import internal, metrics, tracing
-from .config import ConfigError
+from .config import ConfigError, replica_addresses
 from .errors import DomainError
 from .interceptors import ErrorAndContextInterceptor
 
@@ -32,9 +32,9 @@ CHANNEL_OPTIONS = [
 
 # Calls between services spread over every replica a target names, and one that a replica could not take
 # (stopped, killed, restarting: UNAVAILABLE before any answer) is sent again, to another replica when
-# there is one. A service that answers UNAVAILABLE itself (its database away) is asked again too, a few
-# times within half a second; calls that change state are safe to repeat (an enqueue carries the id it
-# creates, finishing a job holds its lease).
+# there is one; calls that change state are safe to repeat (an enqueue carries the id it creates,
+# finishing a job holds its lease). A service that answers UNAVAILABLE itself (its database away) says
+# not to (errors.Unavailable's retry pushback): its replicas share the cause.
 RETRIED_ATTEMPTS = 4
 SERVICE_CONFIG = json.dumps(
     {
@@ -155,28 +155,22 @@ async def serve_until_signal(server: grpc.aio.Server, port: int, name: str, grac
     log.info("stopped")
 
 
-def channel_target(addresses: str) -> str:
+def channel_target(targets: str) -> str:
     """The gRPC name of a service's replicas: `host:port` as it is (a name that resolves to every replica,
     as a headless Service does, is balanced over all of them), or a comma-separated list of IP
     `host:port`s, one per replica."""
-    if "," not in addresses:
-        return addresses
-    listed = [address.strip() for address in addresses.split(",") if address.strip()]
-    families = set()
-    for address in listed:
-        host, _, port = address.rpartition(":")
-        try:
-            families.add(ipaddress.ip_address(host.strip("[]")).version)
-        except ValueError:
-            raise ConfigError(
-                f"{addresses!r}: a list of replicas names IP addresses (host:port, ...); give one name that"
-                " resolves to every replica instead"
-            ) from None
-        if not port.isdigit():
-            raise ConfigError(f"{addresses!r}: {address!r} has no port")
-    if len(families) > 1:
-        raise ConfigError(f"{addresses!r}: list IPv4 or IPv6 addresses, not both")
-    return f"ipv{families.pop()}:{','.join(listed)}"
+    if "," not in targets:
+        return targets
+    addresses = replica_addresses(targets)
+    try:
+        (family,) = {ipaddress.ip_address(host).version for host, _ in addresses}
+    except ValueError:
+        raise ConfigError(
+            f"{targets!r}: a list of replicas names IP addresses of one family (host:port, ...); give one"
+            " name that resolves to every replica instead"
+        ) from None
+    listed = ",".join(f"[{host}]:{port}" if family == 6 else f"{host}:{port}" for host, port in addresses)
+    return f"ipv{family}:{listed}"
 
 
 def insecure_channel(target: str) -> grpc.aio.Channel:
