@@ -9,6 +9,7 @@ import subprocess
 import envoy.extensions.access_loggers.file.v3.file_pb2  # noqa: F401  (registers @type)
 import envoy.extensions.filters.http.buffer.v3.buffer_pb2 as buffer_pb2
 import envoy.extensions.filters.http.cors.v3.cors_pb2  # noqa: F401
+import envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2  # noqa: F401
 import envoy.extensions.filters.http.grpc_json_transcoder.v3.transcoder_pb2 as transcoder_pb2
 import envoy.extensions.filters.http.grpc_web.v3.grpc_web_pb2  # noqa: F401
 import envoy.extensions.filters.http.lua.v3.lua_pb2  # noqa: F401
@@ -98,11 +99,13 @@ def test_the_transcoder_serves_exactly_the_public_services_of_the_descriptor(boo
 
 def test_filters_run_in_the_order_the_gateway_relies_on(bootstrap):
     names = [f.name for f in _hcm(bootstrap).http_filters]
-    # Lua first: it marks REST requests before anything answers, and sees every answer last.
+    # Lua first: it marks REST requests before anything answers, and sees every answer last. The key
+    # check of a large body comes before the buffer that would hold it.
     assert names == [
         "envoy.filters.http.lua",
         "envoy.filters.http.cors",
         "envoy.filters.http.grpc_web",
+        "envoy.filters.http.ext_authz",
         "envoy.filters.http.buffer",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.router",

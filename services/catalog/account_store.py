@@ -71,6 +71,15 @@ class AccountStore:
             )
             return await cur.fetchone()
 
+    async def live_key_hash(self, key_hash: bytes) -> bytes | None:
+        """The stored digest of a key that is not revoked, or None; no token is taken."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT key_hash FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)
+            )
+            row = await cur.fetchone()
+            return None if row is None else bytes(row["key_hash"])
+
     async def list_projects(self) -> list[Row]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(f"SELECT {_PROJECT_COLUMNS} FROM projects ORDER BY created_at, id")

@@ -164,6 +164,14 @@ class Accounts:
             permanent_urls=row["permanent_urls"],
         )
 
+    async def recognize(self, api_key: str) -> None:
+        """Refuses a key that is not live, without taking a token of its rate: the gateway asks before it
+        holds a large body, and the call that follows takes the token as any call does."""
+        digest = hash_key(api_key)
+        stored = await self.store.live_key_hash(digest)
+        if stored is None or not hmac.compare_digest(stored, digest):
+            raise Unauthenticated(_NOT_VALID)
+
     def effective_rate(self, row: Row) -> tuple[float, int] | None:
         """The rate a key is held to, or None when it is unlimited."""
         if row["rate_per_second"] is not None:

@@ -20,7 +20,7 @@ from .metrics import read_gauges
 from .notifier import Notifier
 from .queue import JobQueue
 from .repository import Repository
-from .servicer import AccountServicer, CatalogInternalServicer, CatalogServicer
+from .servicer import AccountServicer, CatalogInternalServicer, CatalogServicer, GatewayCheckServicer
 
 log = logging.getLogger("imagegen.catalog")
 
@@ -57,6 +57,7 @@ async def create_server(config: CatalogConfig) -> tuple[grpc.aio.Server, int]:
     catalog_pb2_grpc.add_CatalogInternalServiceServicer_to_server(
         CatalogInternalServicer(catalog, accounts), server
     )
+    server.add_generic_rpc_handlers((GatewayCheckServicer(accounts).handler(),))
     port = lifecycle.finish_server(server, SERVICE_NAMES, config.host, config.port)
     gauges = metrics.LoopCollector(asyncio.get_running_loop(), lambda: read_gauges(catalog))
     metrics.REGISTRY.register(gauges)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import grpc
 from google.protobuf import empty_pb2, json_format, timestamp_pb2
-from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc, gateway_check_pb2
 
 from services.common.auth import bearer_key
 from services.common.comfy_workflow import whole_numbers
-from services.common.errors import DomainError
+from services.common.errors import HTTP_STATUS, RETRY_AFTER_KEY, DomainError
 
 from . import native_policy
 from .accounts import Accounts, Principal, check_max_outputs, held_to_key
@@ -690,4 +691,54 @@ class AccountServicer(catalog_pb2_grpc.AccountServiceServicer):
             ],
             totals=catalog_pb2.UsageCounts(**usage["totals"]),
             **{"from": usage["from"].isoformat()},
+        )
+
+
+# The service and method Envoy's ext_authz filter calls (envoy.service.auth.v3), answered with the
+# catalog's own mirror of its messages (gateway_check.proto).
+ENVOY_CHECK_SERVICE = "envoy.service.auth.v3.Authorization"
+
+
+def _refusal(refused: DomainError) -> gateway_check_pb2.GatewayCheckResponse:
+    check = gateway_check_pb2
+    retry = [(key, value) for key, value in refused.trailing_metadata() if key == RETRY_AFTER_KEY]
+    return check.GatewayCheckResponse(
+        status=check.GatewayCheckStatus(code=refused.code.value[0], message=refused.message),
+        denied_response=check.GatewayDeniedHttpResponse(
+            status=check.GatewayHttpStatus(code=HTTP_STATUS.get(refused.code, 500)),
+            headers=[
+                check.GatewayHeaderValueOption(header=check.GatewayHeaderValue(key=key, value=value))
+                for key, value in retry
+            ],
+            body=refused.message,
+        ),
+    )
+
+
+class GatewayCheckServicer:
+    """Envoy asks before it holds a large request body (envoy.yaml's ext_authz filter): a request whose
+    key is not live is refused there, so its body is never read. A request this lets through meets the
+    service's own checks, rate and permissions included, as any request does."""
+
+    def __init__(self, accounts: Accounts):
+        self.accounts = accounts
+
+    async def Check(self, request, context):
+        headers = request.attributes.request.http.headers
+        try:
+            await self.accounts.recognize(bearer_key(headers.items()))
+        except DomainError as refused:
+            return _refusal(refused)
+        return gateway_check_pb2.GatewayCheckResponse(status=gateway_check_pb2.GatewayCheckStatus(code=0))
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            ENVOY_CHECK_SERVICE,
+            {
+                "Check": grpc.unary_unary_rpc_method_handler(
+                    self.Check,
+                    request_deserializer=gateway_check_pb2.GatewayCheckRequest.FromString,
+                    response_serializer=gateway_check_pb2.GatewayCheckResponse.SerializeToString,
+                )
+            },
         )

@@ -15,12 +15,11 @@ import time
 from email import policy
 from email.parser import BytesParser
 
-import grpc
 from google.api import httpbody_pb2
 from imagegen.generator.v1 import generator_pb2_grpc
 
 from services.common.auth import bearer_key
-from services.common.errors import HTTP_STATUS_KEY, RETRY_AFTER_KEY, DomainError
+from services.common.errors import HTTP_STATUS, HTTP_STATUS_KEY, RETRY_AFTER_KEY, DomainError
 
 from ..clients import CatalogClient, StorageClient
 from ..config import GeneratorConfig
@@ -47,20 +46,6 @@ _JSON_TYPES = {str: "a string", int: "an integer"}
 # Files an edit may carry, by form field: the images edited and the mask.
 _IMAGE_FIELDS = ("image", "image[]")
 
-# gRPC code -> (HTTP status, OpenAI error type).
-_ERRORS = {
-    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
-    grpc.StatusCode.FAILED_PRECONDITION: (400, "invalid_request_error"),
-    grpc.StatusCode.OUT_OF_RANGE: (400, "invalid_request_error"),
-    grpc.StatusCode.UNAUTHENTICATED: (401, "invalid_request_error"),
-    grpc.StatusCode.PERMISSION_DENIED: (403, "invalid_request_error"),
-    grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
-    grpc.StatusCode.ALREADY_EXISTS: (409, "invalid_request_error"),
-    grpc.StatusCode.ABORTED: (409, "invalid_request_error"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "server_error"),
-    grpc.StatusCode.UNAVAILABLE: (503, "server_error"),
-}
 _CODES = {401: "invalid_api_key", 404: "model_not_found"}
 
 
@@ -80,7 +65,8 @@ class OpenAIError(Exception):
 
 
 def from_domain(exc: DomainError) -> OpenAIError:
-    status, kind = _ERRORS.get(exc.code, (500, "server_error"))
+    status = HTTP_STATUS.get(exc.code, 500)
+    kind = "rate_limit_error" if status == 429 else ""
     error = OpenAIError(status, exc.message, param=exc.field, kind=kind, code=_CODES.get(status))
     error.headers = [(k, v) for k, v in exc.trailing_metadata() if k == RETRY_AFTER_KEY]
     return error
