@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import re
@@ -73,6 +74,8 @@ class Generated:
     input_urls: list[str] = field(default_factory=list)
     # The signed URL of each variant, in `variant_keys(record)` order.
     variant_urls: list[str] = field(default_factory=list)
+    # Images' bytes by storage key, when this process's worker just stored them.
+    image_data: dict[str, bytes] = field(default_factory=dict)
 
 
 def variant_keys(record: catalog_pb2.GenerationRecord) -> list[str]:
@@ -305,8 +308,11 @@ class Generator:
                     finished = await asyncio.wait_for(asyncio.shield(here), timeout)
                 except TimeoutError:
                     raise DeadlineExceeded("the caller's deadline passed") from None
-                if finished is not None and finished.status in TERMINAL_STATUSES:
-                    return await self.signed(finished, timeout, just_stored=True, principal=principal)
+                if finished is not None and finished.record.status in TERMINAL_STATUSES:
+                    generated = await self.signed(
+                        finished.record, timeout, just_stored=True, principal=principal
+                    )
+                    return dataclasses.replace(generated, image_data=finished.image_data)
             async for update in self.catalog.watch_generation(
                 project_id, record.id, timeout, terminal_only=True
             ):

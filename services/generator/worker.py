@@ -81,6 +81,16 @@ def _target(server: catalog_pb2.ServerTarget) -> ServerTarget:
     )
 
 
+@dataclass(frozen=True)
+class Answered:
+    """A job this worker finished, for the caller in this process that waits for it."""
+
+    record: catalog_pb2.GenerationRecord
+    # Each image's bytes as just stored, by storage key: an answer carrying the bytes (OpenAI's
+    # b64_json, Recoup's) need not read them back from storage.
+    image_data: dict[str, bytes]
+
+
 class Worker:
     def __init__(
         self,
@@ -203,8 +213,9 @@ class Worker:
         self._slot_freed.set()
 
     def run_leased(self, job: catalog_pb2.Job) -> asyncio.Future:
-        """Runs a job leased at enqueue in the slot reserved for it. The future is its finished record,
-        or None when it did not finish here (retried elsewhere, failed, taken away): the catalog knows."""
+        """Runs a job leased at enqueue in the slot reserved for it. The future is its `Answered`
+        record, or None when it did not finish here (retried elsewhere, failed, taken away): the
+        catalog knows."""
         self._reserved -= 1
         generation_id = job.generation.id
         answer = asyncio.get_running_loop().create_future()
@@ -213,10 +224,10 @@ class Worker:
         self._running[generation_id] = asyncio.create_task(self._execute(job), name=generation_id)
         return answer
 
-    def _answer(self, generation_id: str, record: catalog_pb2.GenerationRecord | None) -> None:
+    def _answer(self, generation_id: str, answered: Answered | None) -> None:
         answer = self._answers.pop(generation_id, None)
         if answer is not None and not answer.done():
-            answer.set_result(record)
+            answer.set_result(answered)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -450,7 +461,11 @@ class Worker:
         )
         self._free_slot(generation.id)
         try:
-            self._answer(generation.id, await self._completions.submit(request))
+            finished = await self._completions.submit(request)
+            self._answer(
+                generation.id,
+                Answered(finished, {put.key: image.data for put, image in zip(stored, images, strict=True)}),
+            )
         except DomainError as exc:
             if exc.code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 # Cancelled, deleted, or answered by another worker first: its images stand, not ours.

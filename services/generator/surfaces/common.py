@@ -32,9 +32,11 @@ async def make_images(
     idempotency_key: str,
     timeout: float | None,
     public_url: str,
+    with_data: bool = True,
 ) -> tuple[Generated, list[MadeImage]]:
     """The key is authenticated in the enqueue itself (a publishable key held to its user there), and
-    images get permanent URLs where the key's project has them on."""
+    images get permanent URLs where the key's project has them on. With `with_data`, each image's
+    bytes too (b"" without): as this process's worker just stored them, or read back from storage."""
     generated = await generator.create_from(api_key, request, idempotency_key, timeout)
     permanent_base = public_url if generated.principal.permanent_urls else ""
     record = generated.record
@@ -42,8 +44,15 @@ async def make_images(
         raise FailedPrecondition(f"generation {record.id} was cancelled: {record.reason}")
     if record.status != "completed":
         raise Unavailable(f"generation {record.id} failed: {record.reason or 'no reason given'}")
+
+    async def read(key: str) -> bytes:
+        if not with_data:
+            return b""
+        held = generated.image_data.get(key)
+        return held if held is not None else await storage.read_all(key)
+
     try:
-        data = await asyncio.gather(*(storage.read_all(image.storage_key) for image in record.images))
+        data = await asyncio.gather(*(read(image.storage_key) for image in record.images))
     except DomainError as exc:
         raise Unavailable(f"generation {record.id}'s images could not be read: {exc.message}") from exc
     made = [

@@ -238,6 +238,7 @@ class OpenAIImagesServicer(generator_pb2_grpc.OpenAIImagesServiceServicer):
             idempotency_key,
             context.time_remaining(),
             self.config.public_url,
+            with_data=body["response_format"] == "b64_json",
         )
         if body["response_format"] == "b64_json":
             data = [
