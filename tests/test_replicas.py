@@ -138,15 +138,19 @@ def test_a_replica_of_each_service_killed_mid_load_loses_and_repeats_nothing(clu
     platform, _, fake, s3 = cluster
     api = rest_client(platform, KEY)
 
-    # Held open before the kills, each on the first generator, whose calls alternate between catalogs.
+    # Held open before the kills on the first generator, whose calls alternate between the catalogs
+    # (round robin, interleaved with its worker's own calls): with four watches of each generation,
+    # some are all but certain to be on the catalog killed.
     watched = [
         _until_acknowledged(api, _body(f"a watched room {n}", USERS[0], "slow-gpu"), {"X-Async": "true"})[
             "id"
         ]
         for n in range(6)
     ]
-    seen: dict[str, list] = {generation_id: [] for generation_id in watched}
-    watchers = [threading.Thread(target=_watch, args=(platform, i, seen[i])) for i in watched]
+    seen: dict[tuple[str, int], list] = {(i, copy): [] for i in watched for copy in range(4)}
+    watchers = [
+        threading.Thread(target=_watch, args=(platform, i, statuses)) for (i, _), statuses in seen.items()
+    ]
     for watcher in watchers:
         watcher.start()
 
@@ -209,7 +213,7 @@ def test_a_replica_of_each_service_killed_mid_load_loses_and_repeats_nothing(clu
 
     # Each watch went on to `completed` (a job the killed generator ran shows `pending` again, as it
     # was); some of them lost their catalog and carried on through the other.
-    for generation_id, statuses in seen.items():
+    for (generation_id, _), statuses in seen.items():
         assert statuses and statuses[-1] == "completed" and statuses.count("completed") == 1, (
             generation_id,
             statuses,
