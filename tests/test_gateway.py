@@ -145,13 +145,20 @@ def test_a_body_over_the_limit_is_413_json_and_reaches_no_service(api, platform,
     assert just_under.status_code == 400 and "prompt" in just_under.json()["message"], "the service decides"
 
 
-def _answer_before_the_body(platform, key: str, framing: str, wait: float = 5.0) -> bytes:
+def _answer_before_the_body(
+    platform,
+    key: str,
+    framing: str,
+    wait: float = 5.0,
+    path: str = "/api/images/generations",
+    content_type: str = "application/json",
+) -> bytes:
     """Sends a create's headers declaring a large body (`framing`: a Content-Length or chunked) and none
     of the body, and reads what Envoy answers meanwhile (b"" if nothing came within `wait` seconds)."""
     host, port = platform.gateway_url.removeprefix("http://").rsplit(":", 1)
     head = (
-        f"POST /api/images/generations HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: {content_type}\r\n{framing}\r\n\r\n"
     )
     with socket.create_connection((host, int(port)), timeout=wait) as conn:
         conn.sendall(head.encode())
@@ -178,6 +185,19 @@ def test_a_large_body_with_a_bad_key_is_refused_before_it_is_read(platform, fram
     assert head.startswith(b"HTTP/1.1 401"), answered[:200]
     assert json.loads(body)["code"] == 16 and "not valid" in json.loads(body)["message"]
     assert b"x-imagegen-local-reply" not in head.lower()
+
+
+def test_a_large_grpc_web_message_with_a_bad_key_is_refused_unread_with_a_grpc_status(platform):
+    answered = _answer_before_the_body(
+        platform,
+        "sk_no_such_key",
+        "Content-Length: 2097152",
+        path="/imagegen.generator.v1.GeneratorService/CreateGeneration",
+        content_type="application/grpc-web+proto",
+    )
+    # As Envoy answers gRPC-Web calls itself: the HTTP status (401) and the gRPC one agree.
+    head = answered.partition(b"\r\n\r\n")[0].lower()
+    assert b"grpc-status: 16" in head and b"content-type: application/grpc-web" in head, answered[:300]
 
 
 def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(platform):
