@@ -4,15 +4,18 @@ what a deployment fills in (gateway/proxy.py) is only its settings. No process i
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 
 import envoy.extensions.access_loggers.file.v3.file_pb2  # noqa: F401  (registers @type)
+import envoy.extensions.common.matching.v3.extension_matcher_pb2 as extension_matcher_pb2
+import envoy.extensions.filters.common.matcher.action.v3.skip_action_pb2  # noqa: F401
 import envoy.extensions.filters.http.buffer.v3.buffer_pb2 as buffer_pb2
 import envoy.extensions.filters.http.cors.v3.cors_pb2  # noqa: F401
 import envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2  # noqa: F401
 import envoy.extensions.filters.http.grpc_json_transcoder.v3.transcoder_pb2 as transcoder_pb2
 import envoy.extensions.filters.http.grpc_web.v3.grpc_web_pb2  # noqa: F401
-import envoy.extensions.filters.http.lua.v3.lua_pb2  # noqa: F401
+import envoy.extensions.filters.http.lua.v3.lua_pb2 as lua_pb2
 import envoy.extensions.filters.http.router.v3.router_pb2  # noqa: F401
 import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 as hcm_pb2
 import envoy.extensions.resource_monitors.fixed_heap.v3.fixed_heap_pb2  # noqa: F401
@@ -23,6 +26,7 @@ import yaml
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.route.v3 import route_components_pb2  # noqa: F401  (FilterConfig)
 from envoy.config.trace.v3 import opentelemetry_pb2
+from envoy.type.matcher.v3 import http_inputs_pb2  # noqa: F401  (the buffer's matcher inputs)
 from google.protobuf import descriptor_pb2, json_format
 
 from gateway import proxy
@@ -110,11 +114,35 @@ def test_filters_run_in_the_order_the_gateway_relies_on(bootstrap):
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.router",
     ]
-    limit = _filter(bootstrap, "envoy.filters.http.buffer", buffer_pb2.Buffer()).max_request_bytes.value
+    # One limit: the Lua filter's for declared lengths (on the REST route), the buffer's for chunked
+    # bodies, the transcoder's behind both.
+    wrapped = _filter(bootstrap, "envoy.filters.http.buffer", extension_matcher_pb2.ExtensionWithMatcher())
+    buffer = buffer_pb2.Buffer()
+    assert wrapped.extension_config.typed_config.Unpack(buffer)
     transcoder = _filter(
         bootstrap, "envoy.filters.http.grpc_json_transcoder", transcoder_pb2.GrpcJsonTranscoder()
     )
-    assert limit == transcoder.max_request_body_size.value == 12 * 1024 * 1024
+    (virtual_host,) = _hcm(bootstrap).route_config.virtual_hosts
+    declared = virtual_host.routes[-1].metadata.filter_metadata["envoy.filters.http.lua"]["max_body_bytes"]
+    limits = {buffer.max_request_bytes.value, transcoder.max_request_body_size.value, declared}
+    assert limits == {12 * 1024 * 1024}
+
+
+def test_grpc_calls_that_carry_bodies_are_the_ones_checked_before_they_are_read(bootstrap):
+    """The Lua filter's list of methods whose gRPC calls ask for the key first: every public method
+    that takes a raw body (google.api.HttpBody) and the two typed creates, whose inputs carry images."""
+    lua = _filter(bootstrap, "envoy.filters.http.lua", lua_pb2.Lua()).default_source_code.inline_string
+    listed = set(re.findall(r'\["(/[^"]+)"\] = true', lua))
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
+    carrying = {
+        f"/{file.package}.{service.name}/{method.name}"
+        for file in files.file
+        for service in file.service
+        if f"{file.package}.{service.name}" in TRANSCODED_SERVICES
+        for method in service.method
+        if method.input_type == ".google.api.HttpBody" or method.name in ("CreateGeneration", "GenerateImage")
+    }
+    assert listed == carrying
 
 
 def test_every_public_service_routes_to_its_own_http2_cluster_with_its_deadline(bootstrap):
