@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import socket
@@ -236,6 +237,15 @@ def test_a_grpc_create_with_a_bad_key_never_reaches_the_generator(platform):
     assert "not valid" in refused.value.details()
     (logged,) = _log_entries(platform.log_dir / "gateway-access.log", requestId=request_id)
     assert logged["upstreamHost"] is None, "the generator never saw the message"
+
+
+def test_a_create_near_the_limit_is_answered_with_its_request(api):
+    """A generation answers with its request (`requestBody`), so its answer is larger than the body: an
+    11 MiB create was refused with gRPC's 16 MiB send limit (code 8, which REST saw as 429)."""
+    body = b'{"prompt": "a large create", "width": 64, "height": 64' + b" " * (11 * 2**20) + b"}"
+    answer = api("POST", "/api/images/generations", data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200 and answer.json()["status"] == "completed", answer.text[:300]
+    assert base64.b64decode(answer.json()["requestBody"]) == body
 
 
 def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(platform):

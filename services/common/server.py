@@ -23,12 +23,13 @@ from .interceptors import ErrorAndContextInterceptor
 
 log = logging.getLogger("imagegen.server")
 
-# Unbounded default message sizes would let one client pin a service's memory.
+# Unbounded default message sizes would let one client pin a service's memory: a service takes
+# messages up to this size from its callers (Envoy lets REST bodies of 12 MiB through).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-]
+# What a service answers may be larger: a generation carries its request twice (the model server's
+# `input` and the app's `requestBody`), so a 12 MiB create answers with more than 24 MB. The services'
+# channels to each other take answers of that size.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 # Calls between services spread over every replica a target names, and one that a replica could not take
 # (stopped, killed, restarting: UNAVAILABLE before any answer) is sent again, to another replica when
@@ -53,10 +54,18 @@ SERVICE_CONFIG = json.dumps(
         ],
     }
 )
-CLIENT_CHANNEL_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.service_config", SERVICE_CONFIG)]
+CLIENT_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_ANSWER_BYTES),
+    ("grpc.service_config", SERVICE_CONFIG),
+]
 # Clients resolve a name once and keep their connections: a connection a server closes after five
 # minutes (calls in flight finish first) makes them resolve again, so replicas added since get calls.
-SERVER_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.max_connection_age_ms", 5 * 60 * 1000)]
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_ANSWER_BYTES),
+    ("grpc.max_connection_age_ms", 5 * 60 * 1000),
+]
 
 _on_stop: weakref.WeakKeyDictionary[grpc.aio.Server, list[Callable[[], Awaitable[None]]]] = (
     weakref.WeakKeyDictionary()
