@@ -94,6 +94,8 @@ async def wait_for(event: asyncio.Event, timeout: float) -> bool:
         event.clear()
 
 
-async def notify(conn: psycopg.AsyncConnection, channel: str, payload: str = "") -> None:
-    """Postgres delivers it at commit, to every catalog listening."""
-    await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+async def notify(conn: psycopg.AsyncConnection, channel: str, payload: str = "", when: str = "") -> None:
+    """Postgres delivers it at commit, to every catalog listening; with `when` (an SQL condition), only
+    if that holds."""
+    condition = f" WHERE {when}" if when else ""
+    await conn.execute(f"SELECT pg_notify(%s, %s){condition}", (channel, payload))

@@ -135,19 +135,21 @@ class JobQueue:
         inputs: list[catalog_pb2.InputImageRecord] | tuple,
         request_body: bytes,
     ) -> tuple[str, Row | None]:
-        async with self.pool.connection() as conn, conn.transaction():
+        # Pipelined: statements go out as they are made and the connection waits only where an answer
+        # is needed (the model, then the servers to lease on), so an enqueue is four round trips.
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             if idempotency is not None:
                 outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
                 if outcome is not None:
                     return outcome
-            given = sum(1 for image in inputs if not image.pointer and image.role == "image")
-            quota_day, charged = await self._charge(conn, project_id, spec, given)
-            cur = await conn.execute(
+            recent_cur = await conn.execute(
                 "SELECT count(*) AS n FROM generations WHERE project_id = %s AND end_user = %s"
                 " AND created_at > clock_timestamp() - interval '24 hours'",
                 (project_id, spec.user),
             )
-            recent = (await cur.fetchone())["n"]
+            given = sum(1 for image in inputs if not image.pointer and image.role == "image")
+            quota_day, charged = await self._charge(conn, project_id, spec, given)
+            recent = (await recent_cur.fetchone())["n"]
             values = {
                 **spec_values(spec),
                 "id": generation_id,
@@ -164,37 +166,27 @@ class JobQueue:
             }
             columns = ", ".join(values)
             placeholders = ", ".join(f"%({column})s" for column in values)
-            cur = await conn.execute(
+            generation_cur = await conn.execute(
                 f"INSERT INTO generations ({columns}) VALUES ({placeholders}) RETURNING {GENERATION_COLUMNS}",
                 values,
             )
-            row = await cur.fetchone()
             await conn.execute(
                 "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline)"
                 " VALUES (%s, %s, %s, 'queued', %s, %s)",
                 (generation_id, project_id, charged["model_id"], score(recent), deadline),
             )
-            row["images"] = []
-            row["job"] = None
-            if lease_to is not None and not await self._others_waiting(
-                conn, charged["model_id"], generation_id
-            ):
+            leased = []
+            if lease_to is not None:
                 job = QueuedJob(generation_id, charged["model_id"], None)
-                for leased in await self._lease(conn, lease_to[0], [job], lease_to[1]):
-                    row = {**leased["generation"], "job": leased}
-            if row["job"] is None:
+                # Only while no other job of the model is ready and queued: then the queue's order
+                # decides, not who asked last.
+                leased = await self._lease(conn, lease_to[0], [job], lease_to[1], first_in_line=True)
+            if not leased:
                 await notify(conn, "imagegen_jobs")
-            return "created", row
-
-    async def _others_waiting(self, conn: AsyncConnection, model_id: str, generation_id: str) -> bool:
-        """Whether another job of the model is ready and queued: then the queue's order decides, not who
-        asked last."""
-        cur = await conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE model_id = %s AND state = 'queued'"
-            " AND run_after <= clock_timestamp() AND generation_id <> %s) AS waiting",
-            (model_id, generation_id),
-        )
-        return (await cur.fetchone())["waiting"]
+                row = await generation_cur.fetchone()
+                return "created", {**row, "images": [], "job": None}
+            (lease,) = leased
+            return "created", {**lease["generation"], "job": lease}
 
     async def _charge(
         self, conn: AsyncConnection, project_id: str, spec: catalog_pb2.GenerationSpec, images_given: int = 0
@@ -254,7 +246,7 @@ class JobQueue:
     # -- claim and lease ---------------------------------------------------------------------------
 
     async def claim(self, worker_id: str, max_jobs: int, lease_seconds: float) -> list[Row]:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             cur = await conn.execute(_READY_JOBS, (max_jobs,))
             candidates = [
                 QueuedJob(r["generation_id"], r["model_id"], r["last_server_id"])
@@ -263,12 +255,24 @@ class JobQueue:
             return await self._lease(conn, worker_id, candidates, lease_seconds)
 
     async def _lease(
-        self, conn: AsyncConnection, worker_id: str, candidates: list[QueuedJob], lease_seconds: float
+        self,
+        conn: AsyncConnection,
+        worker_id: str,
+        candidates: list[QueuedJob],
+        lease_seconds: float,
+        first_in_line: bool = False,
     ) -> list[Row]:
-        """Leases what the candidates' servers have room for to the worker, in the caller's transaction."""
+        """Leases what the candidates' servers have room for to the worker, in the caller's transaction.
+        With `first_in_line`, a model with another job ready in the queue leases nothing."""
         if not candidates:
             return []
         model_ids = sorted({job.model_id for job in candidates})
+        others_first = (
+            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.model_id = s.model_id AND j.state = 'queued'"
+            "   AND j.run_after <= clock_timestamp() AND j.generation_id <> ALL(%(candidates)s))"
+            if first_in_line
+            else ""
+        )
         # Pipelined: one round trip. The count runs after the locks, so it sees every claim that
         # committed before them.
         async with conn.pipeline():
@@ -277,8 +281,9 @@ class JobQueue:
                 "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key, s.private_ok,"
                 " m.provider, m.upstream_model, m.content_credentials, m.max_outputs_per_image, m.comfyui"
                 " FROM model_servers s JOIN models m ON m.id = s.model_id"
-                " WHERE s.model_id = ANY(%s) AND s.benched_until IS NULL ORDER BY s.id FOR UPDATE OF s",
-                (model_ids,),
+                f" WHERE s.model_id = ANY(%(models)s) AND s.benched_until IS NULL{others_first}"
+                " ORDER BY s.id FOR UPDATE OF s",
+                {"models": model_ids, "candidates": [job.generation_id for job in candidates]},
             )
             running_cur = await conn.execute(
                 "SELECT server_id, count(*) AS running FROM jobs WHERE state = 'running'"
@@ -470,7 +475,7 @@ class JobQueue:
     async def complete(self, completions: list[Outcome]) -> tuple[dict[str, Row], dict[str, str]]:
         """Records completed jobs in one transaction. Answers the rows recorded, and for the rest the
         status they already had ("" for a generation that does not exist)."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             recorded = await self.repo.finish_many(conn, completions)
             servers = sorted(
                 {c.server_id for c in completions if c.generation_id in recorded and c.server_id}

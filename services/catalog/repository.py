@@ -335,8 +335,10 @@ class Repository:
             await conn.execute(
                 "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (list(finished),)
             )
-            # A finished job frees a server slot that a queued job may be waiting for.
-            await notify(conn, "imagegen_jobs")
+            # A finished job frees a server slot, which only a queued job can be waiting for. (A job
+            # queued by a transaction this one cannot see yet notifies itself; claimers look again
+            # every half second in any case.)
+            await notify(conn, "imagegen_jobs", when="EXISTS (SELECT 1 FROM jobs WHERE state = 'queued')")
         if archived:
             await queue_archives(conn, archived)
         return finished
