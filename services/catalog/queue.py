@@ -180,7 +180,7 @@ class JobQueue:
                 job = QueuedJob(generation_id, charged["model_id"], None)
                 # Only while no other job of the model is ready and queued: then the queue's order
                 # decides, not who asked last.
-                leased = await self._lease(conn, lease_to[0], [job], lease_to[1], first_in_line=True)
+                leased = await self._lease(conn, lease_to[0], [job], lease_to[1], at_enqueue=True)
             if not leased:
                 await notify(conn, "imagegen_jobs")
                 row = await generation_cur.fetchone()
@@ -260,17 +260,18 @@ class JobQueue:
         worker_id: str,
         candidates: list[QueuedJob],
         lease_seconds: float,
-        first_in_line: bool = False,
+        at_enqueue: bool = False,
     ) -> list[Row]:
         """Leases what the candidates' servers have room for to the worker, in the caller's transaction.
-        With `first_in_line`, a model with another job ready in the queue leases nothing."""
+        `at_enqueue`, in the transaction that queues the candidates: a model with another job ready in
+        the queue leases nothing, and no one can be watching the candidates yet."""
         if not candidates:
             return []
         model_ids = sorted({job.model_id for job in candidates})
         others_first = (
             " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.model_id = s.model_id AND j.state = 'queued'"
             "   AND j.run_after <= clock_timestamp() AND j.generation_id <> ALL(%(candidates)s))"
-            if first_in_line
+            if at_enqueue
             else ""
         )
         # Pipelined: one round trip. The count runs after the locks, so it sees every claim that
@@ -323,9 +324,10 @@ class JobQueue:
                 f" RETURNING {qualified_columns('g')}",
                 (ids, server_ids),
             )
-            await conn.execute(
-                "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (ids,)
-            )
+            if not at_enqueue:
+                await conn.execute(
+                    "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (ids,)
+                )
         leases = {row["generation_id"]: row for row in await leases_cur.fetchall()}
         generations = {row["id"]: row for row in await generations_cur.fetchall()}
         await queue_deliveries(conn, generations.values(), "start")

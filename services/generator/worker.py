@@ -51,8 +51,11 @@ log = logging.getLogger("imagegen.generator.worker")
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    # Jobs this worker runs at once.
-    slots: int = 8
+    # Jobs this worker runs at once. A job mostly waits on its model server (whose own limit is the
+    # server's max_concurrency), and a sync caller's job runs where the caller waits only while a slot
+    # is free: with 8, sixteen sync callers sent half their jobs through the queue and a watch
+    # (make bench, c=16: 99 req/s at 17.3 CPU ms per generation, against 127 at 13.8 with 32).
+    slots: int = 32
     lease_seconds: float = 15.0
     heartbeat_seconds: float = 1.0
     # The longest a model server gets for one job with no caller deadline.
