@@ -12,6 +12,7 @@ import pytest
 from imagegen.catalog.v1 import catalog_pb2
 
 from services.catalog.domain import QueuePolicy
+from services.common.ids import new_id
 from tests.conftest import create_project
 from tests.test_catalog import KEY_A, KEY_B, _claim, _create, _image, catalog
 
@@ -270,6 +271,74 @@ def test_cancel_watch_and_renew(database_url):
             assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     asyncio.run(scenario())
+
+
+def test_an_enqueue_sent_again_with_its_id_answers_the_first_and_leases_at_enqueue_only_in_line(database_url):
+    """A caller that lost the answer sends the same enqueue again: it gets what the first committed, and
+    the lease the first took for its worker goes back to the queue. A lease at enqueue is taken only
+    while no other job of the model waits."""
+    project_id, _ = create_project(database_url)
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            lease = {"claim_for_worker": "wrk_sync", "lease_seconds": 30.0}
+            generation_id = new_id("generation")
+            again_request = _create(project_id, generation_id=generation_id, **lease)
+            first = await internal.EnqueueGeneration(again_request)
+            assert first.HasField("job") and first.generation.status == "processing"
+            again = await internal.EnqueueGeneration(again_request)
+            assert again.replayed and again.generation.id == first.generation.id
+            assert not again.HasField("job")
+            # The first lease went back: another worker claims the job.
+            (claimed,) = await _claim(internal, worker="wrk_other")
+            assert claimed.generation.id == generation_id
+            # A job waiting in the queue comes first: the next sync enqueue is not leased past it.
+            waiting = await internal.EnqueueGeneration(_create(project_id))
+            assert not waiting.HasField("job")
+            behind = await internal.EnqueueGeneration(_create(project_id, **lease))
+            assert not behind.HasField("job") and behind.generation.status == "pending"
+            (next_claimed,) = await _claim(internal, worker="wrk_other")
+            assert next_claimed.generation.id == waiting.generation.id
+
+    asyncio.run(scenario())
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM generations").fetchone()[0] == 3
+
+
+def test_a_finished_job_wakes_claimers_only_when_a_job_waits(database_url):
+    """Every idle worker's claim wakes on `imagegen_jobs`: a completion that frees a slot nobody is
+    waiting for must not wake them all for nothing, and one that a queued job waits for must."""
+    project_id, _ = create_project(database_url)
+
+    def notified(listener: psycopg.Connection) -> int:
+        return sum(1 for _ in listener.notifies(timeout=0.5, stop_after=1))
+
+    async def scenario(listener: psycopg.Connection):
+        async with catalog(database_url) as (internal, _):
+
+            async def run_one():
+                enqueued = await internal.EnqueueGeneration(_create(project_id))
+                notified(listener)  # the enqueue's own wake-up
+                (job,) = await _claim(internal)
+                assert job.generation.id == enqueued.generation.id
+                return job
+
+            job = await run_one()
+            await internal.CompleteJob(
+                catalog_pb2.CompleteJobRequest(generation_id=job.generation.id, images=[_image(KEY_A)])
+            )
+            assert notified(listener) == 0, "a completion woke the claimers with nothing queued"
+            job = await run_one()
+            await internal.EnqueueGeneration(_create(project_id))
+            notified(listener)
+            await internal.CompleteJob(
+                catalog_pb2.CompleteJobRequest(generation_id=job.generation.id, images=[_image(KEY_B)])
+            )
+            assert notified(listener) == 1, "a completion left a queued job's claimers asleep"
+
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN imagegen_jobs")
+        asyncio.run(scenario(listener))
 
 
 def test_idempotency_keys_replay_the_first_generation_and_refuse_a_different_body(database_url):
