@@ -12,6 +12,7 @@ import pytest
 from imagegen.catalog.v1 import catalog_pb2
 
 from services.catalog.domain import QueuePolicy
+from services.catalog.queue import RECENT_REQUESTS
 from services.common.ids import new_id
 from tests.conftest import create_project
 from tests.test_catalog import KEY_A, KEY_B, _claim, _create, _image, catalog
@@ -339,6 +340,51 @@ def test_a_finished_job_wakes_claimers_only_when_a_job_waits(database_url):
     with psycopg.connect(database_url, autocommit=True) as listener:
         listener.execute("LISTEN imagegen_jobs")
         asyncio.run(scenario(listener))
+
+
+def test_a_busy_users_recent_requests_are_counted_only_as_far_as_a_score_tells_apart(database_url):
+    """Scores need a user's requests of the last 24 hours only up to the thresholds: an enqueue for a
+    user with thousands reads a handful of index entries, not thousands (8 ms per enqueue at 50,000)."""
+    project_id, _ = create_project(database_url)
+    policy = QueuePolicy()
+    limit = policy.priorities.counted_up_to
+    assert limit > max(policy.priorities.medium_daily_threshold, policy.priorities.low_daily_threshold)
+
+    async def enqueue(internal, priority: str):
+        return await internal.EnqueueGeneration(_create(project_id, user="busy", priority=priority))
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            await enqueue(internal, "low")
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO generations SELECT (jsonb_populate_record(g,"
+                    "   jsonb_build_object('id', g.id || '_' || i))).* FROM generations g,"
+                    "   generate_series(1, 3000) i WHERE g.end_user = 'busy'"
+                )
+                (plan,) = conn.execute(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) {RECENT_REQUESTS}", (project_id, "busy", limit)
+                ).fetchone()
+                (counted,) = conn.execute(RECENT_REQUESTS, (project_id, "busy", limit)).fetchone()
+
+            def rows_read(node) -> list[int]:
+                below = (n for child in node.get("Plans", []) for n in rows_read(child))
+                return [node["Actual Rows"], *below]
+
+            assert max(rows_read(plan[0]["Plan"])) <= limit, "every recent request was read"
+            assert counted == limit
+            return [await enqueue(internal, priority) for priority in ("low", "medium", "high")]
+
+    answers = asyncio.run(scenario())
+    with psycopg.connect(database_url) as conn:
+        scores = dict(
+            conn.execute(
+                "SELECT generation_id, score FROM jobs WHERE generation_id = ANY(%s)",
+                ([a.generation.id for a in answers],),
+            ).fetchall()
+        )
+    # Past both thresholds: low and medium drop to their lower scores.
+    assert [scores[a.generation.id] for a in answers] == [1, 50, 100]
 
 
 def test_idempotency_keys_replay_the_first_generation_and_refuse_a_different_body(database_url):

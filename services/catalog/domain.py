@@ -321,7 +321,7 @@ class Catalog:
             lambda: self.queue.enqueue(
                 project_id,
                 spec,
-                lambda recent: self.policy.priorities.score(spec.priority, recent),
+                self.policy.priorities,
                 (idempotency_key, request_hash) if idempotency_key else None,
                 deadline,
                 lease_to if lease_to and lease_to[1] > 0 else None,

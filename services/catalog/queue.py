@@ -8,7 +8,6 @@ every catalog and worker.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from imagegen.catalog.v1 import catalog_pb2
 from psycopg import AsyncConnection, errors
@@ -23,7 +22,7 @@ from .account_store import AccountStore
 from .notifier import notify
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, inputs_value, qualified_columns, spec_values
 from .repository import Outcome, Repository, Row
-from .scheduling import QueuedJob, Server, assign_servers
+from .scheduling import PriorityPolicy, QueuedJob, Server, assign_servers
 from .webhook_outbox import queue_deliveries, queue_progress_deliveries
 
 _READY_JOBS = (
@@ -41,6 +40,11 @@ _READY_JOBS = (
     " LIMIT %s FOR UPDATE OF j SKIP LOCKED"
 )
 
+# A user's requests in the last 24 hours, counted up to a limit (the scores' `counted_up_to`).
+RECENT_REQUESTS = (
+    "SELECT count(*) AS n FROM (SELECT 1 FROM generations WHERE project_id = %s AND end_user = %s"
+    " AND created_at > clock_timestamp() - interval '24 hours' LIMIT %s) recent"
+)
 
 # Advisory lock key for refresh_statistics; any constant that no other lock in the database uses.
 _ANALYZE_LOCK = 0x696D6167_0001
@@ -71,7 +75,7 @@ class JobQueue:
         self,
         project_id: str,
         spec: catalog_pb2.GenerationSpec,
-        score: Callable[[int], int],
+        priorities: PriorityPolicy,
         idempotency: tuple[str, bytes] | None,
         deadline: dt.datetime | None,
         lease_to: tuple[str, float] | None = None,
@@ -97,7 +101,15 @@ class JobQueue:
         generation_id = generation_id or new_id("generation")
         try:
             return await self._enqueue(
-                generation_id, project_id, spec, score, idempotency, deadline, lease_to, inputs, request_body
+                generation_id,
+                project_id,
+                spec,
+                priorities,
+                idempotency,
+                deadline,
+                lease_to,
+                inputs,
+                request_body,
             )
         except errors.UniqueViolation as exc:
             if not repeatable or exc.diag.constraint_name != "generations_pkey":
@@ -128,7 +140,7 @@ class JobQueue:
         generation_id: str,
         project_id: str,
         spec: catalog_pb2.GenerationSpec,
-        score: Callable[[int], int],
+        priorities: PriorityPolicy,
         idempotency: tuple[str, bytes] | None,
         deadline: dt.datetime | None,
         lease_to: tuple[str, float] | None,
@@ -143,13 +155,11 @@ class JobQueue:
                 if outcome is not None:
                     return outcome
             recent_cur = await conn.execute(
-                "SELECT count(*) AS n FROM generations WHERE project_id = %s AND end_user = %s"
-                " AND created_at > clock_timestamp() - interval '24 hours'",
-                (project_id, spec.user),
+                RECENT_REQUESTS, (project_id, spec.user, priorities.counted_up_to)
             )
             given = sum(1 for image in inputs if not image.pointer and image.role == "image")
             quota_day, charged = await self._charge(conn, project_id, spec, given)
-            recent = (await recent_cur.fetchone())["n"]
+            score = priorities.score(spec.priority, (await recent_cur.fetchone())["n"])
             values = {
                 **spec_values(spec),
                 "id": generation_id,
@@ -173,7 +183,7 @@ class JobQueue:
             await conn.execute(
                 "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline)"
                 " VALUES (%s, %s, %s, 'queued', %s, %s)",
-                (generation_id, project_id, charged["model_id"], score(recent), deadline),
+                (generation_id, project_id, charged["model_id"], score, deadline),
             )
             leased = []
             if lease_to is not None:

@@ -13,6 +13,12 @@ class PriorityPolicy:
     medium_daily_threshold: int = 10
     low_daily_threshold: int = 5
 
+    @property
+    def counted_up_to(self) -> int:
+        """No score tells apart counts above this, so a user's recent requests are counted only this
+        far: the count costs the same for a user with a million requests a day."""
+        return max(self.medium_daily_threshold, self.low_daily_threshold) + 1
+
     def score(self, priority: str, requests_last_24h: int) -> int:
         if priority == "high":
             return 100
