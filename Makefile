@@ -17,7 +17,7 @@ TS_TOOLS := clients/ts/node_modules/.installed
 # KEDA's CRD schemas, compiled to validators (@kubernetes-models/keda, pinned), for the manifests' test.
 KUBE_TOOLS := tests/kubernetes/node_modules/.installed
 
-.PHONY: run test test-fast protos lint format bench bench-peer up down clean screenshots
+.PHONY: run test test-fast protos lint format bench bench-peer bench-compare up down clean screenshots
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -96,6 +96,10 @@ bench: $(STAMP)
 # imagegen next to LiteLLM proxy (installed, pinned, into build/peer-venv on first use), one run.
 bench-peer: $(STAMP)
 	$(PY) -m bench.peer $(BENCH_PEER_ARGS)
+
+# Two revisions side by side, load alternating between them: make bench-compare BASE=main~3 [OTHER=main]
+bench-compare: $(STAMP)
+	$(PY) -m bench.compare $(BASE) $(OTHER)
 
 up:
 	docker compose up --build -d --wait

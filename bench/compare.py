@@ -1,0 +1,138 @@
+"""Two versions of the platform side by side: `python -m bench.compare BASE [OTHER]`.
+
+BASE and OTHER are git revisions (OTHER defaults to the working tree). Each is checked out in its own
+worktree under build/compare and started as `make bench` starts the platform (bench/harness.py), both at
+once. The load then alternates between them in short slices, round after round, so a machine whose speed
+drifts (a shared VM's does, by a third within minutes) slows both sides alike; figures from two separate
+runs do not compare. Prints, per concurrency, each side's requests/s, p50/p99 and CPU milliseconds per
+generation by process, and OTHER's CPU and requests/s as a ratio of BASE's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .rest_sync import _load, _percentile, _platform_cpu_seconds
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+WORKTREES = ROOT / "build" / "compare"
+# Runs in the side's own checkout, so each side starts its own code the way its own benchmarks do.
+_SERVE = """
+import json, sys
+from bench.harness import benched_platform
+with benched_platform() as benched:
+    print(json.dumps({"url": benched.platform.gateway_url, "key": benched.key, "pids": benched.pids()}))
+    sys.stdout.flush()
+    sys.stdin.read()
+"""
+
+
+@dataclass
+class Side:
+    name: str
+    tree: pathlib.Path
+    url: str = ""
+    key: str = ""
+    pids: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Tally:
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+def _worktree(revision: str) -> pathlib.Path:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    tree = WORKTREES / commit[:12]
+    if not tree.exists():
+        WORKTREES.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True)
+    return tree
+
+
+@contextlib.contextmanager
+def _started(side: Side) -> Iterator[Side]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["gen/python", "."])}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVE],
+        cwd=side.tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{side.name}: the platform did not start (its output is above)")
+        started = json.loads(line)
+        side.url = started["url"] + "/api/images/generations"
+        side.key, side.pids = started["key"], started["pids"]
+        yield side
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
+
+
+def _slice(side: Side, concurrency: int, seconds: float, tally: Tally) -> None:
+    before = {name: _platform_cpu_seconds([pid]) for name, pid in side.pids.items()}
+    started = time.perf_counter()
+    latencies, _ = asyncio.run(_load(side.url, side.key, concurrency, seconds))
+    tally.seconds += time.perf_counter() - started
+    tally.latencies += latencies
+    for name, pid in side.pids.items():
+        tally.cpu[name] = tally.cpu.get(name, 0.0) + _platform_cpu_seconds([pid]) - before[name]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("base", help="a git revision")
+    parser.add_argument("other", nargs="?", help="a git revision; the working tree if left out")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of one slice")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args()
+    sides = [Side(args.base, _worktree(args.base))]
+    sides.append(Side(args.other, _worktree(args.other)) if args.other else Side("working tree", ROOT))
+    tallies = {(side.name, c): Tally() for side in sides for c in args.concurrency}
+    with contextlib.ExitStack() as stack:
+        for side in sides:
+            stack.enter_context(_started(side))
+            asyncio.run(_load(side.url, side.key, 4, 2.0))  # warm-up
+        for round_ in range(args.rounds):
+            for concurrency in args.concurrency:
+                for side in sides if round_ % 2 == 0 else sides[::-1]:
+                    _slice(side, concurrency, args.seconds, tallies[(side.name, concurrency)])
+    print(f"{args.rounds} rounds of {args.seconds:.0f}s slices per side and concurrency, alternating")
+    for concurrency in args.concurrency:
+        rows = []
+        for side in sides:
+            tally = tallies[(side.name, concurrency)]
+            count = max(len(tally.latencies), 1)
+            by_process = {name: seconds * 1000 / count for name, seconds in tally.cpu.items()}
+            rows.append((side, tally, len(tally.latencies) / tally.seconds, sum(by_process.values())))
+            print(
+                f"c={concurrency:<3} {side.name[:24]:24} {rows[-1][2]:7.1f} req/s"
+                f"  p50 {_percentile(tally.latencies, 0.5) * 1000:6.1f} ms"
+                f"  p99 {_percentile(tally.latencies, 0.99) * 1000:6.1f} ms"
+                f"  {rows[-1][3]:6.2f} CPU ms/gen  "
+                + " ".join(f"{name} {ms:.2f}" for name, ms in by_process.items())
+            )
+        (_, _, base_rate, base_cpu), (_, _, other_rate, other_cpu) = rows
+        ratios = f"CPU x{other_cpu / base_cpu:.2f}, req/s x{other_rate / base_rate:.2f}"
+        print(f"      {sides[1].name} / {sides[0].name}: {ratios}")
+
+
+if __name__ == "__main__":
+    main()
