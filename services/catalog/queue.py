@@ -54,6 +54,10 @@ def _seconds(value: float) -> dt.timedelta:
     return dt.timedelta(seconds=value)
 
 
+def _server(row: Row) -> Server:
+    return Server(row["id"], row["model_id"], row["position"], row["max_concurrency"])
+
+
 class Refused(Exception):
     """A create the queue turns away; raised inside its transaction so nothing of it stays."""
 
@@ -148,7 +152,7 @@ class JobQueue:
         request_body: bytes,
     ) -> tuple[str, Row | None]:
         # Pipelined: statements go out as they are made and the connection waits only where an answer
-        # is needed (the model, then the servers to lease on), so an enqueue is four round trips.
+        # is needed (the model, then the servers to lease on), so an enqueue is three round trips.
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             if idempotency is not None:
                 outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
@@ -160,6 +164,12 @@ class JobQueue:
             given = sum(1 for image in inputs if not image.pointer and image.role == "image")
             quota_day, charged = await self._charge(conn, project_id, spec, given)
             score = priorities.score(spec.priority, (await recent_cur.fetchone())["n"])
+            server = None
+            if lease_to is not None:
+                # Only while no other job of the model is ready and queued: then the queue's order
+                # decides, not who asked last. The rows go in leased, rather than queued and then
+                # updated: no one can be watching them before this commits.
+                server = await self._free_server(conn, QueuedJob(generation_id, charged["model_id"], None))
             values = {
                 **spec_values(spec),
                 "id": generation_id,
@@ -167,36 +177,40 @@ class JobQueue:
                 "model_id": charged["model_id"],
                 # The model's own spelling of its name.
                 SPEC_COLUMNS["model"]: charged["model_name"],
-                "status": "pending",
+                "status": "processing" if server else "pending",
+                "server_id": server["id"] if server else "",
                 "inputs": inputs_value(inputs),
                 "request_body": request_body,
                 "quota_day": quota_day,
                 "credits_charged": charged["credits"],
                 "trace_parent": tracing.traceparent(),
             }
-            columns = ", ".join(values)
-            placeholders = ", ".join(f"%({column})s" for column in values)
+            placeholders = {column: f"%({column})s" for column in values}
+            if server:
+                placeholders["started_at"] = "clock_timestamp()"
+            columns, given_values = ", ".join(placeholders), ", ".join(placeholders.values())
             generation_cur = await conn.execute(
-                f"INSERT INTO generations ({columns}) VALUES ({placeholders}) RETURNING {GENERATION_COLUMNS}",
+                f"INSERT INTO generations ({columns}) VALUES ({given_values}) RETURNING {GENERATION_COLUMNS}",
                 values,
             )
             await conn.execute(
-                "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline)"
-                " VALUES (%s, %s, %s, 'queued', %s, %s)",
-                (generation_id, project_id, charged["model_id"], score, deadline),
-            )
-            leased = []
-            if lease_to is not None:
-                job = QueuedJob(generation_id, charged["model_id"], None)
-                # Only while no other job of the model is ready and queued: then the queue's order
-                # decides, not who asked last.
-                leased = await self._lease(conn, lease_to[0], [job], lease_to[1], at_enqueue=True)
-            if not leased:
+                "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline, server_id,"
+                "   worker_id, attempts, lease_expires_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp() + %s)",
+                (
+                    generation_id, project_id, charged["model_id"], "running" if server else "queued", score,
+                    deadline, server and server["id"], server and lease_to[0], 1 if server else 0,
+                    _seconds(lease_to[1]) if server else None,
+                ),
+            )  # fmt: skip
+            if not server:
                 await notify(conn, "imagegen_jobs")
-                row = await generation_cur.fetchone()
-                return "created", {**row, "images": [], "job": None}
-            (lease,) = leased
-            return "created", {**lease["generation"], "job": lease}
+            row = {**await generation_cur.fetchone(), "images": []}
+            if not server:
+                return "created", {**row, "job": None}
+            await queue_deliveries(conn, [row], "start")
+            lease = {"generation": row, "server": server, "attempt": 1, "deadline": deadline}
+            return "created", {**row, "job": lease}
 
     async def _charge(
         self, conn: AsyncConnection, project_id: str, spec: catalog_pb2.GenerationSpec, images_given: int = 0
@@ -264,24 +278,15 @@ class JobQueue:
             ]
             return await self._lease(conn, worker_id, candidates, lease_seconds)
 
-    async def _lease(
-        self,
-        conn: AsyncConnection,
-        worker_id: str,
-        candidates: list[QueuedJob],
-        lease_seconds: float,
-        at_enqueue: bool = False,
-    ) -> list[Row]:
-        """Leases what the candidates' servers have room for to the worker, in the caller's transaction.
-        `at_enqueue`, in the transaction that queues the candidates: a model with another job ready in
-        the queue leases nothing, and no one can be watching the candidates yet."""
-        if not candidates:
-            return []
-        model_ids = sorted({job.model_id for job in candidates})
+    async def _servers(
+        self, conn: AsyncConnection, model_ids: list[str], queue_first: bool = False
+    ) -> tuple[dict[str, Row], dict[str, int]]:
+        """The models' unbenched servers, locked, by id, and how many jobs each runs. With `queue_first`,
+        a model with a job ready in the queue has none: the queue's order goes first."""
         others_first = (
             " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.model_id = s.model_id AND j.state = 'queued'"
-            "   AND j.run_after <= clock_timestamp() AND j.generation_id <> ALL(%(candidates)s))"
-            if at_enqueue
+            "   AND j.run_after <= clock_timestamp())"
+            if queue_first
             else ""
         )
         # Pipelined: one round trip. The count runs after the locks, so it sees every claim that
@@ -292,9 +297,9 @@ class JobQueue:
                 "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key, s.private_ok,"
                 " m.provider, m.upstream_model, m.content_credentials, m.max_outputs_per_image, m.comfyui"
                 " FROM model_servers s JOIN models m ON m.id = s.model_id"
-                f" WHERE s.model_id = ANY(%(models)s) AND s.benched_until IS NULL{others_first}"
+                f" WHERE s.model_id = ANY(%s) AND s.benched_until IS NULL{others_first}"
                 " ORDER BY s.id FOR UPDATE OF s",
-                {"models": model_ids, "candidates": [job.generation_id for job in candidates]},
+                (model_ids,),
             )
             running_cur = await conn.execute(
                 "SELECT server_id, count(*) AS running FROM jobs WHERE state = 'running'"
@@ -306,12 +311,23 @@ class JobQueue:
             row["id"]: {**row, "api_key": self.repo.sealer.open(row["api_key"])}
             for row in await servers_cur.fetchall()
         }
-        running = {row["server_id"]: row["running"] for row in await running_cur.fetchall()}
-        assignments = assign_servers(
-            candidates,
-            [Server(s["id"], s["model_id"], s["position"], s["max_concurrency"]) for s in servers.values()],
-            running,
-        )
+        return servers, {row["server_id"]: row["running"] for row in await running_cur.fetchall()}
+
+    async def _free_server(self, conn: AsyncConnection, job: QueuedJob) -> Row | None:
+        """The server a new job would run on now (locked), or None: every server is full or benched, or
+        another job of the model waits in the queue."""
+        servers, running = await self._servers(conn, [job.model_id], queue_first=True)
+        assigned = assign_servers([job], [_server(s) for s in servers.values()], running)
+        return servers[assigned[0][1].id] if assigned else None
+
+    async def _lease(
+        self, conn: AsyncConnection, worker_id: str, candidates: list[QueuedJob], lease_seconds: float
+    ) -> list[Row]:
+        """Leases what the candidates' servers have room for to the worker, in the caller's transaction."""
+        if not candidates:
+            return []
+        servers, running = await self._servers(conn, sorted({job.model_id for job in candidates}))
+        assignments = assign_servers(candidates, [_server(s) for s in servers.values()], running)
         if not assignments:
             return []
         ids = [job.generation_id for job, _ in assignments]
@@ -334,10 +350,9 @@ class JobQueue:
                 f" RETURNING {qualified_columns('g')}",
                 (ids, server_ids),
             )
-            if not at_enqueue:
-                await conn.execute(
-                    "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (ids,)
-                )
+            await conn.execute(
+                "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (ids,)
+            )
         leases = {row["generation_id"]: row for row in await leases_cur.fetchall()}
         generations = {row["id"]: row for row in await generations_cur.fetchall()}
         await queue_deliveries(conn, generations.values(), "start")
