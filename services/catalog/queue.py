@@ -152,7 +152,7 @@ class JobQueue:
         request_body: bytes,
     ) -> tuple[str, Row | None]:
         # Pipelined: statements go out as they are made and the connection waits only where an answer
-        # is needed (the model, then the servers to lease on), so an enqueue is three round trips.
+        # is needed (the model, the servers to lease on, the row), so an enqueue is four round trips.
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             if idempotency is not None:
                 outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
