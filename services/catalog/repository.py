@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 from collections import defaultdict
@@ -72,6 +73,16 @@ def permanent_key(storage_key: str) -> str:
     """A new image's permanent-URL key: 256 random bits, with its type's extension (a storage key's
     shape, so the route's checks and the access log's masking hold for both)."""
     return f"{secrets.token_hex(32)}.{storage_key.rpartition('.')[2]}"
+
+
+@contextlib.asynccontextmanager
+async def _one_snapshot(conn: AsyncConnection):
+    """Reads that see one moment: a generation row and its job's state are read by two statements, and
+    a claim committing between them showed a `pending` generation whose job was already running (no
+    queue position)."""
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
 
 
 class Repository:
@@ -414,7 +425,7 @@ class Repository:
             params.extend(cursor)
         order = "ASC" if newer else "DESC"
         params.append(limit)
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, _one_snapshot(conn):
             cur = await conn.execute(
                 f"SELECT {GENERATION_COLUMNS} FROM generations WHERE {' AND '.join(where)}"
                 f" ORDER BY created_at {order}, id {order} LIMIT %s",
@@ -425,7 +436,7 @@ class Repository:
             return rows
 
     async def get_generation(self, project_id: str, generation_id: str) -> Row | None:
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, _one_snapshot(conn):
             cur = await conn.execute(
                 f"SELECT {GENERATION_COLUMNS} FROM generations WHERE project_id = %s AND id = %s",
                 (project_id, generation_id),
