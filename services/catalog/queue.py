@@ -58,6 +58,11 @@ def _server(row: Row) -> Server:
     return Server(row["id"], row["model_id"], row["position"], row["max_concurrency"])
 
 
+def _lease_of(generation: Row, server: Row, attempt: int, deadline: dt.datetime | None) -> Row:
+    """A job leased to a worker, as the servicer maps it to a `Job`."""
+    return {"generation": generation, "server": server, "attempt": attempt, "deadline": deadline}
+
+
 class Refused(Exception):
     """A create the queue turns away; raised inside its transaction so nothing of it stays."""
 
@@ -209,8 +214,7 @@ class JobQueue:
             if not server:
                 return "created", {**row, "job": None}
             await queue_deliveries(conn, [row], "start")
-            lease = {"generation": row, "server": server, "attempt": 1, "deadline": deadline}
-            return "created", {**row, "job": lease}
+            return "created", {**row, "job": _lease_of(row, server, 1, deadline)}
 
     async def _charge(
         self, conn: AsyncConnection, project_id: str, spec: catalog_pb2.GenerationSpec, images_given: int = 0
@@ -361,14 +365,7 @@ class JobQueue:
             generation = generations[job.generation_id]
             generation["images"] = []
             lease = leases[job.generation_id]
-            claimed.append(
-                {
-                    "generation": generation,
-                    "server": servers[server.id],
-                    "attempt": lease["attempts"],
-                    "deadline": lease["deadline"],
-                }
-            )
+            claimed.append(_lease_of(generation, servers[server.id], lease["attempts"], lease["deadline"]))
         return claimed
 
     async def summary(self, project_id: str | None) -> list[Row]:

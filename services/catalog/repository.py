@@ -79,8 +79,8 @@ def permanent_key(storage_key: str) -> str:
 async def _one_snapshot(conn: AsyncConnection):
     """Reads that see one moment: a generation row and its job's state are read by two statements, and
     a claim committing between them showed a `pending` generation whose job was already running (no
-    queue position)."""
-    async with conn.transaction():
+    queue position). Pipelined, so the transaction adds one round trip (its commit), not three."""
+    async with conn.pipeline(), conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         yield
 
