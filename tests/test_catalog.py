@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import grpc
 import psycopg
@@ -27,7 +28,8 @@ TEST_SEALER = Sealer(["tests' secrets key"])
 
 
 @contextlib.asynccontextmanager
-async def catalog(database_url: str, **config):
+async def catalog_channel(database_url: str, **config):
+    """A catalog server on its own port, and an internal channel to it."""
     config.setdefault("sealer", TEST_SEALER)
     server, port = await create_server(
         CatalogConfig(
@@ -42,13 +44,19 @@ async def catalog(database_url: str, **config):
     await lifecycle.start(server)
     channel = lifecycle.internal_channel(f"127.0.0.1:{port}")
     try:
+        yield channel
+    finally:
+        await channel.close()
+        await lifecycle.stop(server, 1)
+
+
+@contextlib.asynccontextmanager
+async def catalog(database_url: str, **config):
+    async with catalog_channel(database_url, **config) as channel:
         yield (
             catalog_pb2_grpc.CatalogInternalServiceStub(channel),
             catalog_pb2_grpc.CatalogServiceStub(channel),
         )
-    finally:
-        await channel.close()
-        await lifecycle.stop(server, 1)
 
 
 def _create(project_id: str, user: str = "alice", model: str = "procedural", prompt: str = "lake", **more):
@@ -276,6 +284,7 @@ def test_unused_blobs_are_swept_only_after_a_grace_period_without_use(database_u
             )
             assert list(answer.orphaned_keys) == [KEY_A]
             # A discarded result's blob, and one that another job records again before the sweep.
+            reported = time.time()
             await internal.ReportUnusedBlobs(catalog_pb2.ReportUnusedBlobsRequest(storage_keys=[KEY_C]))
             await internal.ReportUnusedBlobs(catalog_pb2.ReportUnusedBlobsRequest(storage_keys=[KEY_D]))
             await completed([KEY_D])
@@ -283,11 +292,13 @@ def test_unused_blobs_are_swept_only_after_a_grace_period_without_use(database_u
             def claim():
                 return internal.ClaimUnusedBlobs(catalog_pb2.ClaimUnusedBlobsRequest(max_keys=10))
 
-            assert list((await claim()).storage_keys) == [], "nothing is swept within the grace period"
+            assert dict((await claim()).unused_since) == {}, "nothing is swept within the grace period"
             await asyncio.sleep(grace + 0.1)
-            swept = await claim()
-            assert sorted(swept.storage_keys) == sorted([KEY_A, KEY_B, KEY_C])
-            assert list((await claim()).storage_keys) == [], "a claimed blob is handed out once"
+            swept = (await claim()).unused_since
+            assert sorted(swept) == sorted([KEY_A, KEY_B, KEY_C])
+            # Each with when it became unused (storage keeps bytes stored again since), not when claimed.
+            assert abs(swept[KEY_C].ToNanoseconds() / 1e9 - reported) < 0.5
+            assert dict((await claim()).unused_since) == {}, "a claimed blob is handed out once"
 
     asyncio.run(scenario())
 

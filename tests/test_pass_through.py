@@ -505,10 +505,10 @@ def test_a_model_may_take_any_replicate_version(api, fake):
     assert fake.stats.bodies[0]["version"] == "abc123"
 
 
-def _sweep(platform) -> list[str]:
+def _sweep(platform) -> dict:
     """What the unused-blob sweep would delete now, with no grace period."""
 
-    async def claim() -> list[str]:
+    async def claim() -> dict:
         async with psycopg_pool.AsyncConnectionPool(
             platform.database_url,
             min_size=1,

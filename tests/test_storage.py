@@ -13,12 +13,19 @@ import urllib.parse
 import grpc
 import pytest
 import requests
+from google.protobuf import timestamp_pb2
+from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
+from services.catalog.domain import QueuePolicy
 from services.common import server as lifecycle
+from services.generator.clients import CatalogClient, StorageClient
+from services.generator.sweeper import BlobSweeper
 from services.storage.config import StorageConfig
 from services.storage.server import create_server
+from tests.conftest import create_project
 from tests.infra import S3_ACCESS_KEY, S3_SECRET_KEY
+from tests.test_catalog import _create, _image, catalog_channel
 
 FIFTY_MB = 50 * 1024 * 1024
 
@@ -43,18 +50,25 @@ def storage_config(request, tmp_path) -> StorageConfig:
 
 
 @contextlib.asynccontextmanager
-async def storage(config: StorageConfig):
+async def storage_channel(config: StorageConfig):
+    """A storage server on its own port, and an internal channel to it."""
     server, port = await create_server(config)
     await lifecycle.start(server)
     channel = lifecycle.internal_channel(f"127.0.0.1:{port}")
     try:
+        yield channel
+    finally:
+        await channel.close()
+        await lifecycle.stop(server, 1)
+
+
+@contextlib.asynccontextmanager
+async def storage(config: StorageConfig):
+    async with storage_channel(config) as channel:
         yield (
             storage_pb2_grpc.StorageInternalServiceStub(channel),
             storage_pb2_grpc.StorageServiceStub(channel),
         )
-    finally:
-        await channel.close()
-        await lifecycle.stop(server, 1)
 
 
 async def _put(stub, data: bytes, content_type="image/png", chunk=1024 * 1024):
@@ -103,6 +117,84 @@ def test_equal_bytes_share_one_object_and_deletes_are_idempotent(storage_config)
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await _get(internal, first.key)
             assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+    asyncio.run(scenario())
+
+
+def test_an_object_written_again_since_the_time_given_outlives_a_conditional_delete(storage_config):
+    again, alone = b"\x89PNG stored again", b"\x89PNG left alone"
+
+    async def scenario():
+        async with storage(storage_config) as (internal, _):
+            again_key = (await _put(internal, again)).key
+            alone_key = (await _put(internal, alone)).key
+            await asyncio.sleep(1.1)  # S3 keeps whole seconds
+            since = timestamp_pb2.Timestamp()
+            since.GetCurrentTime()
+            await _put(internal, again)  # a job storing the same bytes: the object is written again
+            answer = await internal.DeleteObjects(
+                storage_pb2.DeleteObjectsRequest(unless_written_since={again_key: since, alone_key: since})
+            )
+            assert list(answer.kept) == [again_key] and answer.deleted == 1
+            assert (await _get(internal, again_key))[1] == again
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await _get(internal, alone_key)
+            assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+    asyncio.run(scenario())
+
+
+def test_bytes_stored_again_while_their_blob_is_unused_outlive_the_sweep_that_claims_it(
+    storage_config, database_url
+):
+    """Keys are content hashes: a job may store the bytes of a blob a deleted generation left unused,
+    and record them just after a sweep claimed that blob. The sweep keeps them; a blob nobody stored
+    again goes."""
+    project_id, _ = create_project(database_url)
+    data = b"\x89PNG the same bytes twice"
+    no_grace = QueuePolicy(unused_blob_grace_seconds=0)
+
+    async def scenario():
+        async with (
+            storage_channel(storage_config) as storage_to,
+            catalog_channel(database_url, queue=no_grace) as catalog_to,
+        ):
+            blobs, records = StorageClient(storage_to), CatalogClient(catalog_to)
+            internal = catalog_pb2_grpc.CatalogInternalServiceStub(catalog_to)
+            sweeper = BlobSweeper(records, blobs, interval_seconds=3600)
+
+            async def store() -> str:
+                (stored,) = await blobs.put_small([(data, "image/png", "")])
+                return stored.key
+
+            async def recorded(key: str) -> str:
+                created = await internal.EnqueueGeneration(_create(project_id))
+                await internal.CompleteJob(
+                    catalog_pb2.CompleteJobRequest(generation_id=created.generation.id, images=[_image(key)])
+                )
+                return created.generation.id
+
+            async def deleted(generation_id: str) -> None:
+                await asyncio.sleep(1.1)  # stored in an earlier second than it becomes unused (S3's grain)
+                await internal.DeleteGeneration(
+                    catalog_pb2.DeleteGenerationRequest(project_id=project_id, id=generation_id)
+                )
+
+            async def stored_keys() -> list[str]:
+                return [o.key for o in (await blobs.list("", 10)).objects]
+
+            key = await store()
+            await deleted(await recorded(key))
+            assert await store() == key, "a job stores the same bytes"
+            assert await sweeper.sweep() == 1, "and the sweep claims the unused blob before it records them"
+            second = await recorded(key)
+            assert await stored_keys() == [key], "the bytes the job recorded are still there"
+            await sweeper.sweep()
+            assert await stored_keys() == [key], "and stay: noted again, they are in use now"
+
+            await deleted(second)
+            assert await sweeper.sweep() == 1
+            assert await stored_keys() == [], "unused and not stored again: gone"
 
     asyncio.run(scenario())
 

@@ -723,10 +723,10 @@ class Catalog:
             raise NotFound("no image has this permanent URL")
         return row
 
-    async def note_unused_blobs(self, keys: list[str]) -> None:
+    async def note_unused_blobs(self, keys: list[str], at_once: bool = False) -> None:
         if len(keys) > MAX_BLOB_BATCH:
             raise InvalidArgument(f"report at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")
-        await self.repo.note_unused(keys)
+        await self.repo.note_unused(keys, at_once)
 
     async def adopt_orphan_blobs(self, keys: list[str]) -> list[str]:
         if len(keys) > MAX_BLOB_BATCH:
@@ -753,7 +753,7 @@ class Catalog:
                 raise NotFound(f"upload {upload_id[:40]!r} not found (uploads expire after a day)")
         return [found[upload_id] for upload_id in ids]
 
-    async def claim_unused_blobs(self, max_keys: int) -> list[str]:
+    async def claim_unused_blobs(self, max_keys: int) -> dict[str, Row]:
         return await self.repo.claim_unused(
             min(max(max_keys, 1), MAX_BLOB_BATCH), self.policy.unused_blob_grace_seconds
         )

@@ -572,13 +572,7 @@ class Repository:
                 (sorted(keys),),
             )
             unused = [row["k"] for row in await cur.fetchall()]
-            # Erased, not merely deleted: no grace period.
-            await conn.execute(
-                "INSERT INTO unused_blobs (storage_key, noticed_at)"
-                " SELECT DISTINCT unnest(%s::text[]), '-infinity'::timestamptz"
-                " ON CONFLICT (storage_key) DO UPDATE SET noticed_at = '-infinity'",
-                (unused,),
-            )
+            await self._note_unused(conn, unused, at_once=True)  # erased, not merely deleted
             await conn.execute(
                 "UPDATE arweave_archives SET state = 'abandoned', last_error = 'its user was erased'"
                 " WHERE storage_key = ANY(%s) AND state = 'pending'",
@@ -605,12 +599,14 @@ class Repository:
 
     # -- unused blobs ------------------------------------------------------------------------------
 
-    async def _note_unused(self, conn: AsyncConnection, keys: list[str]) -> None:
-        # A key noticed again starts its grace period again: someone just stored it.
+    async def _note_unused(self, conn: AsyncConnection, keys: list[str], at_once: bool = False) -> None:
+        # A key noticed again starts its grace period again: someone just stored it. An erasure's keys
+        # skip the grace period, and keep skipping it when noticed again.
         await conn.execute(
-            "INSERT INTO unused_blobs (storage_key) SELECT DISTINCT unnest(%s::text[])"
-            " ON CONFLICT (storage_key) DO UPDATE SET noticed_at = excluded.noticed_at",
-            (keys,),
+            "INSERT INTO unused_blobs (storage_key, at_once) SELECT DISTINCT unnest(%s::text[]), %s"
+            " ON CONFLICT (storage_key) DO UPDATE"
+            " SET noticed_at = excluded.noticed_at, at_once = unused_blobs.at_once OR excluded.at_once",
+            (keys, at_once),
         )
 
     async def adopt_orphans(self, keys: list[str]) -> list[str]:
@@ -624,12 +620,13 @@ class Repository:
             )
             return [row["storage_key"] for row in await cur.fetchall()]
 
-    async def note_unused(self, keys: list[str]) -> None:
+    async def note_unused(self, keys: list[str], at_once: bool = False) -> None:
         async with self.pool.connection() as conn:
-            await self._note_unused(conn, keys)
+            await self._note_unused(conn, keys, at_once)
 
-    async def claim_unused(self, max_keys: int, grace_seconds: float) -> list[str]:
-        """Takes blobs unused for the whole grace period; ones a row uses again are dropped as well.
+    async def claim_unused(self, max_keys: int, grace_seconds: float) -> dict[str, Row]:
+        """Takes blobs unused for the whole grace period (an erased user's at once), answering for each
+        when it became unused (`noticed_at`) and `at_once`; ones a row uses again are dropped as well.
         Expired uploads go first, their blobs noted as unused."""
         async with self.pool.connection() as conn:
             async with conn.transaction():
@@ -642,12 +639,13 @@ class Repository:
             cur = await conn.execute(
                 "DELETE FROM unused_blobs u WHERE storage_key IN ("
                 "  SELECT storage_key FROM unused_blobs"
-                "   WHERE noticed_at < clock_timestamp() - make_interval(secs => %s)"
+                "   WHERE at_once OR noticed_at < clock_timestamp() - make_interval(secs => %s)"
                 "   ORDER BY noticed_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-                f" RETURNING storage_key, {_BLOB_USED.format(key='u.storage_key')} AS used",
+                " RETURNING storage_key, noticed_at, at_once,"
+                f" {_BLOB_USED.format(key='u.storage_key')} AS used",
                 (grace_seconds, max_keys),
             )
-            return [row["storage_key"] for row in await cur.fetchall() if not row["used"]]
+            return {row["storage_key"]: row for row in await cur.fetchall() if not row["used"]}
 
     # -- uploads -----------------------------------------------------------------------------------
 

@@ -462,7 +462,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         return catalog_pb2.DeleteGenerationResponse(orphaned_keys=orphaned)
 
     async def ReportUnusedBlobs(self, request, context):
-        await self.catalog.note_unused_blobs(list(request.storage_keys))
+        await self.catalog.note_unused_blobs(list(request.storage_keys), request.at_once)
         return empty_pb2.Empty()
 
     async def ResolvePermanentImage(self, request, context):
@@ -482,8 +482,11 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         return catalog_pb2.GetUploadsResponse(uploads=[upload_to_proto(row) for row in uploads])
 
     async def ClaimUnusedBlobs(self, request, context):
-        keys = await self.catalog.claim_unused_blobs(request.max_keys)
-        return catalog_pb2.ClaimUnusedBlobsResponse(storage_keys=keys)
+        claimed = await self.catalog.claim_unused_blobs(request.max_keys)
+        return catalog_pb2.ClaimUnusedBlobsResponse(
+            unused_since={key: _timestamp(blob["noticed_at"]) for key, blob in claimed.items()},
+            at_once=[key for key, blob in claimed.items() if blob["at_once"]],
+        )
 
     async def WatchGeneration(self, request, context):
         async for row in self.catalog.watch(

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf import timestamp_pb2
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
@@ -179,10 +180,10 @@ class CatalogClient:
             )
         return list(answer.orphaned_keys)
 
-    async def report_unused_blobs(self, keys: list[str]) -> None:
+    async def report_unused_blobs(self, keys: list[str], at_once: bool = False) -> None:
         async with upstream("catalog"):
             await self.stub.ReportUnusedBlobs(
-                catalog_pb2.ReportUnusedBlobsRequest(storage_keys=keys),
+                catalog_pb2.ReportUnusedBlobsRequest(storage_keys=keys, at_once=at_once),
                 metadata=outgoing_metadata(),
                 timeout=10,
             )
@@ -208,14 +209,13 @@ class CatalogClient:
         answer = await self._call("GetUploads", catalog_pb2.GetUploadsRequest(project_id=project_id, ids=ids))
         return list(answer.uploads)
 
-    async def claim_unused_blobs(self, max_keys: int) -> list[str]:
+    async def claim_unused_blobs(self, max_keys: int) -> catalog_pb2.ClaimUnusedBlobsResponse:
         async with upstream("catalog"):
-            answer = await self.stub.ClaimUnusedBlobs(
+            return await self.stub.ClaimUnusedBlobs(
                 catalog_pb2.ClaimUnusedBlobsRequest(max_keys=max_keys),
                 metadata=outgoing_metadata(),
                 timeout=10,
             )
-        return list(answer.storage_keys)
 
 
 class _FreshUrls:
@@ -321,12 +321,20 @@ class StorageClient:
                 timeout=60,
             )
 
-    async def delete(self, keys: list[str]) -> None:
-        if keys:
-            async with upstream("storage"):
-                await self.stub.DeleteObjects(
-                    storage_pb2.DeleteObjectsRequest(keys=keys), metadata=outgoing_metadata(), timeout=30
-                )
+    async def delete(
+        self, keys: list[str], unless_written_since: dict[str, timestamp_pb2.Timestamp] | None = None
+    ) -> list[str]:
+        """Deletes `keys`, and those of `unless_written_since` not written since the time given;
+        answers the keys kept."""
+        if not keys and not unless_written_since:
+            return []
+        async with upstream("storage"):
+            answer = await self.stub.DeleteObjects(
+                storage_pb2.DeleteObjectsRequest(keys=keys, unless_written_since=unless_written_since),
+                metadata=outgoing_metadata(),
+                timeout=30,
+            )
+        return list(answer.kept)
 
 
 async def close_channels(*channels: grpc.aio.Channel) -> None:

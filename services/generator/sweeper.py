@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
 from services.common.errors import DomainError
 from services.common.vocabulary import original_key, variant_keys
@@ -73,15 +74,29 @@ class BlobSweeper(BackgroundLoop):
 
     async def sweep(self) -> int:
         """Deletes one batch; answers how many blobs it took."""
-        keys = await self.catalog.claim_unused_blobs(BATCH)
-        if not keys:
+        claimed = await self.catalog.claim_unused_blobs(BATCH)
+        if not claimed.unused_since:
             return 0
         try:
-            # An image's variants go with it (deleting one never made is harmless).
-            await self.storage.delete([*keys, *(variant for key in keys for variant in variant_keys(key))])
+            # Bytes stored again since their blob became unused are a job's about to record them (keys
+            # are content hashes): storage keeps those.
+            kept = await self.storage.delete([], unless_written_since=dict(claimed.unused_since))
+            # An image's variants go with it when it goes (deleting one never made is harmless).
+            gone = [key for key in claimed.unused_since if key not in kept]
+            await self.storage.delete([variant for key in gone for variant in variant_keys(key)])
         except DomainError:
             # Claimed but not deleted: back on the list, to be tried after another grace period.
-            await self.catalog.report_unused_blobs(keys)
+            await self._report_again(list(claimed.unused_since), claimed.at_once)
             raise
-        log.info("unused blobs deleted", extra={"fields": {"count": len(keys)}})
-        return len(keys)
+        # Noted again: swept after another grace period (an erasure's at the next pass) if the job that
+        # stored them never records them.
+        await self._report_again(kept, claimed.at_once)
+        log.info("unused blobs deleted", extra={"fields": {"count": len(gone), "kept": len(kept)}})
+        return len(claimed.unused_since)
+
+    async def _report_again(self, keys: list[str], at_once: Iterable[str]) -> None:
+        erased = set(at_once).intersection(keys)
+        if erased:
+            await self.catalog.report_unused_blobs(sorted(erased), at_once=True)
+        if rest := [key for key in keys if key not in erased]:
+            await self.catalog.report_unused_blobs(rest)

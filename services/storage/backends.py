@@ -7,11 +7,13 @@ import ctypes
 import datetime as dt
 import hashlib
 import io
+import math
 import os
 import pathlib
 import secrets
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 
 import urllib3
@@ -25,6 +27,8 @@ from .domain import CHUNK_BYTES, URL_STABLE_SECONDS, StoredObject, UrlSigner, ur
 
 # The longest a presigned S3 URL may live (SigV4).
 _S3_MAX_EXPIRY = dt.timedelta(days=7)
+
+_NO_SUCH_OBJECT = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
 
 # Objects up to this size are hashed in memory before upload; larger ones spill to a temp file.
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -85,6 +89,9 @@ class LocalFolderBackend:
         self.incoming = root / ".incoming"
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.signer = signer
+        # Naming an object (or finding it named and writing its time again) and a conditional delete's
+        # look-then-unlink exclude each other, so a delete never takes bytes a put has just answered for.
+        self._names = threading.Lock()
 
     def _path(self, key: str) -> pathlib.Path:
         return self.root / key[:2] / key
@@ -106,17 +113,25 @@ class LocalFolderBackend:
             tmp.unlink(missing_ok=True)
         return StoredObject(key=key, sha256=digest.hexdigest(), size_bytes=size, content_type=content_type)
 
-    @staticmethod
-    def _commit(out, tmp: pathlib.Path, final: pathlib.Path) -> None:
+    def _commit(self, out, tmp: pathlib.Path, final: pathlib.Path) -> None:
         # Durable before the catalog row pointing at it can commit: data, then the directory entry.
         out.flush()
         os.fsync(out.fileno())
+        if self._name(tmp, final):
+            _fsync_directory(final.parent)
+
+    def _name(self, tmp: pathlib.Path, final: pathlib.Path) -> bool:
+        """Links the written bytes under their key; answers False when the same bytes were stored
+        already, whose written time is then now (the unused-blob sweep keeps what was written since a
+        blob became unused)."""
         final.parent.mkdir(exist_ok=True)
-        try:
-            os.link(tmp, final)
-        except FileExistsError:
-            return  # the same bytes are already stored
-        _fsync_directory(final.parent)
+        with self._names:
+            try:
+                os.link(tmp, final)
+                return True
+            except FileExistsError:
+                os.utime(final)
+                return False
 
     async def put_small(self, objects: list[tuple[bytes, str, str]]) -> list[StoredObject]:
         return await asyncio.to_thread(self._put_small, objects)
@@ -138,12 +153,8 @@ class LocalFolderBackend:
             _make_durable(self.root, files=[fd for _, _, fd in pending])
             directories = set()
             for tmp, final, _ in pending:
-                final.parent.mkdir(exist_ok=True)
-                try:
-                    os.link(tmp, final)
-                except FileExistsError:
-                    continue  # the same bytes are already stored
-                directories.add(final.parent)
+                if self._name(tmp, final):
+                    directories.add(final.parent)
             # Then the names, before the caller hears of any object.
             _make_durable(self.root, directories=directories)
         finally:
@@ -164,15 +175,23 @@ class LocalFolderBackend:
                 if left is not None:
                     left -= len(chunk)
 
-    async def delete(self, keys: list[str]) -> int:
-        deleted = 0
-        for key in keys:
-            try:
-                self._path(key).unlink()
-                deleted += 1
-            except FileNotFoundError:
-                pass
-        return deleted
+    async def delete(self, keys: list[str], unless_written_since: dict[str, float]) -> tuple[int, list[str]]:
+        return await asyncio.to_thread(self._delete, keys, unless_written_since)
+
+    def _delete(self, keys: list[str], unless_written_since: dict[str, float]) -> tuple[int, list[str]]:
+        deleted, kept = 0, []
+        for key in [*keys, *unless_written_since]:
+            path, since = self._path(key), unless_written_since.get(key)
+            with self._names:
+                try:
+                    if since is not None and path.stat().st_mtime >= since:
+                        kept.append(key)
+                        continue
+                    path.unlink()
+                    deleted += 1
+                except FileNotFoundError:
+                    pass
+        return deleted, kept
 
     def sign(self, key: str) -> str:
         return self.signer.sign(key)
@@ -254,24 +273,20 @@ class S3Backend:
         async def one(data: bytes, content_type: str, given_key: str) -> StoredObject:
             sha256 = hashlib.sha256(data).hexdigest()
             key = given_key or storage_key(sha256, content_type)
-            await asyncio.to_thread(self._upload, key, io.BytesIO(data), len(data), content_type)
+            if not (given_key and await self.exists(key)):
+                await asyncio.to_thread(self._upload, key, io.BytesIO(data), len(data), content_type)
             return StoredObject(key=key, sha256=sha256, size_bytes=len(data), content_type=content_type)
 
         return list(await asyncio.gather(*(one(*o) for o in objects)))
 
     def _upload(self, key: str, data, size: int, content_type: str) -> None:
-        if self._exists(key):
-            return
+        # Under a content key, written even when the same bytes are stored: the object's time is then now,
+        # and the unused-blob sweep keeps what was written since a blob became unused. (A variant, under
+        # the key given, is made once: put_small keeps the first.)
         self.client.put_object(self.bucket, key, data, size, content_type=content_type)
 
     def _exists(self, key: str) -> bool:
-        try:
-            self.client.stat_object(self.bucket, key)
-            return True
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
-                return False
-            raise
+        return self._written_at(key) is not None
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._exists, key)
@@ -286,14 +301,32 @@ class S3Backend:
             response.close()
             response.release_conn()
 
-    async def delete(self, keys: list[str]) -> int:
-        def _delete() -> int:
-            errors = list(self.client.remove_objects(self.bucket, [DeleteObject(k) for k in keys]))
-            if errors:
-                raise RuntimeError(f"S3 refused to delete {len(errors)} objects: {errors[0]}")
-            return len(keys)
+    async def delete(self, keys: list[str], unless_written_since: dict[str, float]) -> tuple[int, list[str]]:
+        def _delete() -> tuple[int, list[str]]:
+            # S3 has no delete-if-unmodified-since: a put landing between the look and the delete is
+            # lost, a window of one request instead of a job's whole put-to-record time.
+            # S3 keeps whole seconds: written in the second `since` falls in counts as written since.
+            kept = [
+                key
+                for key, since in unless_written_since.items()
+                if (written := self._written_at(key)) is not None and written >= math.floor(since)
+            ]
+            doomed = [*keys, *(key for key in unless_written_since if key not in kept)]
+            if doomed:
+                errors = list(self.client.remove_objects(self.bucket, [DeleteObject(k) for k in doomed]))
+                if errors:
+                    raise RuntimeError(f"S3 refused to delete {len(errors)} objects: {errors[0]}")
+            return len(doomed), kept
 
-        return await asyncio.to_thread(_delete) if keys else 0
+        return await asyncio.to_thread(_delete)
+
+    def _written_at(self, key: str) -> float | None:
+        try:
+            return self.client.stat_object(self.bucket, key).last_modified.timestamp()
+        except S3Error as exc:
+            if exc.code in _NO_SUCH_OBJECT:
+                return None
+            raise
 
     async def list(self, start_after: str, page_size: int) -> list[tuple[str, float]]:
         def _list() -> list[tuple[str, float]]:

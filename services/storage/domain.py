@@ -56,7 +56,12 @@ class Backend(Protocol):
     async def put_small(self, objects: list[tuple[bytes, str, str]]) -> list[StoredObject]: ...
     async def open(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]: ...
     async def exists(self, key: str) -> bool: ...
-    async def delete(self, keys: list[str]) -> int: ...
+    async def delete(self, keys: list[str], unless_written_since: dict[str, float]) -> tuple[int, list[str]]:
+        """Deletes `keys`, and each key of `unless_written_since` whose object was last written before
+        the Unix time given (to the backend's grain: kept when in doubt); answers how many went and the
+        keys kept."""
+        ...
+
     def sign(self, key: str) -> str: ...
     async def list(self, start_after: str, page_size: int) -> list[tuple[str, float]]: ...
 
@@ -135,8 +140,14 @@ class Storage:
     def sign(self, key: str) -> str:
         return self.backend.sign(check_key(key))
 
-    async def delete(self, keys: list[str]) -> int:
-        return await self.backend.delete([check_key(k) for k in keys])
+    async def delete(
+        self, keys: list[str], unless_written_since: dict[str, float] | None = None
+    ) -> tuple[int, list[str]]:
+        """Deletes `keys`, and those of `unless_written_since` last written before the time given: a
+        put of bytes already stored writes them again, so an object written since belongs to a job about
+        to record it, and is kept. Answers how many went and the keys kept."""
+        since = {check_key(key): at for key, at in (unless_written_since or {}).items()}
+        return await self.backend.delete([check_key(k) for k in keys], since)
 
     async def list(self, start_after: str, page_size: int) -> list[tuple[str, float]]:
         """(key, written at, Unix seconds) of up to `page_size` objects after `start_after`, in key order."""

@@ -78,7 +78,11 @@ class StorageInternalServicer(storage_pb2_grpc.StorageInternalServiceServicer):
         return storage_pb2.SignUrlsResponse(urls=[self.storage.sign(key) for key in request.keys])
 
     async def DeleteObjects(self, request, context):
-        return storage_pb2.DeleteObjectsResponse(deleted=await self.storage.delete(list(request.keys)))
+        deleted, kept = await self.storage.delete(
+            list(request.keys),
+            {key: since.ToNanoseconds() / 1e9 for key, since in request.unless_written_since.items()},
+        )
+        return storage_pb2.DeleteObjectsResponse(deleted=deleted, kept=kept)
 
     async def ListObjects(self, request, context):
         listed = await self.storage.list(request.start_after, request.page_size)

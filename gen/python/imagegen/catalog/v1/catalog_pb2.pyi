@@ -836,10 +836,12 @@ class DeleteGenerationResponse(_message.Message):
     def __init__(self, orphaned_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReportUnusedBlobsRequest(_message.Message):
-    __slots__ = ("storage_keys",)
+    __slots__ = ("storage_keys", "at_once")
     STORAGE_KEYS_FIELD_NUMBER: _ClassVar[int]
+    AT_ONCE_FIELD_NUMBER: _ClassVar[int]
     storage_keys: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+    at_once: bool
+    def __init__(self, storage_keys: _Optional[_Iterable[str]] = ..., at_once: _Optional[bool] = ...) -> None: ...
 
 class ClaimUnusedBlobsRequest(_message.Message):
     __slots__ = ("max_keys",)
@@ -848,10 +850,19 @@ class ClaimUnusedBlobsRequest(_message.Message):
     def __init__(self, max_keys: _Optional[int] = ...) -> None: ...
 
 class ClaimUnusedBlobsResponse(_message.Message):
-    __slots__ = ("storage_keys",)
-    STORAGE_KEYS_FIELD_NUMBER: _ClassVar[int]
-    storage_keys: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+    __slots__ = ("unused_since", "at_once")
+    class UnusedSinceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _timestamp_pb2.Timestamp
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    UNUSED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    AT_ONCE_FIELD_NUMBER: _ClassVar[int]
+    unused_since: _containers.MessageMap[str, _timestamp_pb2.Timestamp]
+    at_once: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, unused_since: _Optional[_Mapping[str, _timestamp_pb2.Timestamp]] = ..., at_once: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerationSpec(_message.Message):
     __slots__ = ("model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed", "priority", "callback_url", "version", "input", "webhook_events_filter")

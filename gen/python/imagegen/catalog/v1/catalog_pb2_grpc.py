@@ -1323,8 +1323,9 @@ class CatalogInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ClaimUnusedBlobs(self, request, context):
-        """Takes up to `max_keys` blobs that no image row has used for the whole grace period, for the
-        caller to delete from storage (and report again if it cannot).
+        """Takes up to `max_keys` blobs that no image row has used for the whole grace period (an erased
+        user's at once), for the caller to delete from storage unless stored again since they became
+        unused (and to report again if it cannot, or kept them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -127,13 +127,24 @@ class SignUrlsResponse(_message.Message):
     def __init__(self, urls: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeleteObjectsRequest(_message.Message):
-    __slots__ = ("keys",)
+    __slots__ = ("keys", "unless_written_since")
+    class UnlessWrittenSinceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _timestamp_pb2.Timestamp
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    UNLESS_WRITTEN_SINCE_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, keys: _Optional[_Iterable[str]] = ...) -> None: ...
+    unless_written_since: _containers.MessageMap[str, _timestamp_pb2.Timestamp]
+    def __init__(self, keys: _Optional[_Iterable[str]] = ..., unless_written_since: _Optional[_Mapping[str, _timestamp_pb2.Timestamp]] = ...) -> None: ...
 
 class DeleteObjectsResponse(_message.Message):
-    __slots__ = ("deleted",)
+    __slots__ = ("deleted", "kept")
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
     deleted: int
-    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+    kept: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deleted: _Optional[int] = ..., kept: _Optional[_Iterable[str]] = ...) -> None: ...

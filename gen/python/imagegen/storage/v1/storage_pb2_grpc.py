@@ -180,7 +180,8 @@ class StorageInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteObjects(self, request, context):
-        """Deletes objects; keys that do not exist are not an error.
+        """Deletes objects, or keeps those written again since a time given; keys that do not exist are not
+        an error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
