@@ -76,13 +76,16 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def _measure(name: str, url: str, key: str, pids: list[int], concurrency: int, seconds: float) -> dict:
+def _measure(name: str, url: str, key: str, pids: dict[str, int], concurrency: int, seconds: float) -> dict:
     asyncio.run(_load(url, key, 2, 1.5, BODY))  # warm-up
-    cpu_before = _platform_cpu_seconds(pids)
+    cpu_before = {process: _platform_cpu_seconds([pid]) for process, pid in pids.items()}
     started = time.perf_counter()
     latencies, errors = asyncio.run(_load(url, key, concurrency, seconds, BODY))
     elapsed = time.perf_counter() - started
-    cpu = _platform_cpu_seconds(pids) - cpu_before
+    cpu_by_process = {
+        process: _platform_cpu_seconds([pid]) - cpu_before[process] for process, pid in pids.items()
+    }
+    cpu = sum(cpu_by_process.values())
     return {
         "side": name,
         "concurrency": concurrency,
@@ -92,6 +95,10 @@ def _measure(name: str, url: str, key: str, pids: list[int], concurrency: int, s
         "p50_ms": round(sorted(latencies)[len(latencies) // 2] * 1000, 2) if latencies else None,
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2) if latencies else None,
         "cpu_ms_per_request": round(cpu * 1000 / max(len(latencies), 1), 2),
+        "cpu_ms_per_request_by_process": {
+            process: round(seconds * 1000 / max(len(latencies), 1), 2)
+            for process, seconds in cpu_by_process.items()
+        },
     }
 
 
@@ -171,7 +178,7 @@ def main() -> None:
                 timeout=30,
             )
             created.raise_for_status()
-            imagegen_pids = list(benched.pids().values())
+            imagegen_pids = benched.pids()
             rows = []
             for concurrency in args.concurrency:
                 rows.append(
@@ -189,7 +196,7 @@ def main() -> None:
                         "litellm",
                         f"http://127.0.0.1:{peer_port}/v1/images/generations",
                         peer_key,
-                        [peer.pid],
+                        {"litellm": peer.pid},
                         concurrency,
                         args.seconds,
                     )
