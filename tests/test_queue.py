@@ -342,6 +342,42 @@ def test_a_finished_job_wakes_claimers_only_when_a_job_waits(database_url):
         asyncio.run(scenario(listener))
 
 
+def test_queue_watchers_hear_only_of_changes_that_move_a_queue_position(database_url):
+    """A pending generation's watcher follows its model's queue (`imagegen_queue`), where positions count
+    queued jobs only: a job leased as it is created, and a running job that finishes, move none and
+    must not wake every catalog's watchers (nor take Postgres's notify lock at their commit)."""
+    project_id, _ = create_project(database_url)
+
+    def notified(listener: psycopg.Connection) -> int:
+        return sum(1 for _ in listener.notifies(timeout=0.5))
+
+    async def scenario(listener: psycopg.Connection):
+        async with catalog(database_url) as (internal, _):
+
+            async def complete(generation_id: str, key: str) -> None:
+                await internal.CompleteJob(
+                    catalog_pb2.CompleteJobRequest(generation_id=generation_id, images=[_image(key)])
+                )
+
+            leased = await internal.EnqueueGeneration(
+                _create(project_id, claim_for_worker="wrk_sync", lease_seconds=30)
+            )
+            assert leased.HasField("job") and notified(listener) == 0, "a job leased at once moved no one"
+            await complete(leased.generation.id, KEY_A)
+            assert notified(listener) == 0, "a running job that finished moved no one"
+
+            await internal.EnqueueGeneration(_create(project_id))
+            assert notified(listener) == 1, "a queued job moves those behind it"
+            (claimed,) = await _claim(internal)
+            assert notified(listener) == 1, "so does one leaving the queue"
+            await complete(claimed.generation.id, KEY_B)
+            assert notified(listener) == 0
+
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN imagegen_queue")
+        asyncio.run(scenario(listener))
+
+
 def test_a_busy_users_recent_requests_are_counted_only_as_far_as_a_score_tells_apart(database_url):
     """Scores need a user's requests of the last 24 hours only up to the thresholds: an enqueue for a
     user with thousands reads a handful of index entries, not thousands (8 ms per enqueue at 50,000)."""
