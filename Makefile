@@ -98,8 +98,9 @@ bench-peer: $(STAMP)
 	$(PY) -m bench.peer $(BENCH_PEER_ARGS)
 
 # Two revisions side by side, load alternating between them: make bench-compare BASE=main~3 [OTHER=main]
+# (BENCH_COMPARE_ARGS="--relay" for the OpenAI relay's load, "--rounds 8" for finer ratios)
 bench-compare: $(STAMP)
-	$(PY) -m bench.compare $(BASE) $(OTHER)
+	$(PY) -m bench.compare $(BASE) $(OTHER) $(BENCH_COMPARE_ARGS)
 
 up:
 	docker compose up --build -d --wait

@@ -6,6 +6,9 @@ once. The load then alternates between them in short slices, round after round, 
 drifts (a shared VM's does, by a third within minutes) slows both sides alike; figures from two separate
 runs do not compare. Prints, per concurrency, each side's requests/s, p50/p99 and CPU milliseconds per
 generation by process, and OTHER's CPU and requests/s as a ratio of BASE's.
+
+The load is a procedural 64x64 sync create through REST (`make bench`'s); with `--relay`, the OpenAI
+Images request `make bench-peer` sends, relayed by each side to one stand-in upstream.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .fake_openai import BODY as RELAY_BODY
+from .fake_openai import register_relay_model, running_upstream
+from .rest_sync import BODY as REST_BODY
 from .rest_sync import _load, _percentile, _platform_cpu_seconds
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -41,7 +47,7 @@ with benched_platform() as benched:
 class Side:
     name: str
     tree: pathlib.Path
-    url: str = ""
+    gateway: str = ""
     key: str = ""
     pids: dict[str, int] = field(default_factory=dict)
 
@@ -77,18 +83,35 @@ def _started(side: Side) -> Iterator[Side]:
         if not line:
             raise RuntimeError(f"{side.name}: the platform did not start (its output is above)")
         started = json.loads(line)
-        side.url = started["url"] + "/api/images/generations"
-        side.key, side.pids = started["key"], started["pids"]
+        side.gateway, side.key, side.pids = started["url"], started["key"], started["pids"]
         yield side
     finally:
         process.stdin.close()
         process.wait(timeout=60)
 
 
-def _slice(side: Side, concurrency: int, seconds: float, tally: Tally) -> None:
+@dataclass(frozen=True)
+class Load:
+    path: str
+    body: dict
+
+
+REST = Load("/api/images/generations", REST_BODY)
+RELAY = Load("/v1/images/generations", RELAY_BODY)
+
+
+def _run(side: Side, load: Load, concurrency: int, seconds: float) -> list[float]:
+    url = side.gateway + load.path
+    latencies, errors = asyncio.run(_load(url, side.key, concurrency, seconds, load.body))
+    if errors:
+        raise RuntimeError(f"{side.name}: {errors} requests were not answered 200")
+    return latencies
+
+
+def _slice(side: Side, load: Load, concurrency: int, seconds: float, tally: Tally) -> None:
     before = {name: _platform_cpu_seconds([pid]) for name, pid in side.pids.items()}
     started = time.perf_counter()
-    latencies, _ = asyncio.run(_load(side.url, side.key, concurrency, seconds))
+    latencies = _run(side, load, concurrency, seconds)
     tally.seconds += time.perf_counter() - started
     tally.latencies += latencies
     for name, pid in side.pids.items():
@@ -102,19 +125,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one slice")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--relay", action="store_true", help="the OpenAI relay's load instead of REST's")
     args = parser.parse_args()
+    load = RELAY if args.relay else REST
     sides = [Side(args.base, _worktree(args.base))]
     sides.append(Side(args.other, _worktree(args.other)) if args.other else Side("working tree", ROOT))
     tallies = {(side.name, c): Tally() for side in sides for c in args.concurrency}
     with contextlib.ExitStack() as stack:
+        upstream = stack.enter_context(running_upstream()) if args.relay else ""
         for side in sides:
             stack.enter_context(_started(side))
-            asyncio.run(_load(side.url, side.key, 4, 2.0))  # warm-up
+            if upstream:
+                register_relay_model(side.gateway, side.key, upstream)
+            _run(side, load, 4, 2.0)  # warm-up
         for round_ in range(args.rounds):
             for concurrency in args.concurrency:
                 for side in sides if round_ % 2 == 0 else sides[::-1]:
-                    _slice(side, concurrency, args.seconds, tallies[(side.name, concurrency)])
-    print(f"{args.rounds} rounds of {args.seconds:.0f}s slices per side and concurrency, alternating")
+                    _slice(side, load, concurrency, args.seconds, tallies[(side.name, concurrency)])
+    what = "OpenAI relay (b64_json)" if args.relay else "procedural 64x64 via REST"
+    print(f"{what}: {args.rounds} rounds of {args.seconds:.0f}s slices per side and concurrency, alternating")
     for concurrency in args.concurrency:
         rows = []
         for side in sides:

@@ -21,7 +21,6 @@ import json
 import os
 import pathlib
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,18 +28,16 @@ import time
 import urllib.request
 
 import psutil
-import requests
 
 from services.common.config import REPO_ROOT
 from tools.embedded_pg import free_port
 
+from .fake_openai import BODY, MODEL, register_relay_model, running_upstream, stop
 from .harness import benched_platform
 from .rest_sync import _load, _percentile, _platform_cpu_seconds
 
 LITELLM = "litellm[proxy]==1.106.2"
 PEER_VENV = pathlib.Path(os.environ.get("IMAGEGEN_PEER_VENV") or REPO_ROOT / "build" / "peer-venv")
-MODEL = "fake-image"
-BODY = {"model": MODEL, "prompt": "a misty lake at sunset", "response_format": "b64_json", "n": 1}
 
 
 def _litellm_binary() -> pathlib.Path:
@@ -64,16 +61,6 @@ def _wait_for_http(url: str, process: subprocess.Popen, seconds: float = 120) ->
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {seconds}s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _measure(name: str, url: str, key: str, pids: dict[str, int], concurrency: int, seconds: float) -> dict:
@@ -111,18 +98,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="imagegen-peer-") as tmp:
         var = pathlib.Path(tmp)
-        port_file = var / "fake.port"
-        fake = subprocess.Popen(
-            [sys.executable, "-m", "bench.fake_openai", str(port_file)], cwd=REPO_ROOT, start_new_session=True
-        )
-        processes = [fake]
+        processes = []
         stack = contextlib.ExitStack()
         try:
-            while not port_file.exists() or not port_file.read_text():
-                if fake.poll() is not None:
-                    raise RuntimeError("the stand-in OpenAI server exited")
-                time.sleep(0.05)
-            upstream = f"http://127.0.0.1:{port_file.read_text()}/v1"
+            upstream = stack.enter_context(running_upstream())
 
             # LiteLLM proxy, relaying to the stand-in; no database, no network beyond loopback.
             peer_port = free_port()
@@ -166,18 +145,7 @@ def main() -> None:
 
             benched = stack.enter_context(benched_platform())
             platform, key = benched.platform, benched.key
-            created = requests.post(
-                f"{platform.gateway_url}/api/models",
-                headers={"Authorization": f"Bearer {key}"},
-                json={
-                    "name": MODEL,
-                    "provider": "openai",
-                    "upstreamModel": "dall-e-2",
-                    "servers": [{"url": upstream, "apiKey": "sk-upstream", "maxConcurrency": 64}],
-                },
-                timeout=30,
-            )
-            created.raise_for_status()
+            register_relay_model(platform.gateway_url, key, upstream)
             imagegen_pids = benched.pids()
             rows = []
             for concurrency in args.concurrency:
@@ -204,7 +172,7 @@ def main() -> None:
         finally:
             stack.close()
             for process in processes:
-                _stop(process)
+                stop(process)
     print(
         f"OpenAI Images relay, imagegen next to {LITELLM}, same stand-in upstream,"
         f" {args.seconds:.0f}s per run, {psutil.cpu_count()} CPUs"
