@@ -517,7 +517,6 @@ class Worker:
             ),
         )
         sign = functools.partial(self.credentials.sign, image.data, image.content_type, creation)
-        # A small image signs in about half a millisecond, less than a thread's hand-off costs here.
         data, label = sign() if len(image.data) <= _INLINE_SIGN_BYTES else await asyncio.to_thread(sign)
         return dataclasses.replace(image, data=data), label
 
@@ -600,8 +599,10 @@ _STORAGE_RETRYABLE = (
 )
 # A failure this close to the caller's deadline is the deadline's: a retry could not answer in time.
 _DEADLINE_SLACK_SECONDS = 0.05
-# Images up to this size are signed on the event loop (hashing them takes a fraction of the signature).
-_INLINE_SIGN_BYTES = 64 * 1024
+# Images up to this size are signed on the event loop: a 110 KB PNG (an OpenAI relay's 192 px answer)
+# signs in 0.6 ms, and handing it to a thread cost the loop about as much (`make bench-compare
+# BENCH_COMPARE_ARGS="--relay --rounds 8"`: the generator's CPU per relay x0.93 against 64 KiB).
+_INLINE_SIGN_BYTES = 256 * 1024
 
 
 def _deadline_passed(job: catalog_pb2.Job) -> bool:
