@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 
 import grpc
 import psycopg
@@ -375,6 +376,55 @@ def test_queue_watchers_hear_only_of_changes_that_move_a_queue_position(database
 
     with psycopg.connect(database_url, autocommit=True) as listener:
         listener.execute("LISTEN imagegen_queue")
+        asyncio.run(scenario(listener))
+
+
+def test_a_generation_s_changes_notify_only_while_someone_watches_it(database_url):
+    """Every catalog's listener wakes at each `imagegen_generation` notification: a sync create's job,
+    which its own worker answers, must not send one, and a watched generation's changes must reach
+    its watcher at once (not at its periodic re-read)."""
+    project_id, _ = create_project(database_url)
+
+    def notified(listener: psycopg.Connection) -> int:
+        return sum(1 for _ in listener.notifies(timeout=0.5))
+
+    def watches() -> int:
+        with psycopg.connect(database_url) as conn:
+            return conn.execute("SELECT count(*) FROM generation_watches").fetchone()[0]
+
+    async def scenario(listener: psycopg.Connection):
+        async with catalog(database_url) as (internal, _):
+
+            async def complete(generation_id: str, key: str) -> None:
+                await internal.CompleteJob(
+                    catalog_pb2.CompleteJobRequest(generation_id=generation_id, images=[_image(key)])
+                )
+
+            leased = await internal.EnqueueGeneration(
+                _create(project_id, claim_for_worker="wrk_sync", lease_seconds=30)
+            )
+            await complete(leased.generation.id, KEY_A)
+            assert notified(listener) == 0, "a generation nobody watched notified every catalog"
+
+            queued = await internal.EnqueueGeneration(_create(project_id))
+            watch = internal.WatchGeneration(
+                catalog_pb2.WatchGenerationRequest(project_id=project_id, id=queued.generation.id)
+            )
+            seen = [(await watch.read()).status]
+            assert watches() == 1
+            (job,) = await _claim(internal)
+            started = time.monotonic()
+            seen.append((await watch.read()).status)
+            await complete(job.generation.id, KEY_B)
+            seen.append((await watch.read()).status)
+            assert time.monotonic() - started < 1.5, "the watcher waited for its re-read"
+            assert seen == ["pending", "processing", "completed"]
+            assert notified(listener) == 2
+            assert await watch.read() == grpc.aio.EOF
+            assert watches() == 0, "a watch that ended is no longer marked"
+
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN imagegen_generation")
         asyncio.run(scenario(listener))
 
 

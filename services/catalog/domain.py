@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import ExitStack
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -44,7 +44,7 @@ from services.common.vocabulary import (
 from .accounts import MAX_CREDITS, check_limit, check_user, hash_key, period_resets
 from .arweave_store import ArweaveArchives
 from .db import retry_deadlocks
-from .notifier import Notifier, wait_for
+from .notifier import Notifier, forget_stale_watches, wait_for
 from .queue import JobQueue
 from .repository import UPLOAD_IMAGE_COLUMNS, Outcome, Repository, Row
 from .scheduling import PriorityPolicy
@@ -406,6 +406,7 @@ class Catalog:
         self._next_housekeeping = now + 1.0
         await self.queue.refresh_statistics()
         async with self.queue.pool.connection() as conn, conn.transaction():
+            await forget_stale_watches(conn)
             for job in await self.queue.expired_leases(conn):
                 if job["attempts"] >= self.policy.max_attempts:
                     await self.repo.finish(
@@ -557,7 +558,10 @@ class Catalog:
         every WATCH_INTERVAL_SECONDS), ending after a terminal status; with `terminal_only`, only that
         last one, and the generation is read whole only then. With `previews`, a running job's latest
         preview image rides on the first event after it changes."""
-        with self.notifier.subscribe("imagegen_generation", generation_id) as changed, ExitStack() as queues:
+        async with (
+            self.notifier.watching(self.repo.pool, generation_id) as changed,
+            AsyncExitStack() as queues,
+        ):
             row = await self.get_generation(project_id, generation_id)
             if terminal_only:
                 while row["status"] not in TERMINAL_STATUSES:

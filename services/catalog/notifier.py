@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger("imagegen.catalog.notifier")
 
-# `imagegen_queue` (payload: a model id) comes from a trigger on `jobs` (migration 0014).
+# `imagegen_queue` (payload: a model id) comes from a trigger on `jobs` (migration 0014);
+# `imagegen_generation` (payload: its id) from `notify_watchers`, only for watched generations.
 CHANNELS = ("imagegen_generation", "imagegen_jobs", "imagegen_webhooks", "imagegen_arweave", "imagegen_queue")
 
 
@@ -70,6 +73,16 @@ class Notifier:
         with self.also(event, channel, payload):
             yield event
 
+    @contextlib.asynccontextmanager
+    async def watching(self, pool: AsyncConnectionPool, generation_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event set at each change of the generation (`notify_watchers`), which is marked watched
+        meanwhile: changes of generations nobody watches notify no one. Read the generation inside the
+        block: a change that commits after the read notifies, but for one whose notify ran just before
+        the mark and committed just after the read, which a periodic re-read must catch."""
+        with self.subscribe("imagegen_generation", generation_id) as changed:
+            async with _marked_watched(pool, generation_id):
+                yield changed
+
     @contextlib.contextmanager
     def also(self, event: asyncio.Event, channel: str, payload: str = "") -> Iterator[None]:
         """Sets an event already subscribed elsewhere at this channel's notifications too."""
@@ -92,6 +105,43 @@ async def wait_for(event: asyncio.Event, timeout: float) -> bool:
         return False
     finally:
         event.clear()
+
+
+# A watch older than this is taken for one whose catalog died without removing it.
+_STALE_WATCH = "1 day"
+
+
+@contextlib.asynccontextmanager
+async def _marked_watched(pool: AsyncConnectionPool, generation_id: str) -> AsyncIterator[None]:
+    watch_id = secrets.token_hex(8)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO generation_watches (generation_id, watch_id) VALUES (%s, %s)",
+            (generation_id, watch_id),
+        )
+    try:
+        yield
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM generation_watches WHERE generation_id = %s AND watch_id = %s",
+                (generation_id, watch_id),
+            )
+
+
+async def notify_watchers(conn: psycopg.AsyncConnection, generation_ids: list[str]) -> None:
+    """`imagegen_generation` for each of the generations someone watches, at commit."""
+    await conn.execute(
+        "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id"
+        " WHERE EXISTS (SELECT 1 FROM generation_watches w WHERE w.generation_id = id)",
+        (generation_ids,),
+    )
+
+
+async def forget_stale_watches(conn: psycopg.AsyncConnection) -> None:
+    await conn.execute(
+        f"DELETE FROM generation_watches WHERE since < clock_timestamp() - interval '{_STALE_WATCH}'"
+    )
 
 
 async def notify(conn: psycopg.AsyncConnection, channel: str, payload: str = "", when: str = "") -> None:

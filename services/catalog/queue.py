@@ -19,7 +19,7 @@ from services.common.vocabulary import PRIORITIES
 
 from . import native_policy
 from .account_store import AccountStore
-from .notifier import notify
+from .notifier import notify, notify_watchers
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, inputs_value, qualified_columns, spec_values
 from .repository import Outcome, Repository, Row
 from .scheduling import PriorityPolicy, QueuedJob, Server, assign_servers
@@ -354,9 +354,7 @@ class JobQueue:
                 f" RETURNING {qualified_columns('g')}",
                 (ids, server_ids),
             )
-            await conn.execute(
-                "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (ids,)
-            )
+            await notify_watchers(conn, ids)
         leases = {row["generation_id"]: row for row in await leases_cur.fetchall()}
         generations = {row["id"]: row for row in await generations_cur.fetchall()}
         await queue_deliveries(conn, generations.values(), "start")
@@ -450,10 +448,7 @@ class JobQueue:
                     ),
                 )
             if held:
-                await conn.execute(
-                    "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id",
-                    (sorted(held),),
-                )
+                await notify_watchers(conn, sorted(held))
                 await queue_progress_deliveries(conn, sorted(held))
 
     async def preview(self, generation_id: str) -> Row | None:
@@ -489,9 +484,7 @@ class JobQueue:
             (generation_ids,),
         )
         await conn.execute("DELETE FROM job_previews WHERE generation_id = ANY(%s)", (generation_ids,))
-        await conn.execute(
-            "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (generation_ids,)
-        )
+        await notify_watchers(conn, generation_ids)
         await notify(conn, "imagegen_jobs")
 
     # -- answers from workers ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from services.common.ids import is_id, new_id
 from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE, TERMINAL_STATUSES
 
 from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
-from .notifier import notify
+from .notifier import notify, notify_watchers
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, Row, qualified_columns
 from .sealing import Sealer
 from .webhook_outbox import queue_deliveries
@@ -343,9 +343,7 @@ class Repository:
             await conn.execute("DELETE FROM jobs WHERE generation_id = ANY(%s)", (list(finished),))
             await queue_deliveries(conn, finished.values())
             await self._give_back(conn, [r for r in finished.values() if r["status"] != "completed"])
-            await conn.execute(
-                "SELECT pg_notify('imagegen_generation', id) FROM unnest(%s::text[]) AS id", (list(finished),)
-            )
+            await notify_watchers(conn, list(finished))
             # A finished job frees a server slot, which only a queued job can be waiting for. (A job
             # queued by a transaction this one cannot see yet notifies itself; claimers look again
             # every half second in any case.)
