@@ -34,9 +34,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKTREES = ROOT / "build" / "compare"
 # Runs in the side's own checkout, so each side starts its own code the way its own benchmarks do.
 _SERVE = """
-import json, sys
+import json, os, sys
 from bench.harness import benched_platform
-with benched_platform() as benched:
+with benched_platform(**json.loads(os.environ["BENCH_PLATFORM_ENV"])) as benched:
     print(json.dumps({"url": benched.platform.gateway_url, "key": benched.key, "pids": benched.pids()}))
     sys.stdout.flush()
     sys.stdin.read()
@@ -72,8 +72,12 @@ def _worktree(revision: str) -> pathlib.Path:
 
 
 @contextlib.contextmanager
-def _started(side: Side) -> Iterator[Side]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["gen/python", "."])}
+def _started(side: Side, platform_env: dict[str, str]) -> Iterator[Side]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(["gen/python", "."]),
+        "BENCH_PLATFORM_ENV": json.dumps(platform_env),
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", _SERVE],
         cwd=side.tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -126,7 +130,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one slice")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--relay", action="store_true", help="the OpenAI relay's load instead of REST's")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for both sides' platforms (IMAGEGEN_KEY_RATE_PER_SECOND=100: key rates on)",
+    )
     args = parser.parse_args()
+    platform_env = dict(setting.split("=", 1) for setting in args.env)
     load = RELAY if args.relay else REST
     sides = [Side(args.base, _worktree(args.base))]
     sides.append(Side(args.other, _worktree(args.other)) if args.other else Side("working tree", ROOT))
@@ -134,7 +146,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         upstream = stack.enter_context(running_upstream()) if args.relay else ""
         for side in sides:
-            stack.enter_context(_started(side))
+            stack.enter_context(_started(side, platform_env))
             if upstream:
                 register_relay_model(side.gateway, side.key, upstream)
             _run(side, load, 4, 2.0)  # warm-up
