@@ -428,6 +428,25 @@ def test_a_generation_s_changes_notify_only_while_someone_watches_it(database_ur
         asyncio.run(scenario(listener))
 
 
+def test_a_watch_its_catalog_never_ended_is_forgotten_after_a_day(database_url):
+    """A catalog that dies mid-watch leaves its mark, which would keep the generation notifying."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO generation_watches (generation_id, watch_id, since) VALUES"
+            " ('img_left', 'w1', clock_timestamp() - interval '25 hours'),"
+            " ('img_live', 'w2', clock_timestamp() - interval '23 hours')"
+        )
+
+    async def scenario():
+        async with catalog(database_url) as (internal, _):
+            await _claim(internal)  # a claim runs the catalog's housekeeping
+
+    asyncio.run(scenario())
+    with psycopg.connect(database_url) as conn:
+        left = [row[0] for row in conn.execute("SELECT generation_id FROM generation_watches")]
+    assert left == ["img_live"]
+
+
 def test_a_busy_users_recent_requests_are_counted_only_as_far_as_a_score_tells_apart(database_url):
     """Scores need a user's requests of the last 24 hours only up to the thresholds: an enqueue for a
     user with thousands reads a handful of index entries, not thousands (8 ms per enqueue at 50,000)."""

@@ -186,6 +186,7 @@ class Catalog:
         self.webhooks = WebhookOutbox(repository.pool, repository)
         self._next_housekeeping = 0.0
         self._next_probe_check = 0.0
+        self._next_watch_cleanup = 0.0
 
     async def bootstrap(self, api_key: str) -> None:
         """Makes sure the bootstrap admin key exists, creating its `default` project the first time."""
@@ -406,7 +407,9 @@ class Catalog:
         self._next_housekeeping = now + 1.0
         await self.queue.refresh_statistics()
         async with self.queue.pool.connection() as conn, conn.transaction():
-            await forget_stale_watches(conn)
+            if now >= self._next_watch_cleanup:
+                self._next_watch_cleanup = now + 3600.0
+                await forget_stale_watches(conn)
             for job in await self.queue.expired_leases(conn):
                 if job["attempts"] >= self.policy.max_attempts:
                     await self.repo.finish(
