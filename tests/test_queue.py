@@ -343,36 +343,45 @@ def test_a_finished_job_wakes_claimers_only_when_a_job_waits(database_url):
         asyncio.run(scenario(listener))
 
 
+def _notifications(listener: psycopg.Connection) -> int:
+    """How many notifications the listener heard within half a second."""
+    return sum(1 for _ in listener.notifies(timeout=0.5))
+
+
+async def _complete(internal, generation_id: str, key: str) -> None:
+    await internal.CompleteJob(
+        catalog_pb2.CompleteJobRequest(generation_id=generation_id, images=[_image(key)])
+    )
+
+
+async def _enqueue_leased(internal, project_id: str):
+    """A sync create's enqueue: its job leased at once to the worker that will answer it."""
+    return await internal.EnqueueGeneration(
+        _create(project_id, claim_for_worker="wrk_sync", lease_seconds=30)
+    )
+
+
 def test_queue_watchers_hear_only_of_changes_that_move_a_queue_position(database_url):
     """A pending generation's watcher follows its model's queue (`imagegen_queue`), where positions count
     queued jobs only: a job leased as it is created, and a running job that finishes, move none and
     must not wake every catalog's watchers (nor take Postgres's notify lock at their commit)."""
     project_id, _ = create_project(database_url)
 
-    def notified(listener: psycopg.Connection) -> int:
-        return sum(1 for _ in listener.notifies(timeout=0.5))
-
     async def scenario(listener: psycopg.Connection):
         async with catalog(database_url) as (internal, _):
-
-            async def complete(generation_id: str, key: str) -> None:
-                await internal.CompleteJob(
-                    catalog_pb2.CompleteJobRequest(generation_id=generation_id, images=[_image(key)])
-                )
-
-            leased = await internal.EnqueueGeneration(
-                _create(project_id, claim_for_worker="wrk_sync", lease_seconds=30)
+            leased = await _enqueue_leased(internal, project_id)
+            assert leased.HasField("job") and _notifications(listener) == 0, (
+                "a job leased at once moved no one"
             )
-            assert leased.HasField("job") and notified(listener) == 0, "a job leased at once moved no one"
-            await complete(leased.generation.id, KEY_A)
-            assert notified(listener) == 0, "a running job that finished moved no one"
+            await _complete(internal, leased.generation.id, KEY_A)
+            assert _notifications(listener) == 0, "a running job that finished moved no one"
 
             await internal.EnqueueGeneration(_create(project_id))
-            assert notified(listener) == 1, "a queued job moves those behind it"
+            assert _notifications(listener) == 1, "a queued job moves those behind it"
             (claimed,) = await _claim(internal)
-            assert notified(listener) == 1, "so does one leaving the queue"
-            await complete(claimed.generation.id, KEY_B)
-            assert notified(listener) == 0
+            assert _notifications(listener) == 1, "so does one leaving the queue"
+            await _complete(internal, claimed.generation.id, KEY_B)
+            assert _notifications(listener) == 0
 
     with psycopg.connect(database_url, autocommit=True) as listener:
         listener.execute("LISTEN imagegen_queue")
@@ -385,26 +394,15 @@ def test_a_generation_s_changes_notify_only_while_someone_watches_it(database_ur
     its watcher at once (not at its periodic re-read)."""
     project_id, _ = create_project(database_url)
 
-    def notified(listener: psycopg.Connection) -> int:
-        return sum(1 for _ in listener.notifies(timeout=0.5))
-
     def watches() -> int:
         with psycopg.connect(database_url) as conn:
             return conn.execute("SELECT count(*) FROM generation_watches").fetchone()[0]
 
     async def scenario(listener: psycopg.Connection):
         async with catalog(database_url) as (internal, _):
-
-            async def complete(generation_id: str, key: str) -> None:
-                await internal.CompleteJob(
-                    catalog_pb2.CompleteJobRequest(generation_id=generation_id, images=[_image(key)])
-                )
-
-            leased = await internal.EnqueueGeneration(
-                _create(project_id, claim_for_worker="wrk_sync", lease_seconds=30)
-            )
-            await complete(leased.generation.id, KEY_A)
-            assert notified(listener) == 0, "a generation nobody watched notified every catalog"
+            leased = await _enqueue_leased(internal, project_id)
+            await _complete(internal, leased.generation.id, KEY_A)
+            assert _notifications(listener) == 0, "a generation nobody watched notified every catalog"
 
             queued = await internal.EnqueueGeneration(_create(project_id))
             watch = internal.WatchGeneration(
@@ -415,11 +413,11 @@ def test_a_generation_s_changes_notify_only_while_someone_watches_it(database_ur
             (job,) = await _claim(internal)
             started = time.monotonic()
             seen.append((await watch.read()).status)
-            await complete(job.generation.id, KEY_B)
+            await _complete(internal, job.generation.id, KEY_B)
             seen.append((await watch.read()).status)
             assert time.monotonic() - started < 1.5, "the watcher waited for its re-read"
             assert seen == ["pending", "processing", "completed"]
-            assert notified(listener) == 2
+            assert _notifications(listener) == 2
             assert await watch.read() == grpc.aio.EOF
             assert watches() == 0, "a watch that ended is no longer marked"
 
