@@ -14,21 +14,19 @@ Images request `make bench-peer` sends, relayed by each side to one stand-in ups
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
 import pathlib
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .fake_openai import BODY as RELAY_BODY
 from .fake_openai import register_relay_model, running_upstream
+from .load import LoadResult, load_generator, percentile, platform_cpu_seconds, run_load
 from .rest_sync import BODY as REST_BODY
-from .rest_sync import _load, _percentile, _platform_cpu_seconds
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKTREES = ROOT / "build" / "compare"
@@ -104,22 +102,20 @@ REST = Load("/api/images/generations", REST_BODY)
 RELAY = Load("/v1/images/generations", RELAY_BODY)
 
 
-def _run(side: Side, load: Load, concurrency: int, seconds: float) -> list[float]:
-    url = side.gateway + load.path
-    latencies, errors = asyncio.run(_load(url, side.key, concurrency, seconds, load.body))
-    if errors:
-        raise RuntimeError(f"{side.name}: {errors} requests were not answered 200")
-    return latencies
+def _run(side: Side, load: Load, concurrency: int, seconds: float) -> LoadResult:
+    result = run_load(side.gateway + load.path, side.key, concurrency, seconds, load.body)
+    if result.errors:
+        raise RuntimeError(f"{side.name}: {result.errors} requests were not answered 200")
+    return result
 
 
 def _slice(side: Side, load: Load, concurrency: int, seconds: float, tally: Tally) -> None:
-    before = {name: _platform_cpu_seconds([pid]) for name, pid in side.pids.items()}
-    started = time.perf_counter()
-    latencies = _run(side, load, concurrency, seconds)
-    tally.seconds += time.perf_counter() - started
-    tally.latencies += latencies
+    before = {name: platform_cpu_seconds([pid]) for name, pid in side.pids.items()}
+    result = _run(side, load, concurrency, seconds)
+    tally.seconds += result.seconds
+    tally.latencies += result.latencies
     for name, pid in side.pids.items():
-        tally.cpu[name] = tally.cpu.get(name, 0.0) + _platform_cpu_seconds([pid]) - before[name]
+        tally.cpu[name] = tally.cpu.get(name, 0.0) + platform_cpu_seconds([pid]) - before[name]
 
 
 def main() -> None:
@@ -155,7 +151,8 @@ def main() -> None:
                 for side in sides if round_ % 2 == 0 else sides[::-1]:
                     _slice(side, load, concurrency, args.seconds, tallies[(side.name, concurrency)])
     what = "OpenAI relay (b64_json)" if args.relay else "procedural 64x64 via REST"
-    print(f"{what}: {args.rounds} rounds of {args.seconds:.0f}s slices per side and concurrency, alternating")
+    slices = f"{args.rounds} rounds of {args.seconds:.0f}s slices per side and concurrency, alternating"
+    print(f"{what}: {slices}, load from {load_generator()}")
     for concurrency in args.concurrency:
         rows = []
         for side in sides:
@@ -165,8 +162,8 @@ def main() -> None:
             rows.append((side, tally, len(tally.latencies) / tally.seconds, sum(by_process.values())))
             print(
                 f"c={concurrency:<3} {side.name[:24]:24} {rows[-1][2]:7.1f} req/s"
-                f"  p50 {_percentile(tally.latencies, 0.5) * 1000:6.1f} ms"
-                f"  p99 {_percentile(tally.latencies, 0.99) * 1000:6.1f} ms"
+                f"  p50 {percentile(tally.latencies, 0.5) * 1000:6.1f} ms"
+                f"  p99 {percentile(tally.latencies, 0.99) * 1000:6.1f} ms"
                 f"  {rows[-1][3]:6.2f} CPU ms/gen  "
                 + " ".join(f"{name} {ms:.2f}" for name, ms in by_process.items())
             )

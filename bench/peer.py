@@ -6,8 +6,8 @@ relay it to one stand-in OpenAI server (bench/fake_openai.py: a fixed ~110 KB PN
 does more than relay: it queues the job durably, signs the image with C2PA, stores it and records it,
 then answers with the stored bytes. Reported per side at concurrency 1 and 16: requests/s, p50 and p99,
 and CPU milliseconds per request summed over its whole process tree (imagegen: Envoy, the services and
-Postgres; LiteLLM: the proxy and its workers). The load comes from this process (aiohttp), the same
-for both.
+Postgres; LiteLLM: the proxy and its workers). The load comes from wrk (bench/load.py), the same for
+both.
 
 LiteLLM proxy is installed, pinned, into a virtualenv of its own under build/ on first use.
 """
@@ -15,7 +15,6 @@ LiteLLM proxy is installed, pinned, into a virtualenv of its own under build/ on
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -34,7 +33,7 @@ from tools.embedded_pg import free_port
 
 from .fake_openai import BODY, MODEL, register_relay_model, running_upstream, stop
 from .harness import benched_platform
-from .rest_sync import _load, _percentile, _platform_cpu_seconds
+from .load import load_generator, percentile, platform_cpu_seconds, run_load
 
 LITELLM = "litellm[proxy]==1.106.2"
 PEER_VENV = pathlib.Path(os.environ.get("IMAGEGEN_PEER_VENV") or REPO_ROOT / "build" / "peer-venv")
@@ -64,13 +63,12 @@ def _wait_for_http(url: str, process: subprocess.Popen, seconds: float = 120) ->
 
 
 def _measure(name: str, url: str, key: str, pids: dict[str, int], concurrency: int, seconds: float) -> dict:
-    asyncio.run(_load(url, key, 2, 1.5, BODY))  # warm-up
-    cpu_before = {process: _platform_cpu_seconds([pid]) for process, pid in pids.items()}
-    started = time.perf_counter()
-    latencies, errors = asyncio.run(_load(url, key, concurrency, seconds, BODY))
-    elapsed = time.perf_counter() - started
+    run_load(url, key, 2, 1.5, BODY)  # warm-up
+    cpu_before = {process: platform_cpu_seconds([pid]) for process, pid in pids.items()}
+    load = run_load(url, key, concurrency, seconds, BODY)
+    latencies, errors, elapsed = load.latencies, load.errors, load.seconds
     cpu_by_process = {
-        process: _platform_cpu_seconds([pid]) - cpu_before[process] for process, pid in pids.items()
+        process: platform_cpu_seconds([pid]) - cpu_before[process] for process, pid in pids.items()
     }
     cpu = sum(cpu_by_process.values())
     return {
@@ -80,7 +78,7 @@ def _measure(name: str, url: str, key: str, pids: dict[str, int], concurrency: i
         "errors": errors,
         "requests_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(sorted(latencies)[len(latencies) // 2] * 1000, 2) if latencies else None,
-        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
         "cpu_ms_per_request": round(cpu * 1000 / max(len(latencies), 1), 2),
         "cpu_ms_per_request_by_process": {
             process: round(seconds * 1000 / max(len(latencies), 1), 2)
@@ -175,7 +173,7 @@ def main() -> None:
                 stop(process)
     print(
         f"OpenAI Images relay, imagegen next to {LITELLM}, same stand-in upstream,"
-        f" {args.seconds:.0f}s per run, {psutil.cpu_count()} CPUs"
+        f" {args.seconds:.0f}s per run, {psutil.cpu_count()} CPUs, load from {load_generator()}"
     )
     print(f"{'side':>9} {'conc':>4} {'reqs':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}", end="")
     print(f" {'CPU ms/req':>11}")

@@ -23,7 +23,7 @@ import psutil
 import psycopg
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
-from bench.rest_sync import _percentile, _platform_cpu_seconds
+from bench.load import percentile, platform_cpu_seconds
 from services.common import internal
 from services.common import server as lifecycle
 from services.common.config import Env
@@ -96,7 +96,7 @@ async def _async_load(url: str, key: str, total: int, concurrency: int, tag: str
 
 
 def _cpu_by_process(benched: Benched) -> dict[str, float]:
-    return {name: _platform_cpu_seconds([pid]) for name, pid in benched.pids().items()}
+    return {name: platform_cpu_seconds([pid]) for name, pid in benched.pids().items()}
 
 
 def _cpu_ms_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict[str, float]:
@@ -159,7 +159,7 @@ def main() -> None:
                 "errors": errors,
                 "accepted_per_s": round(len(latencies) / accepted_in, 1),
                 "accept_p50_ms": round(statistics.median(latencies) * 1000, 2),
-                "accept_p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+                "accept_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
                 "jobs_per_s": round(done / total, 1),
             }
         )

@@ -8,65 +8,18 @@ concurrency 1 and 16, and CPU milliseconds per generation summed over every plat
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import statistics
-import time
 
-import aiohttp
 import psutil
 
 from tools.otlp_receiver import otlp_receiver
 
 from .harness import benched_platform
+from .load import load_generator, percentile, platform_cpu_seconds, run_load
 
 BODY = {"prompt": "a misty lake at sunset", "user": "bench", "width": 64, "height": 64}
-
-
-def _platform_cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            for process in [root, *root.children(recursive=True)]:
-                times = process.cpu_times()
-                total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-async def _load(
-    url: str, key: str, concurrency: int, seconds: float, body: dict = BODY
-) -> tuple[list[float], int]:
-    """Latencies of the requests answered 200, and how many were not, from `concurrency` clients."""
-    latencies: list[float] = []
-    errors = 0
-    stop_at = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    payload = json.dumps(body)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                started = time.perf_counter()
-                async with session.post(url, data=payload) as response:
-                    await response.read()
-                    if response.status != 200:
-                        errors += 1
-                        continue
-                latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, errors
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def main() -> None:
@@ -89,14 +42,13 @@ def main() -> None:
         url = benched.platform.gateway_url + "/api/images/generations"
         key = benched.key
         pids = benched.pids()
-        asyncio.run(_load(url, key, 4, 2.0))  # warm-up: connections, prepared statements, caches
+        run_load(url, key, 4, 2.0, BODY)  # warm-up: connections, prepared statements, caches
         results = []
         for concurrency in args.concurrency:
-            cpu_before = {name: _platform_cpu_seconds([pid]) for name, pid in pids.items()}
-            started = time.perf_counter()
-            latencies, errors = asyncio.run(_load(url, key, concurrency, args.seconds))
-            elapsed = time.perf_counter() - started
-            cpu = {name: _platform_cpu_seconds([pid]) - cpu_before[name] for name, pid in pids.items()}
+            cpu_before = {name: platform_cpu_seconds([pid]) for name, pid in pids.items()}
+            load = run_load(url, key, concurrency, args.seconds, BODY)
+            latencies, errors, elapsed = load.latencies, load.errors, load.seconds
+            cpu = {name: platform_cpu_seconds([pid]) - cpu_before[name] for name, pid in pids.items()}
             per_generation = 1000 / max(len(latencies), 1)
             results.append(
                 {
@@ -105,7 +57,7 @@ def main() -> None:
                     "errors": errors,
                     "requests_per_s": round(len(latencies) / elapsed, 1),
                     "p50_ms": round(statistics.median(latencies) * 1000, 2),
-                    "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+                    "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
                     "platform_cpu_ms_per_generation": round(sum(cpu.values()) * per_generation, 2),
                     "cpu_ms_per_generation": {
                         name: round(seconds * per_generation, 2) for name, seconds in cpu.items()
@@ -115,7 +67,7 @@ def main() -> None:
         spans = len(receiver.received()) if args.traced else 0
     cpus = psutil.cpu_count()
     traced = f", traced ({spans} spans received)" if args.traced else ""
-    run = f"{args.seconds:.0f}s per run, {cpus} CPUs{traced}"
+    run = f"{args.seconds:.0f}s per run, {cpus} CPUs, load from {load_generator()}{traced}"
     print(f"sync generation via Envoy (REST), procedural 64x64, {run}")
     columns = (
         f"{'conc':>4} {'gens':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/gen':>11}"
