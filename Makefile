@@ -17,7 +17,7 @@ TS_TOOLS := clients/ts/node_modules/.installed
 # KEDA's CRD schemas, compiled to validators (@kubernetes-models/keda, pinned), for the manifests' test.
 KUBE_TOOLS := tests/kubernetes/node_modules/.installed
 
-.PHONY: run test test-fast protos lint format bench bench-peer bench-compare up down clean screenshots
+.PHONY: run test test-fast protos lint format bench bench-peer bench-compare bench-load up down clean screenshots
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -87,19 +87,25 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(STAMP)
+# wrk sends the benchmarks' HTTP load (Debian's package); without it the load comes from aiohttp.
+bench-load:
+	command -v wrk >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } || \
+		echo "wrk is not installed: the benchmarks' load comes from aiohttp"
+
+bench: $(STAMP) bench-load
 	$(PY) -m bench.rest_sync $(BENCH_ARGS)
 	$(PY) -m bench.queue $(BENCH_QUEUE_ARGS)
 	$(PY) -m bench.signing
 	$(PY) -m bench.gateway_memory
 
 # imagegen next to LiteLLM proxy (installed, pinned, into build/peer-venv on first use), one run.
-bench-peer: $(STAMP)
+bench-peer: $(STAMP) bench-load
 	$(PY) -m bench.peer $(BENCH_PEER_ARGS)
 
 # Two revisions side by side, load alternating between them: make bench-compare BASE=main~3 [OTHER=main]
 # (BENCH_COMPARE_ARGS="--relay" for the OpenAI relay's load, "--rounds 8" for finer ratios)
-bench-compare: $(STAMP)
+bench-compare: $(STAMP) bench-load
 	$(PY) -m bench.compare $(BASE) $(OTHER) $(BENCH_COMPARE_ARGS)
 
 up:
