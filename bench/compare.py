@@ -5,7 +5,8 @@ worktree under build/compare and started as `make bench` starts the platform (be
 once. The load then alternates between them in short slices, round after round, so a machine whose speed
 drifts (a shared VM's does, by a third within minutes) slows both sides alike; figures from two separate
 runs do not compare. Prints, per concurrency, each side's requests/s, p50/p99 and CPU milliseconds per
-generation by process, and OTHER's CPU and requests/s as a ratio of BASE's.
+generation by process, and OTHER's CPU and requests/s as a ratio of BASE's: the geometric mean of the
+rounds' ratios, with a 95% interval from their spread. A difference whose interval holds 1 is not one.
 
 The load is a procedural 64x64 sync create through REST (`make bench`'s); with `--relay`, the OpenAI
 Images request `make bench-peer` sends, relayed by each side to one stand-in upstream.
@@ -16,8 +17,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -55,6 +58,25 @@ class Tally:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+    # Each round's CPU milliseconds per generation and requests/s, for the ratios' spread.
+    by_round: list[tuple[float, float]] = field(default_factory=list)
+
+
+def _ratio_spread(base: Tally, other: Tally, index: int) -> str:
+    """The ratio of every round's figures (other / base), as its geometric mean and a 95% interval from
+    the rounds' spread: two runs of one revision against itself have differed by up to 14% in 8 rounds,
+    so a ratio whose interval holds 1 is not a measured difference."""
+    logs = [math.log(o[index] / b[index]) for b, o in zip(base.by_round, other.by_round, strict=True)]
+    mean = statistics.fmean(logs)
+    if len(logs) < 2:
+        return f"x{math.exp(mean):.2f}"
+    half = _T95.get(len(logs) - 1, 2.0) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return f"x{math.exp(mean):.2f} (95%: {math.exp(mean - half):.2f}-{math.exp(mean + half):.2f})"
+
+
+# Student's t at 97.5% by degrees of freedom, for the small numbers of rounds this runs.
+_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23,
+        11: 2.20, 12: 2.18, 13: 2.16, 14: 2.14, 15: 2.13}  # fmt: skip
 
 
 def _worktree(revision: str) -> pathlib.Path:
@@ -114,8 +136,13 @@ def _slice(side: Side, load: Load, concurrency: int, seconds: float, tally: Tall
     result = _run(side, load, concurrency, seconds)
     tally.seconds += result.seconds
     tally.latencies += result.latencies
+    spent = 0.0
     for name, pid in side.pids.items():
-        tally.cpu[name] = tally.cpu.get(name, 0.0) + platform_cpu_seconds([pid]) - before[name]
+        used = platform_cpu_seconds([pid]) - before[name]
+        tally.cpu[name] = tally.cpu.get(name, 0.0) + used
+        spent += used
+    count = max(len(result.latencies), 1)
+    tally.by_round.append((spent * 1000 / count, count / result.seconds))
 
 
 def main() -> None:
@@ -138,7 +165,7 @@ def main() -> None:
     load = RELAY if args.relay else REST
     sides = [Side(args.base, _worktree(args.base))]
     sides.append(Side(args.other, _worktree(args.other)) if args.other else Side("working tree", ROOT))
-    tallies = {(side.name, c): Tally() for side in sides for c in args.concurrency}
+    tallies = {(id(side), c): Tally() for side in sides for c in args.concurrency}
     with contextlib.ExitStack() as stack:
         upstream = stack.enter_context(running_upstream()) if args.relay else ""
         for side in sides:
@@ -149,14 +176,14 @@ def main() -> None:
         for round_ in range(args.rounds):
             for concurrency in args.concurrency:
                 for side in sides if round_ % 2 == 0 else sides[::-1]:
-                    _slice(side, load, concurrency, args.seconds, tallies[(side.name, concurrency)])
+                    _slice(side, load, concurrency, args.seconds, tallies[(id(side), concurrency)])
     what = "OpenAI relay (b64_json)" if args.relay else "procedural 64x64 via REST"
     slices = f"{args.rounds} rounds of {args.seconds:.0f}s slices per side and concurrency, alternating"
     print(f"{what}: {slices}, load from {load_generator()}")
     for concurrency in args.concurrency:
         rows = []
         for side in sides:
-            tally = tallies[(side.name, concurrency)]
+            tally = tallies[(id(side), concurrency)]
             count = max(len(tally.latencies), 1)
             by_process = {name: seconds * 1000 / count for name, seconds in tally.cpu.items()}
             rows.append((side, tally, len(tally.latencies) / tally.seconds, sum(by_process.values())))
@@ -167,9 +194,9 @@ def main() -> None:
                 f"  {rows[-1][3]:6.2f} CPU ms/gen  "
                 + " ".join(f"{name} {ms:.2f}" for name, ms in by_process.items())
             )
-        (_, _, base_rate, base_cpu), (_, _, other_rate, other_cpu) = rows
-        ratios = f"CPU x{other_cpu / base_cpu:.2f}, req/s x{other_rate / base_rate:.2f}"
-        print(f"      {sides[1].name} / {sides[0].name}: {ratios}")
+        (_, base, _, _), (_, other, _, _) = rows
+        ratios = f"CPU {_ratio_spread(base, other, 0)}, req/s {_ratio_spread(base, other, 1)}"
+        print(f"      {sides[1].name} / {sides[0].name}, by round: {ratios}")
 
 
 if __name__ == "__main__":
