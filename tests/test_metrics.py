@@ -109,6 +109,18 @@ def test_the_queue_and_server_gauges_come_from_the_catalog(platform, api):
     assert value(scrape(platform, "catalog"), "imagegen_queue_jobs", model="stuck") == 0
 
 
+def test_each_service_froze_its_startup_objects_and_times_the_collectors_pauses(platform, api):
+    # Enough calls that even storage, which allocates least per call, collects its youngest objects.
+    for _ in range(30):
+        done = api("POST", "/api/images/generations", json={"prompt": "a lake", "width": 64, "height": 64})
+        assert done.status_code == 200
+    for service in SERVICES:
+        samples = scrape(platform, service)
+        # Modules, descriptors and pools: tens of thousands of objects a full pass no longer walks.
+        assert value(samples, "imagegen_gc_frozen_objects") > 10_000, service
+        assert value(samples, "imagegen_gc_pause_seconds_count", generation="0") > 0, service
+
+
 def test_envoy_statistics_are_served_on_a_stats_only_listener_and_the_admin_stays_on_loopback(platform, api):
     stats = f"http://127.0.0.1:{platform.gateway_stats_port}"
 

@@ -9,11 +9,13 @@ users.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import pathlib
+import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -73,6 +75,20 @@ GENERATIONS = Counter(
     ["model", "status"],
     registry=REGISTRY,
 )
+# Every service: the garbage collector's pauses, which every call in flight waits out.
+GC_PAUSE_SECONDS = Histogram(
+    "imagegen_gc_pause_seconds",
+    "Time the Python garbage collector held the process, by generation collected (2: a full pass).",
+    ["generation"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+    registry=REGISTRY,
+)
+GC_FROZEN_OBJECTS = Gauge(
+    "imagegen_gc_frozen_objects",
+    "Objects from the process's startup that the collector no longer walks (gc.freeze).",
+    registry=REGISTRY,
+)
+GC_FROZEN_OBJECTS.set_function(gc.get_freeze_count)
 # Storage.
 OBJECTS_WRITTEN = Counter("imagegen_storage_objects_written", "Objects stored.", registry=REGISTRY)
 BYTES_WRITTEN = Counter("imagegen_storage_written_bytes", "Bytes stored.", registry=REGISTRY)
@@ -95,8 +111,20 @@ def serve(service: str, env: Env | None = None) -> int | None:
     tmp.write_text(str(port))
     tmp.replace(written)
     enabled = True
+    gc.callbacks.append(_time_collection)
     log.info("metrics serving", extra={"fields": {"port": port}})
     return port
+
+
+_collection_started = 0.0
+
+
+def _time_collection(phase: str, info: dict) -> None:
+    global _collection_started
+    if phase == "start":
+        _collection_started = time.perf_counter()
+    else:
+        GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(time.perf_counter() - _collection_started)
 
 
 def record_call(method: str, code: str, seconds: float) -> None:
