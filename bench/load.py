@@ -70,7 +70,7 @@ def run_load(url: str, key: str, concurrency: int, seconds: float, body: dict) -
     if _use_wrk():
         return _wrk(url, key, concurrency, seconds, body)
     started = time.perf_counter()
-    latencies, errors = asyncio.run(_aiohttp(url, key, concurrency, seconds, body))
+    latencies, errors = asyncio.run(aiohttp_load(url, key, concurrency, body, seconds=seconds))
     return LoadResult(latencies, errors, time.perf_counter() - started)
 
 
@@ -117,20 +117,24 @@ def _wrk(url: str, key: str, concurrency: int, seconds: float, body: dict) -> Lo
     )
 
 
-async def _aiohttp(
-    url: str, key: str, concurrency: int, seconds: float, body: dict
+async def aiohttp_load(
+    url: str, key: str, concurrency: int, body: dict, seconds: float | None = None, total: int | None = None
 ) -> tuple[list[float], int]:
+    """The load from this process: `concurrency` clients sending `body` for `seconds`, or until `total`
+    requests have gone. Answers the latencies of those answered 200 and how many were not."""
     latencies: list[float] = []
     errors = 0
-    stop_at = time.perf_counter() + seconds
+    stop_at = time.perf_counter() + seconds if seconds is not None else math.inf
+    remaining = total if total is not None else math.inf
     connector = aiohttp.TCPConnector(limit=concurrency)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     payload = json.dumps(body)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
         async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
+            nonlocal errors, remaining
+            while remaining > 0 and time.perf_counter() < stop_at:
+                remaining -= 1
                 started = time.perf_counter()
                 async with session.post(url, data=payload) as response:
                     await response.read()

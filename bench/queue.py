@@ -18,12 +18,11 @@ import json
 import statistics
 import time
 
-import aiohttp
 import psutil
 import psycopg
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
-from bench.load import percentile, platform_cpu_seconds
+from bench.load import aiohttp_load, percentile, platform_cpu_seconds
 from services.common import internal
 from services.common import server as lifecycle
 from services.common.config import Env
@@ -69,30 +68,6 @@ def _wait_drained(database_url: str, tag: str, count: int, timeout: float) -> tu
         if done >= count or time.monotonic() > deadline:
             return done, span
         time.sleep(0.2)
-
-
-async def _async_load(url: str, key: str, total: int, concurrency: int, tag: str) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    errors = 0
-    remaining = total
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    payload = json.dumps({"prompt": f"{tag} lake", "user": tag, "width": 64, "height": 64, "async": True})
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), headers=headers) as s:
-
-        async def client() -> None:
-            nonlocal errors, remaining
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                async with s.post(url, data=payload) as response:
-                    await response.read()
-                    if response.status != 200:
-                        errors += 1
-                        continue
-                latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-    return latencies, errors
 
 
 def _cpu_by_process(benched: Benched) -> dict[str, float]:
@@ -146,9 +121,9 @@ def main() -> None:
         platform._start_one("generator", platform.ports["generator"], var)
         tag = "async-e2e"
         started = time.perf_counter()
-        latencies, errors = asyncio.run(
-            _async_load(platform.gateway_url + "/api/images/generations", key, args.async_jobs, 16, tag)
-        )
+        body = {"prompt": f"{tag} lake", "user": tag, "width": 64, "height": 64, "async": True}
+        url = platform.gateway_url + "/api/images/generations"
+        latencies, errors = asyncio.run(aiohttp_load(url, key, 16, body, total=args.async_jobs))
         accepted_in = time.perf_counter() - started
         done, _ = _wait_drained(database_url, tag, len(latencies), timeout=600)
         total = time.perf_counter() - started
