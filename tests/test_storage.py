@@ -21,7 +21,9 @@ from services.catalog.domain import QueuePolicy
 from services.common import server as lifecycle
 from services.generator.clients import CatalogClient, StorageClient
 from services.generator.sweeper import BlobSweeper
+from services.storage.backends import WRITTEN_SINCE_SLACK_SECONDS, LocalFolderBackend
 from services.storage.config import StorageConfig
+from services.storage.domain import UrlSigner
 from services.storage.server import create_server
 from tests.conftest import create_project
 from tests.infra import S3_ACCESS_KEY, S3_SECRET_KEY
@@ -128,7 +130,7 @@ def test_an_object_written_again_since_the_time_given_outlives_a_conditional_del
         async with storage(storage_config) as (internal, _):
             again_key = (await _put(internal, again)).key
             alone_key = (await _put(internal, alone)).key
-            await asyncio.sleep(1.1)  # S3 keeps whole seconds
+            await asyncio.sleep(WRITTEN_SINCE_SLACK_SECONDS + 0.1)  # earlier than the slack
             since = timestamp_pb2.Timestamp()
             since.GetCurrentTime()
             await _put(internal, again)  # a job storing the same bytes: the object is written again
@@ -140,6 +142,22 @@ def test_an_object_written_again_since_the_time_given_outlives_a_conditional_del
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await _get(internal, alone_key)
             assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+    asyncio.run(scenario())
+
+
+def test_a_file_stamped_a_clock_tick_before_the_time_given_counts_as_written_since(tmp_path):
+    """ext4 stamps files from the kernel's coarse clock, up to a tick behind the fine clock Postgres
+    reads: bytes stored again just after their blob became unused can carry an earlier time."""
+    backend = LocalFolderBackend(tmp_path, UrlSigner("secret", "http://127.0.0.1:8080", 60))
+
+    async def scenario():
+        (stored,) = await backend.put_small([(b"\x89PNG a tick early", "image/png", "")])
+        since = time.time()
+        (path,) = tmp_path.rglob(stored.key)
+        os.utime(path, (since - 0.004, since - 0.004))
+        assert await backend.delete([], unless_written_since={stored.key: since}) == (0, [stored.key])
+        assert path.exists()
 
     asyncio.run(scenario())
 
@@ -175,7 +193,8 @@ def test_bytes_stored_again_while_their_blob_is_unused_outlive_the_sweep_that_cl
                 return created.generation.id
 
             async def deleted(generation_id: str) -> None:
-                await asyncio.sleep(1.1)  # stored in an earlier second than it becomes unused (S3's grain)
+                # Stored longer before it becomes unused than the delete's slack for clocks.
+                await asyncio.sleep(WRITTEN_SINCE_SLACK_SECONDS + 0.1)
                 await internal.DeleteGeneration(
                     catalog_pb2.DeleteGenerationRequest(project_id=project_id, id=generation_id)
                 )

@@ -7,7 +7,6 @@ import ctypes
 import datetime as dt
 import hashlib
 import io
-import math
 import os
 import pathlib
 import secrets
@@ -24,6 +23,12 @@ from minio.error import S3Error
 from services.common.vocabulary import STORAGE_KEY, storage_key
 
 from .domain import CHUNK_BYTES, URL_STABLE_SECONDS, StoredObject, UrlSigner, url_window
+
+# A conditional delete keeps an object written this long before the time given too. The time comes from
+# Postgres's clock and the write time from the file system's or S3's: ext4 stamps files from the kernel's
+# coarse clock (a tick, up to 10 ms, behind), S3 keeps whole seconds, and hosts' clocks differ a little.
+# An object kept by the slack is reported unused again and goes at a later sweep.
+WRITTEN_SINCE_SLACK_SECONDS = 2.0
 
 # The longest a presigned S3 URL may live (SigV4).
 _S3_MAX_EXPIRY = dt.timedelta(days=7)
@@ -184,7 +189,7 @@ class LocalFolderBackend:
             path, since = self._path(key), unless_written_since.get(key)
             with self._names:
                 try:
-                    if since is not None and path.stat().st_mtime >= since:
+                    if since is not None and path.stat().st_mtime >= since - WRITTEN_SINCE_SLACK_SECONDS:
                         kept.append(key)
                         continue
                     path.unlink()
@@ -305,11 +310,11 @@ class S3Backend:
         def _delete() -> tuple[int, list[str]]:
             # S3 has no delete-if-unmodified-since: a put landing between the look and the delete is
             # lost, a window of one request instead of a job's whole put-to-record time.
-            # S3 keeps whole seconds: written in the second `since` falls in counts as written since.
             kept = [
                 key
                 for key, since in unless_written_since.items()
-                if (written := self._written_at(key)) is not None and written >= math.floor(since)
+                if (written := self._written_at(key)) is not None
+                and written >= since - WRITTEN_SINCE_SLACK_SECONDS
             ]
             doomed = [*keys, *(key for key in unless_written_since if key not in kept)]
             if doomed:
