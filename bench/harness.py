@@ -8,11 +8,14 @@ import contextlib
 import pathlib
 import secrets
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from services.common.config import PREFIX
-from services.common.metrics import PORT_VARIABLES
+from services.common.metrics import PORT_VARIABLES, port_file
 from tools.embedded_pg import EmbeddedPostgres
 from tools.supervisor import Platform
 
@@ -24,6 +27,26 @@ class Benched:
     database_url: str
     key: str
     var: pathlib.Path
+
+    def full_gc_passes(self) -> dict[str, tuple[float, float]]:
+        """Each service's full garbage collections so far, from its /metrics: (how many, seconds in all)."""
+        passes = {}
+        for service in PORT_VARIABLES:
+            port = int(port_file(self.var, service).read_text())
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:  # noqa: S310
+                text = answer.read().decode()
+            samples = {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(text)
+                if family.name == "imagegen_gc_pause_seconds"
+                for sample in family.samples
+                if sample.labels.get("generation") == "2" and sample.name.endswith(("_count", "_sum"))
+            }
+            passes[service] = (
+                samples.get("imagegen_gc_pause_seconds_count", 0.0),
+                samples.get("imagegen_gc_pause_seconds_sum", 0.0),
+            )
+        return passes
 
     def pids(self) -> dict[str, int]:
         """Each process by name, Postgres included."""

@@ -46,9 +46,14 @@ def main() -> None:
         results = []
         for concurrency in args.concurrency:
             cpu_before = {name: platform_cpu_seconds([pid]) for name, pid in pids.items()}
+            gc_before = benched.full_gc_passes()
             load = run_load(url, key, concurrency, args.seconds, BODY)
             latencies, errors, elapsed = load.latencies, load.errors, load.seconds
             cpu = {name: platform_cpu_seconds([pid]) - cpu_before[name] for name, pid in pids.items()}
+            gc_passes = {
+                service: (count - gc_before[service][0], seconds - gc_before[service][1])
+                for service, (count, seconds) in benched.full_gc_passes().items()
+            }
             per_generation = 1000 / max(len(latencies), 1)
             results.append(
                 {
@@ -61,6 +66,11 @@ def main() -> None:
                     "platform_cpu_ms_per_generation": round(sum(cpu.values()) * per_generation, 2),
                     "cpu_ms_per_generation": {
                         name: round(seconds * per_generation, 2) for name, seconds in cpu.items()
+                    },
+                    # Full garbage collections during the run, each a pause every call in flight waits out.
+                    "full_gc_passes": {
+                        service: {"count": int(count), "mean_ms": round(seconds * 1000 / max(count, 1), 1)}
+                        for service, (count, seconds) in gc_passes.items()
                     },
                 }
             )
@@ -79,6 +89,11 @@ def main() -> None:
             f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['platform_cpu_ms_per_generation']:>11}  "
             + " ".join(f"{name} {ms}" for name, ms in r["cpu_ms_per_generation"].items())
         )
+    for r in results:
+        passes = ", ".join(
+            f"{service} {p['count']} (mean {p['mean_ms']} ms)" for service, p in r["full_gc_passes"].items()
+        )
+        print(f"c={r['concurrency']}: full GC passes, each a pause for every call in flight: {passes}")
     print(json.dumps(results))
 
 
