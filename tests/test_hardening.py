@@ -39,7 +39,13 @@ def platform(tmp_path_factory):
         IMAGEGEN_KEY_RATE_BURST="4000",
         # Sweeps, and the walk for blobs no row names (an outage can leave some), within the test's
         # patience; the defaults are minutes.
-        **FAST_BLOB_SWEEPS,
+        **{
+            **FAST_BLOB_SWEEPS,
+            # A blob is taken for an orphan only when no job can still be between storing and recording
+            # it (600 s against a job's 60 s of store retries by default). The storage outage below holds
+            # jobs between the two for 7 s and more, so the orphan age here is longer than that too.
+            "IMAGEGEN_ORPHAN_AGE_SECONDS": "20",
+        },
     ) as running:
         yield running
 
