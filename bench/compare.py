@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from .fake_openai import BODY as RELAY_BODY
 from .fake_openai import register_relay_model, running_upstream
-from .load import LoadResult, load_generator, percentile, platform_cpu_seconds, run_load
+from .load import Measured, load_generator, measured_load, percentile
 from .rest_sync import BODY as REST_BODY
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -124,25 +124,22 @@ REST = Load("/api/images/generations", REST_BODY)
 RELAY = Load("/v1/images/generations", RELAY_BODY)
 
 
-def _run(side: Side, load: Load, concurrency: int, seconds: float) -> LoadResult:
-    result = run_load(side.gateway + load.path, side.key, concurrency, seconds, load.body)
-    if result.errors:
-        raise RuntimeError(f"{side.name}: {result.errors} requests were not answered 200")
-    return result
+def _run(side: Side, load: Load, concurrency: int, seconds: float) -> Measured:
+    measured = measured_load(side.pids, side.gateway + load.path, side.key, concurrency, seconds, load.body)
+    if measured.load.errors:
+        raise RuntimeError(f"{side.name}: {measured.load.errors} requests were not answered 200")
+    return measured
 
 
 def _slice(side: Side, load: Load, concurrency: int, seconds: float, tally: Tally) -> None:
-    before = {name: platform_cpu_seconds([pid]) for name, pid in side.pids.items()}
-    result = _run(side, load, concurrency, seconds)
+    measured = _run(side, load, concurrency, seconds)
+    result = measured.load
     tally.seconds += result.seconds
     tally.latencies += result.latencies
-    spent = 0.0
-    for name, pid in side.pids.items():
-        used = platform_cpu_seconds([pid]) - before[name]
+    for name, used in measured.cpu_seconds.items():
         tally.cpu[name] = tally.cpu.get(name, 0.0) + used
-        spent += used
     count = max(len(result.latencies), 1)
-    tally.by_round.append((spent * 1000 / count, count / result.seconds))
+    tally.by_round.append((sum(measured.cpu_seconds.values()) * 1000 / count, count / result.seconds))
 
 
 def main() -> None:

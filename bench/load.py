@@ -56,6 +56,21 @@ class LoadResult:
     seconds: float
 
 
+@dataclass
+class Measured:
+    load: LoadResult
+    cpu_seconds: dict[str, float]  # by process (each with its children) while the load ran
+
+
+def measured_load(
+    pids: dict[str, int], url: str, key: str, concurrency: int, seconds: float, body: dict
+) -> Measured:
+    """`run_load`, and the CPU each named process tree spent meanwhile."""
+    before = {name: platform_cpu_seconds([pid]) for name, pid in pids.items()}
+    load = run_load(url, key, concurrency, seconds, body)
+    return Measured(load, {name: platform_cpu_seconds([pid]) - before[name] for name, pid in pids.items()})
+
+
 def _use_wrk() -> bool:
     return os.environ.get("IMAGEGEN_BENCH_LOAD", "wrk") == "wrk" and shutil.which("wrk") is not None
 

@@ -33,7 +33,7 @@ from tools.embedded_pg import free_port
 
 from .fake_openai import BODY, MODEL, register_relay_model, running_upstream, stop
 from .harness import benched_platform
-from .load import load_generator, percentile, platform_cpu_seconds, run_load
+from .load import load_generator, measured_load, percentile, run_load
 
 LITELLM = "litellm[proxy]==1.106.2"
 PEER_VENV = pathlib.Path(os.environ.get("IMAGEGEN_PEER_VENV") or REPO_ROOT / "build" / "peer-venv")
@@ -64,12 +64,9 @@ def _wait_for_http(url: str, process: subprocess.Popen, seconds: float = 120) ->
 
 def _measure(name: str, url: str, key: str, pids: dict[str, int], concurrency: int, seconds: float) -> dict:
     run_load(url, key, 2, 1.5, BODY)  # warm-up
-    cpu_before = {process: platform_cpu_seconds([pid]) for process, pid in pids.items()}
-    load = run_load(url, key, concurrency, seconds, BODY)
-    latencies, errors, elapsed = load.latencies, load.errors, load.seconds
-    cpu_by_process = {
-        process: platform_cpu_seconds([pid]) - cpu_before[process] for process, pid in pids.items()
-    }
+    measured = measured_load(pids, url, key, concurrency, seconds, BODY)
+    latencies, errors, elapsed = measured.load.latencies, measured.load.errors, measured.load.seconds
+    cpu_by_process = measured.cpu_seconds
     cpu = sum(cpu_by_process.values())
     return {
         "side": name,
@@ -77,7 +74,7 @@ def _measure(name: str, url: str, key: str, pids: dict[str, int], concurrency: i
         "requests": len(latencies),
         "errors": errors,
         "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(sorted(latencies)[len(latencies) // 2] * 1000, 2) if latencies else None,
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 2) if latencies else None,
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
         "cpu_ms_per_request": round(cpu * 1000 / max(len(latencies), 1), 2),
         "cpu_ms_per_request_by_process": {

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import statistics
 
 import psutil
 
 from tools.otlp_receiver import otlp_receiver
 
 from .harness import benched_platform
-from .load import load_generator, percentile, platform_cpu_seconds, run_load
+from .load import load_generator, measured_load, percentile, run_load
 
 BODY = {"prompt": "a misty lake at sunset", "user": "bench", "width": 64, "height": 64}
 
@@ -45,11 +44,10 @@ def main() -> None:
         run_load(url, key, 4, 2.0, BODY)  # warm-up: connections, prepared statements, caches
         results = []
         for concurrency in args.concurrency:
-            cpu_before = {name: platform_cpu_seconds([pid]) for name, pid in pids.items()}
             gc_before = benched.full_gc_passes()
-            load = run_load(url, key, concurrency, args.seconds, BODY)
-            latencies, errors, elapsed = load.latencies, load.errors, load.seconds
-            cpu = {name: platform_cpu_seconds([pid]) - cpu_before[name] for name, pid in pids.items()}
+            measured = measured_load(pids, url, key, concurrency, args.seconds, BODY)
+            latencies, errors, elapsed = measured.load.latencies, measured.load.errors, measured.load.seconds
+            cpu = measured.cpu_seconds
             gc_passes = {
                 service: (count - gc_before[service][0], seconds - gc_before[service][1])
                 for service, (count, seconds) in benched.full_gc_passes().items()
@@ -61,7 +59,7 @@ def main() -> None:
                     "generations": len(latencies),
                     "errors": errors,
                     "requests_per_s": round(len(latencies) / elapsed, 1),
-                    "p50_ms": round(statistics.median(latencies) * 1000, 2),
+                    "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
                     "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
                     "platform_cpu_ms_per_generation": round(sum(cpu.values()) * per_generation, 2),
                     "cpu_ms_per_generation": {
