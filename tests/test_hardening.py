@@ -39,13 +39,10 @@ def platform(tmp_path_factory):
         IMAGEGEN_KEY_RATE_BURST="4000",
         # Sweeps, and the walk for blobs no row names (an outage can leave some), within the test's
         # patience; the defaults are minutes.
-        **{
-            **FAST_BLOB_SWEEPS,
-            # A blob is taken for an orphan only when no job can still be between storing and recording
-            # it (600 s against a job's 60 s of store retries by default). The storage outage below holds
-            # jobs between the two for 7 s and more, so the orphan age here is longer than that too.
-            "IMAGEGEN_ORPHAN_AGE_SECONDS": "20",
-        },
+        # The storage outage below holds jobs between storing and recording their images for longer
+        # than these sweeps' orphan age and grace (2 s each): blobs are adopted and swept under jobs
+        # that then record them, which the catalog refuses until they store them again.
+        **FAST_BLOB_SWEEPS,
     ) as running:
         yield running
 

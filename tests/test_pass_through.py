@@ -506,7 +506,8 @@ def test_a_model_may_take_any_replicate_version(api, fake):
 
 
 def _sweep(platform) -> dict:
-    """What the unused-blob sweep would delete now, with no grace period."""
+    """What the unused-blob sweep would delete now, with no grace period (its claims then end as kept:
+    nothing is deleted)."""
 
     async def claim() -> dict:
         async with psycopg_pool.AsyncConnectionPool(
@@ -515,7 +516,9 @@ def _sweep(platform) -> dict:
             max_size=1,
             kwargs={"row_factory": dict_row, "autocommit": True},
         ) as pool:
-            return await Repository(pool).claim_unused(1000, 0)
+            claimed = await Repository(pool).claim_unused(1000, 0)
+            await Repository(pool).end_sweep({}, list(claimed))
+            return claimed
 
     return asyncio.run(claim())
 

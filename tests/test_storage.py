@@ -19,8 +19,9 @@ from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
 from services.catalog.domain import QueuePolicy
 from services.common import server as lifecycle
+from services.common.errors import upstream
 from services.generator.clients import CatalogClient, StorageClient
-from services.generator.sweeper import BlobSweeper
+from services.generator.sweeper import BlobSweeper, record_around_sweeps
 from services.storage.backends import WRITTEN_SINCE_SLACK_SECONDS, LocalFolderBackend
 from services.storage.config import StorageConfig
 from services.storage.domain import UrlSigner
@@ -162,6 +163,21 @@ def test_a_file_stamped_a_clock_tick_before_the_time_given_counts_as_written_sin
     asyncio.run(scenario())
 
 
+@contextlib.asynccontextmanager
+async def _sweep_rig(storage_config: StorageConfig, database_url: str):
+    """Storage, and a catalog whose unused blobs have no grace period, with the clients a generator
+    holds (its sweeper's) and the catalog's internal stub."""
+    async with (
+        storage_channel(storage_config) as storage_to,
+        catalog_channel(database_url, queue=QueuePolicy(unused_blob_grace_seconds=0)) as catalog_to,
+    ):
+        yield (
+            StorageClient(storage_to),
+            CatalogClient(catalog_to),
+            catalog_pb2_grpc.CatalogInternalServiceStub(catalog_to),
+        )
+
+
 def test_bytes_stored_again_while_their_blob_is_unused_outlive_the_sweep_that_claims_it(
     storage_config, database_url
 ):
@@ -170,15 +186,9 @@ def test_bytes_stored_again_while_their_blob_is_unused_outlive_the_sweep_that_cl
     again goes."""
     project_id, _ = create_project(database_url)
     data = b"\x89PNG the same bytes twice"
-    no_grace = QueuePolicy(unused_blob_grace_seconds=0)
 
     async def scenario():
-        async with (
-            storage_channel(storage_config) as storage_to,
-            catalog_channel(database_url, queue=no_grace) as catalog_to,
-        ):
-            blobs, records = StorageClient(storage_to), CatalogClient(catalog_to)
-            internal = catalog_pb2_grpc.CatalogInternalServiceStub(catalog_to)
+        async with _sweep_rig(storage_config, database_url) as (blobs, records, internal):
             sweeper = BlobSweeper(records, blobs, interval_seconds=3600)
 
             async def store() -> str:
@@ -214,6 +224,161 @@ def test_bytes_stored_again_while_their_blob_is_unused_outlive_the_sweep_that_cl
             await deleted(second)
             assert await sweeper.sweep() == 1
             assert await stored_keys() == [], "unused and not stored again: gone"
+
+    asyncio.run(scenario())
+
+
+class _HeldDeletes:
+    """Storage whose sweep deletes wait for `release`: the moment between a sweep's claim and its
+    delete, held open."""
+
+    def __init__(self, storage: StorageClient):
+        self.storage = storage
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def delete(self, keys, unless_written_since=None):
+        self.reached.set()
+        await self.release.wait()
+        return await self.storage.delete(keys, unless_written_since=unless_written_since)
+
+
+def test_a_job_recording_bytes_a_sweep_is_deleting_waits_for_it_and_stores_them_again(
+    storage_config, database_url
+):
+    """A job stored its image, then stalled longer than the orphan age (storage or the catalog away):
+    the reconcile walk adopted the bytes as an orphan and a sweep claimed them. Recording them then would
+    point the generation at bytes the sweep is about to delete. The catalog refuses the completion
+    until the sweep reports back; the job then stores the bytes again and records them."""
+    project_id, _ = create_project(database_url)
+    data = b"\x89PNG a stalled job's image"
+
+    async def scenario():
+        async with _sweep_rig(storage_config, database_url) as (blobs, records, internal):
+            held = _HeldDeletes(blobs)
+            sweeper = BlobSweeper(records, held, interval_seconds=3600)
+            stores = []
+
+            async def store() -> None:
+                (stored,) = await blobs.put_small([(data, "image/png", "")])
+                stores.append(stored.key)
+
+            async def stored_keys() -> list[str]:
+                return [o.key for o in (await blobs.list("", 10)).objects]
+
+            generation = (await internal.EnqueueGeneration(_create(project_id))).generation
+            await store()
+            (key,) = stores
+            await asyncio.sleep(WRITTEN_SINCE_SLACK_SECONDS + 0.1)
+            assert await records.adopt_orphan_blobs([key]) == [key], "taken for an orphan"
+            sweep = asyncio.create_task(sweeper.sweep())
+            await asyncio.wait_for(held.reached.wait(), 10)
+            assert await records.blobs_being_swept([key]) == [key]
+
+            completion = catalog_pb2.CompleteJobRequest(generation_id=generation.id, images=[_image(key)])
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await internal.CompleteJob(completion)
+            assert refused.value.code() == grpc.StatusCode.ABORTED, refused.value.details()
+            assert "sweep" in refused.value.details()
+
+            async def complete(stored_again: bool) -> catalog_pb2.GenerationRecord:
+                completion.stored_again = stored_again
+                async with upstream("catalog"):  # as the worker's client: ABORTED as a DomainError
+                    return await internal.CompleteJob(completion)
+
+            recording = asyncio.create_task(record_around_sweeps(records, [key], complete, store))
+            await asyncio.sleep(0.5)
+            assert not recording.done(), "the job waits while the sweep holds its bytes"
+            unfinished = await internal.GetGeneration(
+                catalog_pb2.GetGenerationRequest(project_id=project_id, id=generation.id)
+            )
+            assert unfinished.status == "pending" and not unfinished.images
+
+            held.release.set()
+            assert await sweep == 1
+            recorded = await asyncio.wait_for(recording, 10)
+            assert recorded.status == "completed" and [i.storage_key for i in recorded.images] == [key]
+            assert len(stores) == 2, "stored again after the sweep"
+            assert await stored_keys() == [key], "the recorded image's bytes are there"
+            assert await sweeper.sweep() == 0 and await stored_keys() == [key], "and in use, they stay"
+
+    asyncio.run(scenario())
+
+
+def test_a_job_recording_bytes_a_sweep_already_deleted_stores_them_again_first(storage_config, database_url):
+    """As above, but the sweep was over before the stalled job asked to record its image: the bytes it
+    stored before the delete are gone, so it is refused and stores them again."""
+    project_id, _ = create_project(database_url)
+    data = b"\x89PNG a job stalled past a whole sweep"
+
+    async def scenario():
+        async with _sweep_rig(storage_config, database_url) as (blobs, records, internal):
+            sweeper = BlobSweeper(records, blobs, interval_seconds=3600)
+            stores = 0
+
+            async def store() -> str:
+                nonlocal stores
+                (stored,) = await blobs.put_small([(data, "image/png", "")])
+                stores += 1
+                return stored.key
+
+            generation = (await internal.EnqueueGeneration(_create(project_id))).generation
+            key = await store()
+            await asyncio.sleep(WRITTEN_SINCE_SLACK_SECONDS + 0.1)
+            assert await records.adopt_orphan_blobs([key]) == [key]
+            assert await sweeper.sweep() == 1
+            assert (await blobs.list("", 10)).objects == [], "the sweep deleted the bytes"
+
+            completion = catalog_pb2.CompleteJobRequest(generation_id=generation.id, images=[_image(key)])
+
+            async def complete(stored_again: bool) -> catalog_pb2.GenerationRecord:
+                completion.stored_again = stored_again
+                async with upstream("catalog"):
+                    return await internal.CompleteJob(completion)
+
+            recorded = await record_around_sweeps(records, [key], complete, store)
+            assert recorded.status == "completed"
+            assert [o.key for o in (await blobs.list("", 10)).objects] == [key], "its bytes are there"
+            assert stores == 2, "refused once, stored again"
+            assert await sweeper.sweep() == 0, "in use now"
+
+    asyncio.run(scenario())
+
+
+def test_an_upload_or_an_input_a_sweep_is_deleting_is_refused_until_it_reports_back(
+    storage_config, database_url
+):
+    """Uploads and a create's input images record stored keys too, under the same rule."""
+    project_id, _ = create_project(database_url)
+    data = b"\x89PNG a room photo sent twice"
+
+    async def scenario():
+        async with _sweep_rig(storage_config, database_url) as (blobs, records, internal):
+            (stored,) = await blobs.put_small([(data, "image/png", "")])
+            record = catalog_pb2.InputImageRecord(
+                storage_key=stored.key, sha256=stored.sha256, content_type="image/png",
+                size_bytes=len(data), width=1, height=1,
+            )  # fmt: skip
+            await records.report_unused_blobs([stored.key])
+            claimed = await records.claim_unused_blobs(10)
+            assert list(claimed.unused_since) == [stored.key]
+
+            upload = catalog_pb2.RecordUploadRequest(project_id=project_id, image=record, ttl_seconds=60)
+            with_input = _create(project_id)
+            with_input.inputs.append(catalog_pb2.InputImageRecord(role="image"))
+            with_input.inputs[0].MergeFrom(record)
+            for refused_call in (internal.RecordUpload(upload), internal.EnqueueGeneration(with_input)):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await refused_call
+                assert refused.value.code() == grpc.StatusCode.ABORTED
+            listed = await internal.ListGenerations(catalog_pb2.ListGenerationsRequest(project_id=project_id))
+            assert not listed.generations, "the refused create left nothing behind"
+
+            await records.end_blob_sweep({}, [stored.key])
+            assert await records.blobs_being_swept([stored.key]) == []
+            assert (await internal.RecordUpload(upload)).image.storage_key == stored.key
+            created = await internal.EnqueueGeneration(with_input)
+            assert created.generation.inputs[0].storage_key == stored.key
 
     asyncio.run(scenario())
 

@@ -22,6 +22,7 @@ from imagegen.catalog.v1 import catalog_pb2
 
 from services.common import comfy_workflow
 from services.common.errors import (
+    Aborted,
     AlreadyExists,
     DomainError,
     FailedPrecondition,
@@ -46,7 +47,7 @@ from .arweave_store import ArweaveArchives
 from .db import retry_deadlocks
 from .notifier import Notifier, forget_stale_watches, wait_for
 from .queue import JobQueue
-from .repository import UPLOAD_IMAGE_COLUMNS, Outcome, Repository, Row
+from .repository import UPLOAD_IMAGE_COLUMNS, Outcome, Repository, Row, SweepPolicy
 from .scheduling import PriorityPolicy
 from .webhook_outbox import WebhookOutbox
 
@@ -134,6 +135,7 @@ class QueuePolicy:
     # How long a blob must stay unused before a sweep deletes it: longer than any job takes from
     # storing its images to recording them, since keys are content hashes shared between jobs.
     unused_blob_grace_seconds: float = 600.0
+    sweeps: SweepPolicy = SweepPolicy()
 
     def retry_delay(self, failures: int) -> float:
         return min(self.retry_base_seconds * 2 ** max(failures - 1, 0), self.retry_max_seconds)
@@ -299,10 +301,11 @@ class Catalog:
         inputs: list[catalog_pb2.InputImageRecord] | tuple = (),
         request_body: bytes = b"",
         generation_id: str = "",
+        inputs_stored_again: bool = False,
     ) -> tuple[Row, bool]:
         """The new `pending` generation (or already leased to `lease_to`'s worker: then its `job` is
         set), or the earlier one an idempotency key or a repeated `generation_id` points at (then
-        True)."""
+        True). `inputs_stored_again`: see `Repository.refused_blobs`."""
         if generation_id and not is_id("generation", generation_id):
             raise InvalidArgument(f"{generation_id!r} is not a generation id", field="generation_id")
         spec = _copy(spec)
@@ -329,8 +332,11 @@ class Catalog:
                 inputs,
                 request_body,
                 generation_id,
+                inputs_stored_again,
             )
         )
+        if outcome == "being-swept":
+            raise _being_swept(row["keys"])
         if outcome == "conflict":
             raise AlreadyExists(
                 f"Idempotency-Key {idempotency_key!r} was used within 24 hours for a different request;"
@@ -457,7 +463,9 @@ class Catalog:
             return []
         recorded, refused = await self.queue.complete(
             [
-                Outcome(c.generation_id, "completed", c.server_id or None, "", c.images, c.archive)
+                Outcome(
+                    c.generation_id, "completed", c.server_id or None, "", c.images, c.archive, c.stored_again
+                )
                 for c in completions
             ]
         )
@@ -466,6 +474,9 @@ class Catalog:
             generation_id = completion.generation_id
             if generation_id in recorded:
                 answers.append(recorded[generation_id])
+            elif refused[generation_id] and refused[generation_id] not in TERMINAL_STATUSES:
+                # Left unfinished only when a sweep is deleting one of its images' blobs.
+                answers.append(_being_swept([image["storage_key"] for image in completion.images]))
             elif refused[generation_id]:
                 answers.append(
                     FailedPrecondition(f"generation {generation_id} is already {refused[generation_id]}")
@@ -741,15 +752,21 @@ class Catalog:
         return await self.repo.adopt_orphans(keys)
 
     async def record_upload(
-        self, project_id: str, image: catalog_pb2.InputImageRecord, ttl_seconds: float
+        self, project_id: str, image: catalog_pb2.InputImageRecord, ttl_seconds: float, stored_again: bool
     ) -> Row:
         if not STORAGE_KEY.match(image.storage_key):
             raise InvalidArgument("an upload needs the storage key its bytes were stored under")
         if not 0 < ttl_seconds <= MAX_UPLOAD_TTL_SECONDS:
             raise InvalidArgument(f"an upload lives between 0 and {MAX_UPLOAD_TTL_SECONDS} seconds")
-        return await self.repo.record_upload(
-            project_id, {column: getattr(image, column) for column in UPLOAD_IMAGE_COLUMNS}, ttl_seconds
+        row = await self.repo.record_upload(
+            project_id,
+            {column: getattr(image, column) for column in UPLOAD_IMAGE_COLUMNS},
+            ttl_seconds,
+            stored_again,
         )
+        if row is None:
+            raise _being_swept([image.storage_key])
+        return row
 
     async def uploads(self, project_id: str, ids: list[str]) -> list[Row]:
         """The uploads, in the order asked; the first one that is not the project's (or has expired)
@@ -762,8 +779,27 @@ class Catalog:
 
     async def claim_unused_blobs(self, max_keys: int) -> dict[str, Row]:
         return await self.repo.claim_unused(
-            min(max(max_keys, 1), MAX_BLOB_BATCH), self.policy.unused_blob_grace_seconds
+            min(max(max_keys, 1), MAX_BLOB_BATCH),
+            self.policy.unused_blob_grace_seconds,
+            self.policy.sweeps,
         )
+
+    async def end_blob_sweep(self, deleted: dict[str, dt.datetime], kept: list[str]) -> None:
+        if len(deleted) + len(kept) > MAX_BLOB_BATCH:
+            raise InvalidArgument(f"report at most {MAX_BLOB_BATCH} keys at a time", field="deleted_keys")
+        await self.repo.end_sweep(deleted, kept)
+
+    async def blobs_being_swept(self, keys: list[str]) -> list[str]:
+        if len(keys) > MAX_BLOB_BATCH:
+            raise InvalidArgument(f"ask about at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")
+        return await self.repo.blobs_being_swept(keys)
+
+
+def _being_swept(keys: list[str]) -> Aborted:
+    return Aborted(
+        f"a sweep is deleting, or deleted, the stored bytes of {', '.join(sorted(set(keys)))}: once"
+        " BlobsBeingSwept answers none of them, store them again and ask again with stored_again"
+    )
 
 
 def _copy(spec: catalog_pb2.GenerationSpec) -> catalog_pb2.GenerationSpec:

@@ -91,6 +91,7 @@ class JobQueue:
         inputs: list[catalog_pb2.InputImageRecord] | tuple = (),
         request_body: bytes = b"",
         generation_id: str = "",
+        inputs_stored_again: bool = False,
     ) -> tuple[str, Row | None]:
         """Records a `pending` generation and its job in one transaction; with `lease_to` (a worker and
         lease seconds) the job is leased to that worker at once when a server of the model is free and
@@ -119,6 +120,7 @@ class JobQueue:
                 lease_to,
                 inputs,
                 request_body,
+                inputs_stored_again,
             )
         except errors.UniqueViolation as exc:
             if not repeatable or exc.diag.constraint_name != "generations_pkey":
@@ -155,6 +157,7 @@ class JobQueue:
         lease_to: tuple[str, float] | None,
         inputs: list[catalog_pb2.InputImageRecord] | tuple,
         request_body: bytes,
+        inputs_stored_again: bool,
     ) -> tuple[str, Row | None]:
         # Pipelined: statements go out as they are made and the connection waits only where an answer
         # is needed (the model, the servers to lease on, the row), so an enqueue is four round trips.
@@ -163,6 +166,10 @@ class JobQueue:
                 outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
                 if outcome is not None:
                     return outcome
+            if stored_inputs := [image.storage_key for image in inputs if image.storage_key]:
+                await self.repo.lock_unused_blobs(conn, stored_inputs)
+                if swept := await self.repo.refused_blobs(conn, stored_inputs, inputs_stored_again):
+                    raise Refused("being-swept", {"keys": swept})
             recent_cur = await conn.execute(
                 RECENT_REQUESTS, (project_id, spec.user, priorities.counted_up_to)
             )

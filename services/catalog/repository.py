@@ -25,6 +25,16 @@ from .webhook_outbox import queue_deliveries
 
 
 @dataclass(frozen=True)
+class SweepPolicy:
+    # How long a sweep's claim on a blob holds off writers naming it, if its sweeper never reports
+    # back: far longer than one batch of deletes takes.
+    claim_seconds: float = 300.0
+    # How long a deleted blob is remembered: longer than a job can stall between storing bytes and
+    # recording them (store retries, the completion's timeout, a lease).
+    memory_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a generation ended: `status` is one of TERMINAL_STATUSES; `images` only for completed."""
 
@@ -35,6 +45,8 @@ class Outcome:
     images: list[Row] = field(default_factory=list)
     # Queue the images for Arweave, if the project publishes permanent URLs.
     archive: bool = False
+    # The images were stored again after a sweep refused them (`_REFUSED`).
+    stored_again: bool = False
 
 
 # A job's state as reads show it. Its queue position counts the jobs of its model that the queue
@@ -56,6 +68,12 @@ _IMAGE_COLUMNS = (
 BUILTIN_MODELS = [{"name": "procedural", "provider": "procedural", "url": "builtin://procedural"}]
 
 
+# An unused blob (`u`) a sweep has claimed and not yet reported on: its bytes may be being deleted.
+_SWEPT_NOW = "u.swept_until > clock_timestamp()"
+# Whether a writer naming the blob is refused: while a sweep holds it, and once it was deleted unless
+# the writer stored the bytes again since a refusal (`{stored_again}`): bytes stored before the delete
+# are gone.
+_REFUSED = f"({_SWEPT_NOW} OR (u.swept_at IS NOT NULL AND NOT {{stored_again}}))"
 # Whether any row still uses the blob `{key}` names: an output image, a generation's input, or an
 # upload (expired uploads are deleted before unused blobs are claimed).
 _BLOB_USED = (
@@ -289,12 +307,18 @@ class Repository:
         A generation missing from the answer was not there or had already finished: a generation gets
         exactly one set of images however many workers answered for it. Ids must be distinct.
         """
+        named = [(o, image["storage_key"]) for o in outcomes for image in o.images]
+        if named:
+            await self.lock_unused_blobs(conn, [key for _, key in named])
         cur = await conn.execute(
             "UPDATE generations g SET status = o.status, server_id = coalesce(o.server_id, g.server_id),"
             " reason = o.reason, updated_at = clock_timestamp(), completed_at = clock_timestamp()"
             " FROM projects p,"
             "   unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS o(id, status, server_id, reason)"
             " WHERE g.id = o.id AND g.status IN ('pending', 'processing') AND p.id = g.project_id"
+            "   AND NOT EXISTS (SELECT 1 FROM unnest(%s::text[], %s::text[], %s::boolean[])"
+            "    AS b(generation_id, key, stored_again) JOIN unused_blobs u ON u.storage_key = b.key"
+            f"    WHERE b.generation_id = o.id AND {_REFUSED.format(stored_again='b.stored_again')})"
             f" RETURNING {qualified_columns('g')},"
             " g.quota_day, g.credits_charged, p.permanent_urls",
             (
@@ -302,6 +326,9 @@ class Repository:
                 [o.status for o in outcomes],
                 [o.server_id for o in outcomes],
                 [o.reason for o in outcomes],
+                [o.generation_id for o, _ in named],
+                [key for _, key in named],
+                [o.stored_again for o, _ in named],
             ),
         )
         finished = {row["id"]: row for row in await cur.fetchall()}
@@ -603,9 +630,38 @@ class Repository:
         await conn.execute(
             "INSERT INTO unused_blobs (storage_key, at_once) SELECT DISTINCT unnest(%s::text[]), %s"
             " ON CONFLICT (storage_key) DO UPDATE"
-            " SET noticed_at = excluded.noticed_at, at_once = unused_blobs.at_once OR excluded.at_once",
+            " SET noticed_at = excluded.noticed_at, at_once = unused_blobs.at_once OR excluded.at_once,"
+            "   swept_at = NULL",
             (keys, at_once),
         )
+
+    async def lock_unused_blobs(self, conn: AsyncConnection, keys: list[str]) -> None:
+        """Locks the unused-blob entries of keys about to be recorded, until the caller's transaction
+        ends: a sweep's claim skips them, and one that claimed first has committed before the caller's
+        next statement starts, which so sees it (`_SWEPT_NOW`). In a pipeline, no round trip of its own."""
+        await conn.execute(
+            "SELECT 1 FROM unused_blobs WHERE storage_key = ANY(%s) ORDER BY storage_key FOR UPDATE",
+            (sorted(set(keys)),),
+        )
+
+    async def refused_blobs(self, conn: AsyncConnection, keys: list[str], stored_again: bool) -> list[str]:
+        """Of keys about to be recorded (and locked), those whose bytes a sweep is deleting or deleted
+        (`_REFUSED`): the writer stores them again once no sweep holds them, and asks again."""
+        cur = await conn.execute(
+            "SELECT storage_key FROM unused_blobs u WHERE storage_key = ANY(%s)"
+            f" AND {_REFUSED.format(stored_again='%s')} ORDER BY storage_key",
+            (sorted(set(keys)), stored_again),
+        )
+        return [row["storage_key"] for row in await cur.fetchall()]
+
+    async def blobs_being_swept(self, keys: list[str]) -> list[str]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT storage_key FROM unused_blobs u WHERE storage_key = ANY(%s) AND {_SWEPT_NOW}"
+                " ORDER BY storage_key",
+                (sorted(set(keys)),),
+            )
+            return [row["storage_key"] for row in await cur.fetchall()]
 
     async def adopt_orphans(self, keys: list[str]) -> list[str]:
         """Notes as unused the keys no row uses and no unused-blob entry knows; answers them."""
@@ -622,11 +678,18 @@ class Repository:
         async with self.pool.connection() as conn:
             await self._note_unused(conn, keys, at_once)
 
-    async def claim_unused(self, max_keys: int, grace_seconds: float) -> dict[str, Row]:
-        """Takes blobs unused for the whole grace period (an erased user's at once), answering for each
-        when it became unused (`noticed_at`) and `at_once`; ones a row uses again are dropped as well.
-        Expired uploads go first, their blobs noted as unused."""
+    async def claim_unused(
+        self, max_keys: int, grace_seconds: float, sweeps: SweepPolicy = SweepPolicy()
+    ) -> dict[str, Row]:
+        """Claims blobs unused for the whole grace period (an erased user's at once), answering for each
+        when it became unused (`noticed_at`) and `at_once`; ones a row uses again are dropped. A claim
+        whose sweeper never reported back can be taken again once it runs out. Expired uploads go
+        first, their blobs noted as unused, and deleted blobs' entries older than the memory."""
         async with self.pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM unused_blobs WHERE swept_at < clock_timestamp() - make_interval(secs => %s)",
+                (sweeps.memory_seconds,),
+            )
             async with conn.transaction():
                 cur = await conn.execute(
                     "DELETE FROM uploads WHERE expires_at < clock_timestamp() RETURNING storage_key"
@@ -634,21 +697,57 @@ class Repository:
                 expired = [row["storage_key"] for row in await cur.fetchall()]
                 if expired:
                     await self._note_unused(conn, expired)
-            cur = await conn.execute(
-                "DELETE FROM unused_blobs u WHERE storage_key IN ("
-                "  SELECT storage_key FROM unused_blobs"
-                "   WHERE at_once OR noticed_at < clock_timestamp() - make_interval(secs => %s)"
-                "   ORDER BY noticed_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING storage_key, noticed_at, at_once,"
-                f" {_BLOB_USED.format(key='u.storage_key')} AS used",
-                (grace_seconds, max_keys),
+            async with conn.transaction():
+                cur = await conn.execute(
+                    "UPDATE unused_blobs u SET swept_until = clock_timestamp() + make_interval(secs => %s)"
+                    " WHERE storage_key IN ("
+                    "  SELECT storage_key FROM unused_blobs"
+                    "   WHERE (swept_until IS NULL AND swept_at IS NULL"
+                    "     AND (at_once OR noticed_at < clock_timestamp() - make_interval(secs => %s)))"
+                    "   OR swept_until < clock_timestamp()"
+                    "   ORDER BY noticed_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+                    " RETURNING storage_key, noticed_at, at_once,"
+                    f" {_BLOB_USED.format(key='u.storage_key')} AS used",
+                    (sweeps.claim_seconds, grace_seconds, max_keys),
+                )
+                claimed = await cur.fetchall()
+                if used := [row["storage_key"] for row in claimed if row["used"]]:
+                    await conn.execute("DELETE FROM unused_blobs WHERE storage_key = ANY(%s)", (used,))
+            return {row["storage_key"]: row for row in claimed if not row["used"]}
+
+    async def end_sweep(self, deleted: dict[str, dt.datetime], kept: list[str]) -> None:
+        """Ends a sweep's claims. Deleted blobs are remembered as deleted (`swept_at`, see `_REFUSED`),
+        unless noted unused again since the claim (a job stored the same bytes and did not record
+        them): those stay unused. Kept ones, stored again since they became unused, start their grace
+        period again."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if deleted:
+                await conn.execute(
+                    "UPDATE unused_blobs u SET swept_at = clock_timestamp()"
+                    " FROM unnest(%s::text[], %s::timestamptz[]) AS d(key, since)"
+                    " WHERE u.storage_key = d.key AND u.noticed_at = d.since",
+                    (list(deleted), list(deleted.values())),
+                )
+            if kept:
+                await conn.execute(
+                    "UPDATE unused_blobs SET noticed_at = clock_timestamp() WHERE storage_key = ANY(%s)",
+                    (kept,),
+                )
+            await conn.execute(
+                "UPDATE unused_blobs SET swept_until = NULL WHERE storage_key = ANY(%s)",
+                ([*deleted, *kept],),
             )
-            return {row["storage_key"]: row for row in await cur.fetchall() if not row["used"]}
 
     # -- uploads -----------------------------------------------------------------------------------
 
-    async def record_upload(self, project_id: str, image: Row, ttl_seconds: float) -> Row:
-        async with self.pool.connection() as conn:
+    async def record_upload(
+        self, project_id: str, image: Row, ttl_seconds: float, stored_again: bool
+    ) -> Row | None:
+        """The upload's row; None when a sweep refuses its blob (`refused_blobs`)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await self.lock_unused_blobs(conn, [image["storage_key"]])
+            if await self.refused_blobs(conn, [image["storage_key"]], stored_again):
+                return None
             cur = await conn.execute(
                 "INSERT INTO uploads (id, project_id, storage_key, sha256, content_type, size_bytes, width,"
                 " height, expires_at) VALUES (%(id)s, %(project_id)s, %(storage_key)s, %(sha256)s,"

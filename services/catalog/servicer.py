@@ -223,6 +223,7 @@ def _completion(request: catalog_pb2.CompleteJobRequest) -> Outcome:
         "",
         [_image_fields(image) for image in request.images],
         archive=request.archive_to_arweave,
+        stored_again=request.stored_again,
     )
 
 
@@ -376,6 +377,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
             request.inputs,
             request.request_body,
             request.generation_id,
+            request.stored_again,
         )
         answer = catalog_pb2.EnqueueGenerationResponse(generation=generation_to_proto(row), replayed=replayed)
         if row.get("job") is not None:
@@ -474,7 +476,9 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
 
     async def RecordUpload(self, request, context):
         return upload_to_proto(
-            await self.catalog.record_upload(request.project_id, request.image, request.ttl_seconds)
+            await self.catalog.record_upload(
+                request.project_id, request.image, request.ttl_seconds, request.stored_again
+            )
         )
 
     async def GetUploads(self, request, context):
@@ -487,6 +491,15 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
             unused_since={key: _timestamp(blob["noticed_at"]) for key, blob in claimed.items()},
             at_once=[key for key, blob in claimed.items() if blob["at_once"]],
         )
+
+    async def EndBlobSweep(self, request, context):
+        deleted = {key: since.ToDatetime(dt.UTC) for key, since in request.deleted.items()}
+        await self.catalog.end_blob_sweep(deleted, list(request.kept_keys))
+        return empty_pb2.Empty()
+
+    async def BlobsBeingSwept(self, request, context):
+        swept = await self.catalog.blobs_being_swept(list(request.storage_keys))
+        return catalog_pb2.BlobsBeingSweptResponse(storage_keys=swept)
 
     async def WatchGeneration(self, request, context):
         async for row in self.catalog.watch(

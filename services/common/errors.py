@@ -73,6 +73,12 @@ class FailedPrecondition(DomainError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Aborted(DomainError):
+    """The call met a concurrent change; doing what the message says and asking again succeeds."""
+
+    code = grpc.StatusCode.ABORTED
+
+
 class PermissionDenied(DomainError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
@@ -176,6 +182,7 @@ _BY_CODE = {
         NotFound,
         AlreadyExists,
         FailedPrecondition,
+        Aborted,
         PermissionDenied,
         Unauthenticated,
         ResourceExhausted,

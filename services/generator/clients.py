@@ -198,16 +198,25 @@ class CatalogClient:
         return list(answer.storage_keys)
 
     async def record_upload(
-        self, project_id: str, image: catalog_pb2.InputImageRecord, ttl_seconds: float
+        self, project_id: str, image: catalog_pb2.InputImageRecord, ttl_seconds: float, stored_again: bool
     ) -> catalog_pb2.UploadRecord:
         return await self._call(
             "RecordUpload",
-            catalog_pb2.RecordUploadRequest(project_id=project_id, image=image, ttl_seconds=ttl_seconds),
+            catalog_pb2.RecordUploadRequest(
+                project_id=project_id, image=image, ttl_seconds=ttl_seconds, stored_again=stored_again
+            ),
         )
 
     async def get_uploads(self, project_id: str, ids: list[str]) -> list[catalog_pb2.UploadRecord]:
         answer = await self._call("GetUploads", catalog_pb2.GetUploadsRequest(project_id=project_id, ids=ids))
         return list(answer.uploads)
+
+    async def end_blob_sweep(self, deleted: dict[str, timestamp_pb2.Timestamp], kept: list[str]) -> None:
+        await self._call("EndBlobSweep", catalog_pb2.EndBlobSweepRequest(deleted=deleted, kept_keys=kept))
+
+    async def blobs_being_swept(self, keys: list[str]) -> list[str]:
+        answer = await self._call("BlobsBeingSwept", catalog_pb2.BlobsBeingSweptRequest(storage_keys=keys))
+        return list(answer.storage_keys)
 
     async def claim_unused_blobs(self, max_keys: int) -> catalog_pb2.ClaimUnusedBlobsResponse:
         async with upstream("catalog"):

@@ -9,7 +9,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,8 @@ from services.common.vocabulary import (
 )
 
 from .clients import CatalogClient, StorageClient
-from .inputs import MAX_INPUT_BYTES, InputImages
+from .inputs import MAX_INPUT_BYTES, CheckedImage, InputImages
+from .sweeper import record_around_sweeps
 
 if TYPE_CHECKING:
     from .requests import CreateRequest
@@ -227,20 +228,31 @@ class Generator:
         """A create as the app wrote it: its input images are read, checked and stored (after the key
         is authenticated: nothing is fetched for an unknown caller), then it is queued."""
         inputs: list[catalog_pb2.InputImageRecord] = []
+        stored: list[CheckedImage] = []
         if request.images:
             if self.inputs is None:
                 raise InvalidArgument("this generator takes no input images", field="inputImages")
             principal = await self.catalog.authenticate(api_key)
-            inputs = await self.inputs.records(principal.project_id, request.images)
-        return await self.create(
-            api_key,
-            request.spec,
-            request.wait,
-            idempotency_key,
-            timeout,
-            wait_at_most,
-            inputs=inputs,
-            request_body=request.request_body,
+            inputs, stored = await self.inputs.records(principal.project_id, request.images)
+
+        def create(inputs_stored_again: bool) -> Awaitable[Generated]:
+            return self.create(
+                api_key,
+                request.spec,
+                request.wait,
+                idempotency_key,
+                timeout,
+                wait_at_most,
+                inputs=inputs,
+                request_body=request.request_body,
+                inputs_stored_again=inputs_stored_again,
+            )
+
+        if not stored:
+            return await create(False)
+        # The enqueue names the inputs' keys (refused while a sweep holds one; see the helper).
+        return await record_around_sweeps(
+            self.catalog, [image.key for image in stored], create, lambda: self.inputs.store(stored)
         )
 
     async def create(
@@ -253,6 +265,7 @@ class Generator:
         wait_at_most: float | None = None,
         inputs: list[catalog_pb2.InputImageRecord] | tuple = (),
         request_body: bytes = b"",
+        inputs_stored_again: bool = False,
     ) -> Generated:
         """Queues the generation; with `wait`, answers once it is finished (whatever way it finished).
 
@@ -270,6 +283,7 @@ class Generator:
             request_hash=request_hash(spec, inputs) if idempotency_key else b"",
             inputs=inputs,
             request_body=request_body,
+            stored_again=inputs_stored_again,
         )
         if not spec.HasField("seed") and not spec.input:
             # A model-native request without a seed leaves it to the model server, as sent.

@@ -20,6 +20,7 @@ from services.common.outbound import OutboundClient, OutboundRefused
 from services.common.vocabulary import storage_key
 
 from .clients import CatalogClient, StorageClient
+from .sweeper import record_around_sweeps
 
 MAX_INPUT_BYTES = 20_000_000
 MAX_INPUT_IMAGES = 16
@@ -126,9 +127,12 @@ class InputImages:
         self.storage = storage
         self.outbound = outbound
 
-    async def records(self, project_id: str, sources: list[Source]) -> list[catalog_pb2.InputImageRecord]:
-        """Every source as a stored input: uploads by id as they are, the rest read, checked and stored.
-        The first bad source answers 400 (an unknown upload 404) and nothing new is stored."""
+    async def records(
+        self, project_id: str, sources: list[Source]
+    ) -> tuple[list[catalog_pb2.InputImageRecord], list[CheckedImage]]:
+        """Every source as a stored input: uploads by id as they are, the rest read, checked and stored
+        (answered too, for `store` to store again). The first bad source answers 400 (an unknown upload
+        404) and nothing new is stored."""
         if len(sources) > MAX_INPUT_IMAGES:
             raise InvalidArgument(
                 f"{len(sources)} input images; the limit is {MAX_INPUT_IMAGES}", field="inputImages"
@@ -148,8 +152,9 @@ class InputImages:
             record.role, record.pointer = source.role, source.pointer
             records.append((record, image))
         _check_masks([record for record, _ in records], sources)
-        await self._store([image for _, image in records if image is not None])
-        return [record for record, _ in records]
+        stored = [image for _, image in records if image is not None]
+        await self.store(stored)
+        return [record for record, _ in records], stored
 
     async def _read(self, source: Source) -> CheckedImage:
         what = source.described
@@ -166,7 +171,7 @@ class InputImages:
             raise InvalidArgument(f"{what}: {exc}", field=what) from None
         return check_image(fetched.data, what, got=fetched.content_type or "no content type")
 
-    async def _store(self, images: list[CheckedImage]) -> None:
+    async def store(self, images: list[CheckedImage]) -> None:
         """Stores the images. They are noted as unused first: until a generation or an upload names
         them the sweep may take them, so a create that fails later leaks nothing."""
         unique = {image.key: image for image in images}
@@ -178,8 +183,13 @@ class InputImages:
     async def upload(self, project_id: str, data: bytes) -> tuple[catalog_pb2.UploadRecord, str]:
         """Stores an uploaded image and records it for later creates; answers it and a signed URL."""
         image = check_image(data, "the upload")
-        await self._store([image])
-        upload = await self.catalog.record_upload(project_id, image.record(), UPLOAD_TTL_SECONDS)
+        await self.store([image])
+        upload = await record_around_sweeps(
+            self.catalog,
+            [image.key],
+            lambda again: self.catalog.record_upload(project_id, image.record(), UPLOAD_TTL_SECONDS, again),
+            lambda: self.store([image]),
+        )
         [url] = await self.storage.sign([image.key], 30, just_stored=True)
         return upload, url
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from services.common.errors import DomainError
+from services.common.errors import Aborted, DomainError
 from services.common.vocabulary import original_key, variant_keys
 
 from .background import BackgroundLoop
@@ -18,6 +19,9 @@ from .clients import CatalogClient, StorageClient
 
 log = logging.getLogger("imagegen.sweeper")
 BATCH = 500
+# First pause between asking whether a sweep still holds a blob; it doubles up to 2 s.
+SWEEP_POLL_SECONDS = 0.1
+Recorded = TypeVar("Recorded")
 
 
 class BlobSweeper(BackgroundLoop):
@@ -73,7 +77,8 @@ class BlobSweeper(BackgroundLoop):
         return found
 
     async def sweep(self) -> int:
-        """Deletes one batch; answers how many blobs it took."""
+        """Deletes one batch; answers how many blobs it took. Until it reports back, the catalog holds
+        off anything recording their keys (see `record_around_sweeps`)."""
         claimed = await self.catalog.claim_unused_blobs(BATCH)
         if not claimed.unused_since:
             return 0
@@ -86,17 +91,33 @@ class BlobSweeper(BackgroundLoop):
             await self.storage.delete([variant for key in gone for variant in variant_keys(key)])
         except DomainError:
             # Claimed but not deleted: back on the list, to be tried after another grace period.
-            await self._report_again(list(claimed.unused_since), claimed.at_once)
+            await self.catalog.end_blob_sweep({}, list(claimed.unused_since))
             raise
-        # Noted again: swept after another grace period (an erasure's at the next pass) if the job that
-        # stored them never records them.
-        await self._report_again(kept, claimed.at_once)
+        # Kept ones start another grace period (an erasure's: the next pass) in case the job that stored
+        # them never records them.
+        await self.catalog.end_blob_sweep({key: claimed.unused_since[key] for key in gone}, kept)
         log.info("unused blobs deleted", extra={"fields": {"count": len(gone), "kept": len(kept)}})
         return len(claimed.unused_since)
 
-    async def _report_again(self, keys: list[str], at_once: Iterable[str]) -> None:
-        erased = set(at_once).intersection(keys)
-        if erased:
-            await self.catalog.report_unused_blobs(sorted(erased), at_once=True)
-        if rest := [key for key in keys if key not in erased]:
-            await self.catalog.report_unused_blobs(rest)
+
+async def record_around_sweeps(
+    catalog: CatalogClient,
+    keys: list[str],
+    record: Callable[[bool], Awaitable[Recorded]],
+    store_again: Callable[[], Awaitable[object]],
+) -> Recorded:
+    """`record(stored_again)` names stored keys. The catalog refuses it (ABORTED) while a sweep that
+    claimed one of them may be deleting its bytes, or when one deleted them since they were stored:
+    then this waits until no sweep holds them, stores the bytes again (a put before the sweep's delete
+    could be deleted by it) and records again, saying so."""
+    delay, again = SWEEP_POLL_SECONDS, False
+    while True:
+        try:
+            return await record(again)
+        except Aborted as refused:
+            log.info("recording waits for a blob sweep", extra={"fields": {"why": refused.message}})
+        while await catalog.blobs_being_swept(keys):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        await store_again()
+        again = True

@@ -45,6 +45,7 @@ from .providers import (
     ServerFailure,
     ServerTarget,
 )
+from .sweeper import record_around_sweeps
 from .variants import Variant, make_variants
 
 log = logging.getLogger("imagegen.generator.worker")
@@ -423,14 +424,7 @@ class Worker:
         generation = job.generation
         # Every image, and every variant a read will offer, is durable in storage before the catalog
         # row pointing at it commits.
-        stored, failure = await self._store_all([(image.data, image.content_type, "") for image in images])
-        if failure is None:
-            derived = [
-                (variant.data, variant.content_type, variant_key(put.key, variant.width))
-                for put, made in zip(stored, variants, strict=True)
-                for variant in made
-            ]
-            _, failure = await self._store_all(derived)
+        stored, failure = await self._store_images(images, variants)
         if failure is not None:
             if stored:
                 # Sweeping an image sweeps its variants.
@@ -464,8 +458,18 @@ class Worker:
             ],
         )
         self._free_slot(generation.id)
+
+        async def store_again() -> None:
+            if (failure := (await self._store_images(images, variants))[1]) is not None:
+                raise failure
+
         try:
-            finished = await self._completions.submit(request)
+            finished = await record_around_sweeps(
+                self.catalog,
+                [image.storage_key for image in request.images],
+                lambda again: self._completions.submit(_stored_again(request, again)),
+                store_again,
+            )
             self._answer(
                 generation.id,
                 Answered(finished, {put.key: image.data for put, image in zip(stored, images, strict=True)}),
@@ -479,6 +483,20 @@ class Worker:
                 await self.catalog.report_unused_blobs([image.storage_key for image in request.images])
                 return
             raise
+
+    async def _store_images(
+        self, images: list[RenderedImage], variants: list[list[Variant]]
+    ) -> tuple[list[storage_pb2.PutObjectResponse], BaseException | None]:
+        """Stores the images, then their variants (`_store_all`)."""
+        stored, failure = await self._store_all([(image.data, image.content_type, "") for image in images])
+        if failure is None:
+            derived = [
+                (variant.data, variant.content_type, variant_key(put.key, variant.width))
+                for put, made in zip(stored, variants, strict=True)
+                for variant in made
+            ]
+            _, failure = await self._store_all(derived)
+        return stored, failure
 
     async def _store_all(
         self, objects: list[tuple[bytes, str, str]]
@@ -603,6 +621,11 @@ _DEADLINE_SLACK_SECONDS = 0.05
 # signs in 0.6 ms, and handing it to a thread cost the loop about as much (`make bench-compare
 # BENCH_COMPARE_ARGS="--relay --rounds 8"`: the generator's CPU per relay x0.93 against 64 KiB).
 _INLINE_SIGN_BYTES = 256 * 1024
+
+
+def _stored_again(request: catalog_pb2.CompleteJobRequest, again: bool) -> catalog_pb2.CompleteJobRequest:
+    request.stored_again = again
+    return request
 
 
 def _deadline_passed(job: catalog_pb2.Job) -> bool:

@@ -512,7 +512,7 @@ class Principal(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., key_id: _Optional[str] = ..., admin: _Optional[bool] = ..., kind: _Optional[str] = ..., user: _Optional[str] = ..., permanent_urls: _Optional[bool] = ...) -> None: ...
 
 class EnqueueGenerationRequest(_message.Message):
-    __slots__ = ("project_id", "spec", "idempotency_key", "request_hash", "deadline", "claim_for_worker", "lease_seconds", "api_key", "inputs", "request_body", "generation_id")
+    __slots__ = ("project_id", "spec", "idempotency_key", "request_hash", "deadline", "claim_for_worker", "lease_seconds", "api_key", "inputs", "request_body", "generation_id", "stored_again")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -524,6 +524,7 @@ class EnqueueGenerationRequest(_message.Message):
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_BODY_FIELD_NUMBER: _ClassVar[int]
     GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STORED_AGAIN_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     spec: GenerationSpec
     idempotency_key: str
@@ -535,7 +536,8 @@ class EnqueueGenerationRequest(_message.Message):
     inputs: _containers.RepeatedCompositeFieldContainer[InputImageRecord]
     request_body: bytes
     generation_id: str
-    def __init__(self, project_id: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_for_worker: _Optional[str] = ..., lease_seconds: _Optional[float] = ..., api_key: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[InputImageRecord, _Mapping]]] = ..., request_body: _Optional[bytes] = ..., generation_id: _Optional[str] = ...) -> None: ...
+    stored_again: bool
+    def __init__(self, project_id: _Optional[str] = ..., spec: _Optional[_Union[GenerationSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_hash: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_for_worker: _Optional[str] = ..., lease_seconds: _Optional[float] = ..., api_key: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[InputImageRecord, _Mapping]]] = ..., request_body: _Optional[bytes] = ..., generation_id: _Optional[str] = ..., stored_again: _Optional[bool] = ...) -> None: ...
 
 class EnqueueGenerationResponse(_message.Message):
     __slots__ = ("generation", "replayed", "job", "principal")
@@ -622,18 +624,20 @@ class RenewLeasesResponse(_message.Message):
     def __init__(self, lost_generation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CompleteJobRequest(_message.Message):
-    __slots__ = ("worker_id", "generation_id", "server_id", "images", "archive_to_arweave")
+    __slots__ = ("worker_id", "generation_id", "server_id", "images", "archive_to_arweave", "stored_again")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_TO_ARWEAVE_FIELD_NUMBER: _ClassVar[int]
+    STORED_AGAIN_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     generation_id: str
     server_id: str
     images: _containers.RepeatedCompositeFieldContainer[ImageRecord]
     archive_to_arweave: bool
-    def __init__(self, worker_id: _Optional[str] = ..., generation_id: _Optional[str] = ..., server_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., archive_to_arweave: _Optional[bool] = ...) -> None: ...
+    stored_again: bool
+    def __init__(self, worker_id: _Optional[str] = ..., generation_id: _Optional[str] = ..., server_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[ImageRecord, _Mapping]]] = ..., archive_to_arweave: _Optional[bool] = ..., stored_again: _Optional[bool] = ...) -> None: ...
 
 class CompleteJobsRequest(_message.Message):
     __slots__ = ("jobs",)
@@ -864,6 +868,33 @@ class ClaimUnusedBlobsResponse(_message.Message):
     at_once: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, unused_since: _Optional[_Mapping[str, _timestamp_pb2.Timestamp]] = ..., at_once: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class EndBlobSweepRequest(_message.Message):
+    __slots__ = ("deleted", "kept_keys")
+    class DeletedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _timestamp_pb2.Timestamp
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    deleted: _containers.MessageMap[str, _timestamp_pb2.Timestamp]
+    kept_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deleted: _Optional[_Mapping[str, _timestamp_pb2.Timestamp]] = ..., kept_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BlobsBeingSweptRequest(_message.Message):
+    __slots__ = ("storage_keys",)
+    STORAGE_KEYS_FIELD_NUMBER: _ClassVar[int]
+    storage_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BlobsBeingSweptResponse(_message.Message):
+    __slots__ = ("storage_keys",)
+    STORAGE_KEYS_FIELD_NUMBER: _ClassVar[int]
+    storage_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, storage_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class GenerationSpec(_message.Message):
     __slots__ = ("model", "user", "prompt", "negative_prompt", "n", "width", "height", "seed", "priority", "callback_url", "version", "input", "webhook_events_filter")
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -1045,14 +1076,16 @@ class ResolvePermanentImageRequest(_message.Message):
     def __init__(self, permanent_key: _Optional[str] = ...) -> None: ...
 
 class RecordUploadRequest(_message.Message):
-    __slots__ = ("project_id", "image", "ttl_seconds")
+    __slots__ = ("project_id", "image", "ttl_seconds", "stored_again")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STORED_AGAIN_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     image: InputImageRecord
     ttl_seconds: float
-    def __init__(self, project_id: _Optional[str] = ..., image: _Optional[_Union[InputImageRecord, _Mapping]] = ..., ttl_seconds: _Optional[float] = ...) -> None: ...
+    stored_again: bool
+    def __init__(self, project_id: _Optional[str] = ..., image: _Optional[_Union[InputImageRecord, _Mapping]] = ..., ttl_seconds: _Optional[float] = ..., stored_again: _Optional[bool] = ...) -> None: ...
 
 class UploadRecord(_message.Message):
     __slots__ = ("id", "project_id", "image", "created_at", "expires_at")

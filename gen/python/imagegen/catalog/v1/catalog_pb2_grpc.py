@@ -1160,6 +1160,16 @@ class CatalogInternalServiceStub:
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
                 response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
                 _registered_method=True)
+        self.EndBlobSweep = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/EndBlobSweep',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EndBlobSweepRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.BlobsBeingSwept = channel.unary_unary(
+                '/imagegen.catalog.v1.CatalogInternalService/BlobsBeingSwept',
+                request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.BlobsBeingSweptRequest.SerializeToString,
+                response_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.BlobsBeingSweptResponse.FromString,
+                _registered_method=True)
         self.AdoptOrphanBlobs = channel.unary_unary(
                 '/imagegen.catalog.v1.CatalogInternalService/AdoptOrphanBlobs',
                 request_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.AdoptOrphanBlobsRequest.SerializeToString,
@@ -1323,9 +1333,28 @@ class CatalogInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ClaimUnusedBlobs(self, request, context):
-        """Takes up to `max_keys` blobs that no image row has used for the whole grace period (an erased
+        """Claims up to `max_keys` blobs that no image row has used for the whole grace period (an erased
         user's at once), for the caller to delete from storage unless stored again since they became
-        unused (and to report again if it cannot, or kept them).
+        unused, and then to report with EndBlobSweep. Until then, a call recording one of their keys
+        (CompleteJobs, EnqueueGeneration's inputs, RecordUpload) is refused with ABORTED: its bytes may be
+        going, so the caller waits for BlobsBeingSwept to answer none of them, stores them again, and
+        asks again with `stored_again`. For an hour after the delete, a call naming a deleted key without
+        `stored_again` is refused the same way: its bytes were stored before the delete.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndBlobSweep(self, request, context):
+        """Ends a sweep's claims: what it deleted, and what it kept (stored again since it became unused, or
+        not deleted because storage failed), which starts its grace period again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BlobsBeingSwept(self, request, context):
+        """Of the keys, those a sweep has claimed and not yet reported on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1477,6 +1506,16 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     servicer.ClaimUnusedBlobs,
                     request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.FromString,
                     response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.SerializeToString,
+            ),
+            'EndBlobSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndBlobSweep,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EndBlobSweepRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'BlobsBeingSwept': grpc.unary_unary_rpc_method_handler(
+                    servicer.BlobsBeingSwept,
+                    request_deserializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.BlobsBeingSweptRequest.FromString,
+                    response_serializer=imagegen_dot_catalog_dot_v1_dot_catalog__pb2.BlobsBeingSweptResponse.SerializeToString,
             ),
             'AdoptOrphanBlobs': grpc.unary_unary_rpc_method_handler(
                     servicer.AdoptOrphanBlobs,
@@ -1979,6 +2018,60 @@ class CatalogInternalService:
             '/imagegen.catalog.v1.CatalogInternalService/ClaimUnusedBlobs',
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsRequest.SerializeToString,
             imagegen_dot_catalog_dot_v1_dot_catalog__pb2.ClaimUnusedBlobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndBlobSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/EndBlobSweep',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.EndBlobSweepRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BlobsBeingSwept(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegen.catalog.v1.CatalogInternalService/BlobsBeingSwept',
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.BlobsBeingSweptRequest.SerializeToString,
+            imagegen_dot_catalog_dot_v1_dot_catalog__pb2.BlobsBeingSweptResponse.FromString,
             options,
             channel_credentials,
             insecure,
