@@ -742,14 +742,10 @@ class Catalog:
         return row
 
     async def note_unused_blobs(self, keys: list[str], at_once: bool = False) -> None:
-        if len(keys) > MAX_BLOB_BATCH:
-            raise InvalidArgument(f"report at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")
-        await self.repo.note_unused(keys, at_once)
+        await self.repo.note_unused(_blob_batch(keys), at_once)
 
     async def adopt_orphan_blobs(self, keys: list[str]) -> list[str]:
-        if len(keys) > MAX_BLOB_BATCH:
-            raise InvalidArgument(f"send at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")
-        return await self.repo.adopt_orphans(keys)
+        return await self.repo.adopt_orphans(_blob_batch(keys))
 
     async def record_upload(
         self, project_id: str, image: catalog_pb2.InputImageRecord, ttl_seconds: float, stored_again: bool
@@ -785,14 +781,17 @@ class Catalog:
         )
 
     async def end_blob_sweep(self, deleted: dict[str, dt.datetime], kept: list[str]) -> None:
-        if len(deleted) + len(kept) > MAX_BLOB_BATCH:
-            raise InvalidArgument(f"report at most {MAX_BLOB_BATCH} keys at a time", field="deleted_keys")
+        _blob_batch([*deleted, *kept], field="deleted")
         await self.repo.end_sweep(deleted, kept)
 
     async def blobs_being_swept(self, keys: list[str]) -> list[str]:
-        if len(keys) > MAX_BLOB_BATCH:
-            raise InvalidArgument(f"ask about at most {MAX_BLOB_BATCH} keys at a time", field="storage_keys")
-        return await self.repo.blobs_being_swept(keys)
+        return await self.repo.blobs_being_swept(_blob_batch(keys))
+
+
+def _blob_batch(keys: list[str], field: str = "storage_keys") -> list[str]:
+    if len(keys) > MAX_BLOB_BATCH:
+        raise InvalidArgument(f"send at most {MAX_BLOB_BATCH} storage keys at a time", field=field)
+    return keys
 
 
 def _being_swept(keys: list[str]) -> Aborted:
