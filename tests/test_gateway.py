@@ -16,12 +16,14 @@ import psycopg
 import pytest
 import requests
 import yaml
+from google.api import httpbody_pb2
 from imagegen.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imagegen.generator.v1 import generator_pb2, generator_pb2_grpc
 from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
 from gateway.config import GATEWAY_DIR
 from tests.conftest import rest_client, running_platform
+from tools.supervisor import Platform
 
 BOOTSTRAP_KEY = "sk_gateway_" + uuid.uuid4().hex
 APP_ORIGIN = "http://app.example"
@@ -578,3 +580,40 @@ def test_a_query_parameter_the_api_does_not_know_is_a_400_naming_it(api):
     answer = api("GET", "/api/images/generations?stauts=completed")
     assert answer.status_code == 400 and "stauts" in answer.json()["message"], answer.text
     assert api("GET", "/api/images/generations?status=completed&pageSize=2").status_code == 200
+
+
+class _StoppingStorage(storage_pb2_grpc.StorageServiceServicer):
+    """Answers its first file read as a gRPC server that began to stop as the call arrived does
+    (grpc/grpc#41785: CANCELLED), and later ones with the file."""
+
+    def __init__(self):
+        self.reads: list[str] = []
+
+    def GetFile(self, request, context):
+        self.reads.append(request.key)
+        if len(self.reads) == 1:
+            context.abort(grpc.StatusCode.CANCELLED, "CANCELLED")
+        yield httpbody_pb2.HttpBody(content_type="image/png", data=b"\x89PNG the file")
+
+
+@pytest.mark.starts_processes
+def test_a_file_read_a_stopping_storage_cancelled_is_sent_again_not_answered_499(tmp_path):
+    storage = _StoppingStorage()
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))
+    storage_pb2_grpc.add_StorageServiceServicer_to_server(storage, server)
+    storage_port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    gateway = Platform(env={})
+    try:
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            nobody = closed.getsockname()[1]
+        gateway.ports.update({"storage": storage_port, "generator": nobody, "catalog": nobody})
+        gateway.start_gateway(0, tmp_path)
+        answer = requests.get(f"{gateway.gateway_url}/api/files/{'a' * 64}.png", timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.content == b"\x89PNG the file"
+        assert storage.reads == [f"{'a' * 64}.png"] * 2, "read once, cancelled, and once again"
+    finally:
+        gateway.stop()
+        server.stop(0)

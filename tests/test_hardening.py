@@ -346,10 +346,6 @@ def test_a_fuzzing_run_finds_no_server_error_and_no_answer_outside_the_schema(pl
 
 LOAD_SECONDS = float(os.environ.get("IMAGEGEN_LOAD_SECONDS", "60"))
 OUTAGE_RECOVERY_SECONDS = 3
-# What a request meeting an outage may answer: 503, or 499 for one that reached storage as it stopped.
-# gRPC servers answer CANCELLED, not UNAVAILABLE, to a call that arrived but had no handler yet when
-# they began to shut down (grpc/grpc#41785, open), and Envoy maps CANCELLED to 499.
-OUTAGE_STATUSES = {503, 499}
 
 
 def _rss_kib(pid: int) -> int:
@@ -401,8 +397,8 @@ class _Load:
             _, action = rng.choices(actions, weights)[0]
             started = time.monotonic()
             name, answer, allowed = action(rng, call, stranger)
-            if answer.status_code in OUTAGE_STATUSES and self._in_outage(started, time.monotonic()):
-                allowed = OUTAGE_STATUSES
+            if answer.status_code == 503 and self._in_outage(started, time.monotonic()):
+                allowed = {503}
             with self.lock:
                 self.answers[(name, answer.status_code)] += 1
                 if answer.status_code not in allowed:
