@@ -19,7 +19,7 @@ from imagegen.storage.v1 import storage_pb2, storage_pb2_grpc
 
 from services.catalog.domain import QueuePolicy
 from services.common import server as lifecycle
-from services.common.errors import upstream
+from services.common.errors import Unavailable, upstream
 from services.generator.clients import CatalogClient, StorageClient
 from services.generator.sweeper import BlobSweeper, record_around_sweeps
 from services.storage.backends import WRITTEN_SINCE_SLACK_SECONDS, LocalFolderBackend
@@ -341,6 +341,52 @@ def test_a_job_recording_bytes_a_sweep_already_deleted_stores_them_again_first(s
             assert [o.key for o in (await blobs.list("", 10)).objects] == [key], "its bytes are there"
             assert stores == 2, "refused once, stored again"
             assert await sweeper.sweep() == 0, "in use now"
+
+    asyncio.run(scenario())
+
+
+class _CatalogAwayOnce:
+    """The sweeper's catalog client, its database away for the first end of a sweep."""
+
+    def __init__(self, records: CatalogClient):
+        self.records = records
+        self.ends_refused = 0
+
+    def __getattr__(self, name):
+        return getattr(self.records, name)
+
+    async def end_blob_sweep(self, deleted, kept):
+        if not self.ends_refused:
+            self.ends_refused += 1
+            raise Unavailable("the catalog's database is unavailable; try again shortly")
+        await self.records.end_blob_sweep(deleted, kept)
+
+
+def test_a_sweep_the_catalog_could_not_hear_end_is_ended_at_the_next_pass(storage_config, database_url):
+    """Left to run out, its claim would hold off writers of the keys for minutes: the sweeper keeps
+    the report and gives it at its next pass. A blob stored again after that sweep deleted it, and never
+    recorded, is adopted as an orphan again."""
+    data = b"\x89PNG swept while the catalog's database was away"
+
+    async def scenario():
+        async with _sweep_rig(storage_config, database_url) as (blobs, records, _):
+            away = _CatalogAwayOnce(records)
+            sweeper = BlobSweeper(away, blobs, interval_seconds=3600)
+            (stored,) = await blobs.put_small([(data, "image/png", "")])
+            await asyncio.sleep(WRITTEN_SINCE_SLACK_SECONDS + 0.1)
+            assert await records.adopt_orphan_blobs([stored.key]) == [stored.key]
+            with pytest.raises(Unavailable):
+                await sweeper.sweep()
+            assert (await blobs.list("", 10)).objects == [], "deleted"
+            assert await records.blobs_being_swept([stored.key]) == [stored.key], "not yet reported"
+            assert await sweeper.sweep() == 0
+            assert await records.blobs_being_swept([stored.key]) == [], "reported at the next pass"
+
+            await blobs.put_small([(data, "image/png", "")])  # a job that then died
+            await asyncio.sleep(WRITTEN_SINCE_SLACK_SECONDS + 0.1)
+            assert await records.adopt_orphan_blobs([stored.key]) == [stored.key], "an orphan again"
+            assert await sweeper.sweep() == 1
+            assert (await blobs.list("", 10)).objects == []
 
     asyncio.run(scenario())
 

@@ -664,12 +664,15 @@ class Repository:
             return [row["storage_key"] for row in await cur.fetchall()]
 
     async def adopt_orphans(self, keys: list[str]) -> list[str]:
-        """Notes as unused the keys no row uses and no unused-blob entry knows; answers them."""
+        """Notes as unused the keys no row uses and no unused-blob entry knows, or only as deleted (the
+        bytes were stored again since, by a job that never recorded them); answers them."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "INSERT INTO unused_blobs (storage_key)"
                 f" SELECT DISTINCT k FROM unnest(%s::text[]) AS k WHERE NOT {_BLOB_USED.format(key='k')}"
-                " ON CONFLICT (storage_key) DO NOTHING RETURNING storage_key",
+                " ON CONFLICT (storage_key) DO UPDATE SET noticed_at = excluded.noticed_at, swept_at = NULL"
+                "   WHERE unused_blobs.swept_at IS NOT NULL"
+                " RETURNING storage_key",
                 (keys,),
             )
             return [row["storage_key"] for row in await cur.fetchall()]

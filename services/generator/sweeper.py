@@ -11,6 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from google.protobuf import timestamp_pb2
+
 from services.common.errors import Aborted, DomainError
 from services.common.vocabulary import original_key, variant_keys
 
@@ -43,6 +45,8 @@ class BlobSweeper(BackgroundLoop):
         # Younger blobs may belong to a job about to answer for them.
         self.orphan_age = orphan_age_seconds
         self._next_reconcile = time.monotonic() + reconcile_seconds
+        # Sweeps done in storage whose end the catalog has not taken yet: (deleted, kept).
+        self._unended: list[tuple[dict[str, timestamp_pb2.Timestamp], list[str]]] = []
 
     async def _loop(self) -> None:
         while True:
@@ -79,25 +83,41 @@ class BlobSweeper(BackgroundLoop):
     async def sweep(self) -> int:
         """Deletes one batch; answers how many blobs it took. Until it reports back, the catalog holds
         off anything recording their keys (see `record_around_sweeps`)."""
+        await self._end_sweeps()
         claimed = await self.catalog.claim_unused_blobs(BATCH)
         if not claimed.unused_since:
             return 0
+        since = dict(claimed.unused_since)
         try:
             # Bytes stored again since their blob became unused are a job's about to record them (keys
             # are content hashes): storage keeps those.
-            kept = await self.storage.delete([], unless_written_since=dict(claimed.unused_since))
-            # An image's variants go with it when it goes (deleting one never made is harmless).
-            gone = [key for key in claimed.unused_since if key not in kept]
-            await self.storage.delete([variant for key in gone for variant in variant_keys(key)])
+            kept = await self.storage.delete([], unless_written_since=since)
         except DomainError:
             # Claimed but not deleted: back on the list, to be tried after another grace period.
-            await self.catalog.end_blob_sweep({}, list(claimed.unused_since))
+            self._unended.append(({}, list(since)))
+            await self._end_sweeps()
             raise
+        gone = [key for key in since if key not in kept]
         # Kept ones start another grace period (an erasure's: the next pass) in case the job that stored
         # them never records them.
-        await self.catalog.end_blob_sweep({key: claimed.unused_since[key] for key in gone}, kept)
+        self._unended.append(({key: since[key] for key in gone}, kept))
+        try:
+            # An image's variants go with it (deleting one never made is harmless; ones a failure here
+            # leaves, the reconcile walk finds).
+            await self.storage.delete([variant for key in gone for variant in variant_keys(key)])
+        finally:
+            await self._end_sweeps()
         log.info("unused blobs deleted", extra={"fields": {"count": len(gone), "kept": len(kept)}})
-        return len(claimed.unused_since)
+        return len(since)
+
+    async def _end_sweeps(self) -> None:
+        """Reports the sweeps this sweeper has not reported yet, oldest first. One the catalog could not
+        take (its database away) is tried again at the next pass; until then writers of its keys wait,
+        so it is not dropped for the claim to run out."""
+        while self._unended:
+            deleted, kept = self._unended[0]
+            await self.catalog.end_blob_sweep(deleted, kept)
+            self._unended.pop(0)
 
 
 async def record_around_sweeps(
