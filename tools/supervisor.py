@@ -57,6 +57,8 @@ class Platform:
 
     env: dict[str, str]
     replicas: dict[str, int] = field(default_factory=dict)
+    # The module each service runs (`bench.floor` puts bare servers in their places).
+    modules: dict[str, str] = field(default_factory=lambda: dict(SERVICE_MODULES))
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     gateway_admin: str = ""
@@ -156,7 +158,7 @@ class Platform:
         port_file = pathlib.Path(tempfile.mkstemp(prefix=f"imagegen-{name}-", suffix=".port")[1])
         port_file.unlink()
         env["IMAGEGEN_PORT_FILE"] = str(port_file)
-        process = self._spawn(name, [sys.executable, "-m", SERVICE_MODULES[service]], env, log_dir)
+        process = self._spawn(name, [sys.executable, "-m", self.modules[service]], env, log_dir)
         deadline = time.monotonic() + 60
         while not port_file.exists():
             if process.poll() is not None:
