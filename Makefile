@@ -17,7 +17,7 @@ TS_TOOLS := clients/ts/node_modules/.installed
 # KEDA's CRD schemas, compiled to validators (@kubernetes-models/keda, pinned), for the manifests' test.
 KUBE_TOOLS := tests/kubernetes/node_modules/.installed
 
-.PHONY: run test test-fast protos lint format bench bench-peer bench-compare bench-load up down clean screenshots
+.PHONY: run test test-fast protos lint format bench bench-floor bench-peer bench-compare bench-load up down clean screenshots
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -95,9 +95,15 @@ bench-load:
 
 bench: $(STAMP) bench-load
 	$(PY) -m bench.rest_sync $(BENCH_ARGS)
+	$(PY) -m bench.floor $(BENCH_FLOOR_ARGS)
 	$(PY) -m bench.queue $(BENCH_QUEUE_ARGS)
 	$(PY) -m bench.signing
 	$(PY) -m bench.gateway_memory
+
+# The platform's shape with none of its rules: the least a sync generation can cost (bench/floor.py).
+# Side by side with the platform: make bench-compare BASE=floor
+bench-floor: $(STAMP) bench-load
+	$(PY) -m bench.floor $(BENCH_FLOOR_ARGS)
 
 # imagegen next to LiteLLM proxy (installed, pinned, into build/peer-venv on first use), one run.
 bench-peer: $(STAMP) bench-load

@@ -1,6 +1,7 @@
 """Two versions of the platform side by side: `python -m bench.compare BASE [OTHER]`.
 
-BASE and OTHER are git revisions (OTHER defaults to the working tree). Each is checked out in its own
+BASE and OTHER are git revisions (OTHER defaults to the working tree), or `floor`: the platform's shape
+with none of its rules (bench/floor.py), to see what the rules cost. Each is checked out in its own
 worktree under build/compare and started as `make bench` starts the platform (bench/harness.py), both at
 once. The load then alternates between them in short slices, round after round, so a machine whose speed
 drifts (a shared VM's does, by a third within minutes) slows both sides alike; figures from two separate
@@ -42,12 +43,22 @@ with benched_platform(**json.loads(os.environ["BENCH_PLATFORM_ENV"])) as benched
     sys.stdout.flush()
     sys.stdin.read()
 """
+FLOOR = "floor"
+_SERVE_FLOOR = """
+import json, sys
+from bench.floor import bare_platform
+with bare_platform() as (url, pids):
+    print(json.dumps({"url": url, "key": "floor", "pids": pids}))
+    sys.stdout.flush()
+    sys.stdin.read()
+"""
 
 
 @dataclass
 class Side:
     name: str
     tree: pathlib.Path
+    serve: str = _SERVE
     gateway: str = ""
     key: str = ""
     pids: dict[str, int] = field(default_factory=dict)
@@ -91,6 +102,12 @@ def _worktree(revision: str) -> pathlib.Path:
     return tree
 
 
+def _side(revision: str) -> Side:
+    if revision == FLOOR:
+        return Side(FLOOR, ROOT, serve=_SERVE_FLOOR)
+    return Side(revision, _worktree(revision))
+
+
 @contextlib.contextmanager
 def _started(side: Side, platform_env: dict[str, str]) -> Iterator[Side]:
     env = {
@@ -99,7 +116,7 @@ def _started(side: Side, platform_env: dict[str, str]) -> Iterator[Side]:
         "BENCH_PLATFORM_ENV": json.dumps(platform_env),
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", _SERVE],
+        [sys.executable, "-c", side.serve],
         cwd=side.tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -160,8 +177,9 @@ def main() -> None:
     args = parser.parse_args()
     platform_env = dict(setting.split("=", 1) for setting in args.env)
     load = RELAY if args.relay else REST
-    sides = [Side(args.base, _worktree(args.base))]
-    sides.append(Side(args.other, _worktree(args.other)) if args.other else Side("working tree", ROOT))
+    if args.relay and FLOOR in (args.base, args.other):
+        parser.error("the floor's bare generator takes the REST create only")
+    sides = [_side(args.base), _side(args.other) if args.other else Side("working tree", ROOT)]
     tallies = {(id(side), c): Tally() for side in sides for c in args.concurrency}
     with contextlib.ExitStack() as stack:
         upstream = stack.enter_context(running_upstream()) if args.relay else ""
