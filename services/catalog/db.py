@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pathlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import LiteralString, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -51,6 +53,28 @@ def database_unavailable(exc: BaseException) -> DomainError | None:
             retry_after_seconds=RETRY_AFTER_SECONDS,
         )
     return None
+
+
+@contextlib.asynccontextmanager
+async def pipelined_transaction(
+    conn: psycopg.AsyncConnection, begin: LiteralString = "BEGIN"
+) -> AsyncIterator[psycopg.AsyncConnection]:
+    """A transaction whose statements go out as they are made, begun and committed by statements of its
+    own in the one pipeline: `conn.transaction()` in a pipeline waits for its BEGIN to be answered first,
+    one more round trip. Measured on loopback (`python -m bench.pg_transactions`), a transaction this way
+    costs the client 250 to 280 us less CPU and Postgres 120 to 140 us less: one statement, 228 and
+    180 us against 479 and 300. Rolled back when its block raises (a statement's error, the caller's,
+    or a cancel)."""
+    try:
+        async with conn.pipeline():
+            await conn.execute(begin)
+            yield conn
+            await conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("ROLLBACK")
+        raise
 
 
 async def migrate(database_url: str) -> list[str]:

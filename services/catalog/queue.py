@@ -19,6 +19,7 @@ from services.common.vocabulary import PRIORITIES
 
 from . import native_policy
 from .account_store import AccountStore
+from .db import pipelined_transaction
 from .notifier import notify, notify_watchers
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, inputs_value, qualified_columns, spec_values
 from .repository import Outcome, Repository, Row
@@ -161,7 +162,7 @@ class JobQueue:
     ) -> tuple[str, Row | None]:
         # Pipelined: statements go out as they are made and the connection waits only where an answer
         # is needed (the model, the servers to lease on, the row), so an enqueue is four round trips.
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.pool.connection() as conn, pipelined_transaction(conn):
             if idempotency is not None:
                 outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
                 if outcome is not None:
@@ -281,7 +282,7 @@ class JobQueue:
     # -- claim and lease ---------------------------------------------------------------------------
 
     async def claim(self, worker_id: str, max_jobs: int, lease_seconds: float) -> list[Row]:
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.pool.connection() as conn, pipelined_transaction(conn):
             cur = await conn.execute(_READY_JOBS, (max_jobs,))
             candidates = [
                 QueuedJob(r["generation_id"], r["model_id"], r["last_server_id"])
@@ -499,7 +500,7 @@ class JobQueue:
     async def complete(self, completions: list[Outcome]) -> tuple[dict[str, Row], dict[str, str]]:
         """Records completed jobs in one transaction. Answers the rows recorded, and for the rest the
         status they already had ("" for a generation that does not exist)."""
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.pool.connection() as conn, pipelined_transaction(conn):
             recorded = await self.repo.finish_many(conn, completions)
             servers = sorted(
                 {c.server_id for c in completions if c.generation_id in recorded and c.server_id}

@@ -18,6 +18,7 @@ from services.common.ids import is_id, new_id
 from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE, TERMINAL_STATUSES
 
 from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
+from .db import pipelined_transaction
 from .notifier import notify, notify_watchers
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, Row, qualified_columns
 from .sealing import Sealer
@@ -98,8 +99,7 @@ async def _one_snapshot(conn: AsyncConnection):
     """Reads that see one moment: a generation row and its job's state are read by two statements, and
     a claim committing between them showed a `pending` generation whose job was already running (no
     queue position). Pipelined, so the transaction adds one round trip (its commit), not three."""
-    async with conn.pipeline(), conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    async with pipelined_transaction(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"):
         yield
 
 
