@@ -29,11 +29,19 @@ CONNECTION_WAIT_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 2.0
 
 
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    # Statements the driver has prepared keep one generic plan. Left to choose, Postgres planned some
+    # again at every call (a custom plan looked cheaper for their arrays and unnest()s: the lock of a
+    # model's servers, 313 us a time; a completion's update, 436 us), a fifth of its CPU under load.
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+
+
 async def open_pool(database_url: str, min_size: int, max_size: int) -> AsyncConnectionPool:
     pool = AsyncConnectionPool(
         database_url,
         min_size=min_size,
         max_size=max_size,
+        configure=_configure,
         kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": 2},
         open=False,
         name="catalog",
