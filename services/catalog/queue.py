@@ -8,9 +8,10 @@ every catalog and worker.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from imagegen.catalog.v1 import catalog_pb2
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection, AsyncCursor, errors
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import tracing
@@ -73,6 +74,15 @@ class Refused(Exception):
         self.details = details
 
 
+@dataclass
+class _Inserted:
+    """An enqueue's new generation: its insert's cursor (its RETURNING row, read after the commit), and
+    the server its job is leased on (None: queued)."""
+
+    generation: AsyncCursor
+    server: Row | None
+
+
 class JobQueue:
     def __init__(self, pool: AsyncConnectionPool, repository: Repository, accounts: AccountStore):
         self.pool = pool
@@ -111,18 +121,20 @@ class JobQueue:
         repeatable = bool(generation_id)
         generation_id = generation_id or new_id("generation")
         try:
-            return await self._enqueue(
-                generation_id,
-                project_id,
-                spec,
-                priorities,
-                idempotency,
-                deadline,
-                lease_to,
-                inputs,
-                request_body,
-                inputs_stored_again,
-            )
+            # Pipelined: statements go out as they are made and the connection waits only where an
+            # answer is needed (the model, the servers to lease on), and the new row is read once the
+            # COMMIT has gone out with the inserts, so an enqueue is three round trips.
+            async with self.pool.connection() as conn:
+                async with pipelined_transaction(conn):
+                    queued = await self._insert(
+                        conn, generation_id, project_id, spec, priorities, idempotency, deadline,
+                        lease_to, inputs, request_body, inputs_stored_again,
+                    )  # fmt: skip
+                if not isinstance(queued, _Inserted):
+                    return queued
+                row = {**await queued.generation.fetchone(), "images": []}
+            job = _lease_of(row, queued.server, 1, deadline) if queued.server else None
+            return "created", {**row, "job": job}
         except errors.UniqueViolation as exc:
             if not repeatable or exc.diag.constraint_name != "generations_pkey":
                 raise
@@ -147,8 +159,9 @@ class JobQueue:
             await self.release(lease_to[0], [generation_id])
         return "replayed", row
 
-    async def _enqueue(
+    async def _insert(
         self,
+        conn: AsyncConnection,
         generation_id: str,
         project_id: str,
         spec: catalog_pb2.GenerationSpec,
@@ -159,70 +172,66 @@ class JobQueue:
         inputs: list[catalog_pb2.InputImageRecord] | tuple,
         request_body: bytes,
         inputs_stored_again: bool,
-    ) -> tuple[str, Row | None]:
-        # Pipelined: statements go out as they are made and the connection waits only where an answer
-        # is needed (the model, the servers to lease on, the row), so an enqueue is four round trips.
-        async with self.pool.connection() as conn, pipelined_transaction(conn):
-            if idempotency is not None:
-                outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
-                if outcome is not None:
-                    return outcome
-            if stored_inputs := [image.storage_key for image in inputs if image.storage_key]:
-                await self.repo.lock_unused_blobs(conn, stored_inputs)
-                if swept := await self.repo.refused_blobs(conn, stored_inputs, inputs_stored_again):
-                    raise Refused("being-swept", {"keys": swept})
-            recent_cur = await conn.execute(
-                RECENT_REQUESTS, (project_id, spec.user, priorities.counted_up_to)
-            )
-            given = sum(1 for image in inputs if not image.pointer and image.role == "image")
-            quota_day, charged = await self._charge(conn, project_id, spec, given)
-            score = priorities.score(spec.priority, (await recent_cur.fetchone())["n"])
-            server = None
-            if lease_to is not None:
-                # Only while no other job of the model is ready and queued: then the queue's order
-                # decides, not who asked last. The rows go in leased, rather than queued and then
-                # updated: no one can be watching them before this commits.
-                server = await self._free_server(conn, QueuedJob(generation_id, charged["model_id"], None))
-            values = {
-                **spec_values(spec),
-                "id": generation_id,
-                "project_id": project_id,
-                "model_id": charged["model_id"],
-                # The model's own spelling of its name.
-                SPEC_COLUMNS["model"]: charged["model_name"],
-                "status": "processing" if server else "pending",
-                "server_id": server["id"] if server else "",
-                "inputs": inputs_value(inputs),
-                "request_body": request_body,
-                "quota_day": quota_day,
-                "credits_charged": charged["credits"],
-                "trace_parent": tracing.traceparent(),
-            }
-            placeholders = {column: f"%({column})s" for column in values}
-            if server:
-                placeholders["started_at"] = "clock_timestamp()"
-            columns, given_values = ", ".join(placeholders), ", ".join(placeholders.values())
-            generation_cur = await conn.execute(
-                f"INSERT INTO generations ({columns}) VALUES ({given_values}) RETURNING {GENERATION_COLUMNS}",
-                values,
-            )
-            await conn.execute(
-                "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline, server_id,"
-                "   worker_id, attempts, lease_expires_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp() + %s)",
-                (
-                    generation_id, project_id, charged["model_id"], "running" if server else "queued", score,
-                    deadline, server and server["id"], server and lease_to[0], 1 if server else 0,
-                    _seconds(lease_to[1]) if server else None,
-                ),
-            )  # fmt: skip
-            if not server:
-                await notify(conn, "imagegen_jobs")
-            row = {**await generation_cur.fetchone(), "images": []}
-            if not server:
-                return "created", {**row, "job": None}
-            await queue_deliveries(conn, [row], "start")
-            return "created", {**row, "job": _lease_of(row, server, 1, deadline)}
+    ) -> _Inserted | tuple[str, Row | None]:
+        """The enqueue's statements, in the caller's transaction: what an idempotency key answers, or
+        the generation's insert (its row read after the commit) and the server it is leased on."""
+        if idempotency is not None:
+            outcome = await self._claim_idempotency_key(conn, project_id, generation_id, idempotency)
+            if outcome is not None:
+                return outcome
+        if stored_inputs := [image.storage_key for image in inputs if image.storage_key]:
+            await self.repo.lock_unused_blobs(conn, stored_inputs)
+            if swept := await self.repo.refused_blobs(conn, stored_inputs, inputs_stored_again):
+                raise Refused("being-swept", {"keys": swept})
+        recent_cur = await conn.execute(RECENT_REQUESTS, (project_id, spec.user, priorities.counted_up_to))
+        given = sum(1 for image in inputs if not image.pointer and image.role == "image")
+        quota_day, charged = await self._charge(conn, project_id, spec, given)
+        score = priorities.score(spec.priority, (await recent_cur.fetchone())["n"])
+        server = None
+        if lease_to is not None:
+            # Only while no other job of the model is ready and queued: then the queue's order
+            # decides, not who asked last. The rows go in leased, rather than queued and then
+            # updated: no one can be watching them before this commits.
+            server = await self._free_server(conn, QueuedJob(generation_id, charged["model_id"], None))
+        values = {
+            **spec_values(spec),
+            "id": generation_id,
+            "project_id": project_id,
+            "model_id": charged["model_id"],
+            # The model's own spelling of its name.
+            SPEC_COLUMNS["model"]: charged["model_name"],
+            "status": "processing" if server else "pending",
+            "server_id": server["id"] if server else "",
+            "inputs": inputs_value(inputs),
+            "request_body": request_body,
+            "quota_day": quota_day,
+            "credits_charged": charged["credits"],
+            "trace_parent": tracing.traceparent(),
+        }
+        placeholders = {column: f"%({column})s" for column in values}
+        if server:
+            placeholders["started_at"] = "clock_timestamp()"
+        columns, given_values = ", ".join(placeholders), ", ".join(placeholders.values())
+        generation_cur = await conn.execute(
+            f"INSERT INTO generations ({columns}) VALUES ({given_values}) RETURNING {GENERATION_COLUMNS}",
+            values,
+        )
+        await conn.execute(
+            "INSERT INTO jobs (generation_id, project_id, model_id, state, score, deadline, server_id,"
+            "   worker_id, attempts, lease_expires_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp() + %s)",
+            (
+                generation_id, project_id, charged["model_id"], "running" if server else "queued", score,
+                deadline, server and server["id"], server and lease_to[0], 1 if server else 0,
+                _seconds(lease_to[1]) if server else None,
+            ),
+        )  # fmt: skip
+        if server:
+            # What the start webhook's row needs is what was just inserted.
+            await queue_deliveries(conn, [values], "start")
+        else:
+            await notify(conn, "imagegen_jobs")
+        return _Inserted(generation_cur, server)
 
     async def _charge(
         self, conn: AsyncConnection, project_id: str, spec: catalog_pb2.GenerationSpec, images_given: int = 0
