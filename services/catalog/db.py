@@ -7,10 +7,11 @@ import contextlib
 import logging
 import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import LiteralString, TypeVar
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg.pq import PipelineStatus, TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -83,6 +84,14 @@ async def pipelined_transaction(
             with contextlib.suppress(psycopg.Error):
                 await conn.execute("ROLLBACK")
         raise
+
+
+def pipelined(conn: psycopg.AsyncConnection) -> AbstractAsyncContextManager:
+    """`conn.pipeline()`, or nothing where `conn` is in one already: the end of a pipeline inside
+    another waits for every answer so far, a round trip the outer one makes anyway at its own end."""
+    if conn.info.pipeline_status != PipelineStatus.OFF:
+        return contextlib.nullcontext()
+    return conn.pipeline()
 
 
 async def migrate(database_url: str) -> list[str]:

@@ -20,7 +20,7 @@ from services.common.vocabulary import PRIORITIES
 
 from . import native_policy
 from .account_store import AccountStore
-from .db import pipelined_transaction
+from .db import pipelined, pipelined_transaction
 from .notifier import notify, notify_watchers
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, inputs_value, qualified_columns, spec_values
 from .repository import Outcome, Repository, Row
@@ -312,7 +312,7 @@ class JobQueue:
         )
         # Pipelined: one round trip. The count runs after the locks, so it sees every claim that
         # committed before them.
-        async with conn.pipeline():
+        async with pipelined(conn):
             # Locked in id order so two claimers never wait on each other in a cycle.
             servers_cur = await conn.execute(
                 "SELECT s.id, s.model_id, s.position, s.max_concurrency, s.url, s.api_key, s.private_ok,"
@@ -353,7 +353,7 @@ class JobQueue:
             return []
         ids = [job.generation_id for job, _ in assignments]
         server_ids = [server.id for _, server in assignments]
-        async with conn.pipeline():
+        async with pipelined(conn):
             leases_cur = await conn.execute(
                 "UPDATE jobs SET state = 'running', server_id = a.server_id, worker_id = %s,"
                 " attempts = attempts + 1, lease_expires_at = clock_timestamp() + %s,"

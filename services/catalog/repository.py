@@ -18,7 +18,7 @@ from services.common.ids import is_id, new_id
 from services.common.vocabulary import MAX_OUTPUTS_PER_IMAGE, TERMINAL_STATUSES
 
 from .arweave_store import IMAGE_ARCHIVE_COLUMNS, queue_archives, take_archive
-from .db import pipelined_transaction
+from .db import pipelined, pipelined_transaction
 from .notifier import notify, notify_watchers
 from .records import GENERATION_COLUMNS, SPEC_COLUMNS, Row, qualified_columns
 from .sealing import Sealer
@@ -358,7 +358,7 @@ class Repository:
             if outcome.archive and row["permanent_urls"]:
                 archived.extend(row["images"])
         # One round trip for everything that follows from the rows moved.
-        async with conn.pipeline():
+        async with pipelined(conn):
             if images:
                 await conn.execute(
                     f"INSERT INTO output_images ({_IMAGE_COLUMNS})"
