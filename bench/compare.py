@@ -145,6 +145,8 @@ def _run(side: Side, load: Load, concurrency: int, seconds: float) -> Measured:
     measured = measured_load(side.pids, side.gateway + load.path, side.key, concurrency, seconds, load.body)
     if measured.load.errors:
         raise RuntimeError(f"{side.name}: {measured.load.errors} requests were not answered 200")
+    if not measured.load.latencies:
+        raise RuntimeError(f"{side.name}: no request was answered in {seconds:.0f}s at c={concurrency}")
     return measured
 
 
