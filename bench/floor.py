@@ -17,20 +17,18 @@ its processes, its calls between them and its two commits per generation.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
 import pathlib
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 
-from .load import load_generator, measured_load, percentile, run_load
+from .load import figures, load_generator, measured_load, print_figures, run_load
 from .rest_sync import BODY
 
 # The issue's targets for procedural 64x64 through REST (issue 14), printed beside the floor.
@@ -41,29 +39,21 @@ TARGETS = {"p50_ms_c1": 8.0, "requests_per_s_c16": 250.0, "p99_ms_c16": 150.0, "
 
 
 def _serve(role: str) -> None:
+    """One bare server, with the services' own lifecycle (health, port file, SIGTERM drain), which costs
+    a call nothing."""
     import grpc
     import uvloop
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-    from services.common.server import SERVER_OPTIONS, write_port_file
+    from services.common import server as lifecycle
 
     async def main() -> None:
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        server = grpc.aio.server(options=lifecycle.SERVER_OPTIONS)
         names, closing = await _ROLES[role](server)
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        port = server.add_insecure_port(f"127.0.0.1:{os.environ[f'IMAGEGEN_{role.upper()}_PORT']}")
-        await server.start()
-        for name in ["", *names]:
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        write_port_file(port)
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        await stopping.wait()
-        await server.stop(1)
-        await closing()
+        lifecycle.on_stop(server, closing)
+        port = lifecycle.finish_server(
+            server, names, "127.0.0.1", int(os.environ[f"IMAGEGEN_{role.upper()}_PORT"])
+        )
+        await lifecycle.serve_until_signal(server, port, role, grace=1)
 
     uvloop.run(main())
 
@@ -251,38 +241,21 @@ def main() -> None:
         url = gateway_url + "/api/images/generations"
         run_load(url, "floor", 4, 2.0, BODY)  # warm-up
         for concurrency in (1, 16):
-            measured = measured_load(pids, url, "floor", concurrency, args.seconds, BODY)
-            latencies, cpu = measured.load.latencies, measured.cpu_seconds
-            per_generation = 1000 / max(len(latencies), 1)
             rows.append(
-                {
-                    "concurrency": concurrency,
-                    "errors": measured.load.errors,
-                    "requests_per_s": round(len(latencies) / measured.load.seconds, 1),
-                    "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
-                    "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
-                    "cpu_ms_per_generation": round(sum(cpu.values()) * per_generation, 2),
-                    "by_process": {name: round(seconds * per_generation, 2) for name, seconds in cpu.items()},
-                }
+                figures(concurrency, measured_load(pids, url, "floor", concurrency, args.seconds, BODY))
             )
     run = f"{args.seconds:.0f}s per run, load from {load_generator()}"
     print(f"the platform's shape with none of its rules, {run}")
-    print("conc  req/s   p50 ms   p99 ms  CPU ms/gen  by process")
-    for row in rows:
-        by_process = " ".join(f"{name} {ms}" for name, ms in row["by_process"].items())
-        print(
-            f"{row['concurrency']:>4} {row['requests_per_s']:>6} {row['p50_ms']:>8} {row['p99_ms']:>8}"
-            f" {row['cpu_ms_per_generation']:>11}  {by_process}"
-        )
+    print_figures(rows)
     print(f"the built-in model's work per 64x64 generation: {work} ms, {work_ms:.2f} ms in all")
     c1, c16 = rows
     floor = {
         "p50_ms_c1": round(c1["p50_ms"] + work_ms, 2),
         "p99_ms_c16": c16["p99_ms"],  # without the model's work: a lower bound still
-        "cpu_ms_per_generation": round(c16["cpu_ms_per_generation"] + work_ms, 2),
+        "cpu_ms_per_generation": round(c16["platform_cpu_ms_per_generation"] + work_ms, 2),
         # Two cores: at best every core works all the time.
         "requests_per_s_c16": round(
-            min(c16["requests_per_s"], 2000 / (c16["cpu_ms_per_generation"] + work_ms)), 1
+            min(c16["requests_per_s"], 2000 / (c16["platform_cpu_ms_per_generation"] + work_ms)), 1
         ),
     }
     for name, target in TARGETS.items():

@@ -71,6 +71,34 @@ def measured_load(
     return Measured(load, {name: platform_cpu_seconds([pid]) - before[name] for name, pid in pids.items()})
 
 
+def figures(concurrency: int, measured: Measured) -> dict:
+    """One measured run as the sync benchmarks report it: requests/s, p50/p99, and CPU milliseconds per
+    generation over every process and by process."""
+    latencies, cpu = measured.load.latencies, measured.cpu_seconds
+    per_generation = 1000 / max(len(latencies), 1)
+    return {
+        "concurrency": concurrency,
+        "generations": len(latencies),
+        "errors": measured.load.errors,
+        "requests_per_s": round(len(latencies) / measured.load.seconds, 1),
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "platform_cpu_ms_per_generation": round(sum(cpu.values()) * per_generation, 2),
+        "cpu_ms_per_generation": {name: round(seconds * per_generation, 2) for name, seconds in cpu.items()},
+    }
+
+
+def print_figures(rows: list[dict]) -> None:
+    header = f"{'conc':>4} {'gens':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/gen':>11}"
+    print(header + "  by process")
+    for r in rows:
+        print(
+            f"{r['concurrency']:>4} {r['generations']:>6} {r['errors']:>4} {r['requests_per_s']:>8} "
+            f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['platform_cpu_ms_per_generation']:>11}  "
+            + " ".join(f"{name} {ms}" for name, ms in r["cpu_ms_per_generation"].items())
+        )
+
+
 def _use_wrk() -> bool:
     return os.environ.get("IMAGEGEN_BENCH_LOAD", "wrk") == "wrk" and shutil.which("wrk") is not None
 

@@ -16,7 +16,7 @@ import psutil
 from tools.otlp_receiver import otlp_receiver
 
 from .harness import benched_platform
-from .load import load_generator, measured_load, percentile, run_load
+from .load import figures, load_generator, measured_load, print_figures, run_load
 
 BODY = {"prompt": "a misty lake at sunset", "user": "bench", "width": 64, "height": 64}
 
@@ -46,25 +46,13 @@ def main() -> None:
         for concurrency in args.concurrency:
             gc_before = benched.full_gc_passes()
             measured = measured_load(pids, url, key, concurrency, args.seconds, BODY)
-            latencies, errors, elapsed = measured.load.latencies, measured.load.errors, measured.load.seconds
-            cpu = measured.cpu_seconds
             gc_passes = {
                 service: (count - gc_before[service][0], seconds - gc_before[service][1])
                 for service, (count, seconds) in benched.full_gc_passes().items()
             }
-            per_generation = 1000 / max(len(latencies), 1)
             results.append(
                 {
-                    "concurrency": concurrency,
-                    "generations": len(latencies),
-                    "errors": errors,
-                    "requests_per_s": round(len(latencies) / elapsed, 1),
-                    "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
-                    "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
-                    "platform_cpu_ms_per_generation": round(sum(cpu.values()) * per_generation, 2),
-                    "cpu_ms_per_generation": {
-                        name: round(seconds * per_generation, 2) for name, seconds in cpu.items()
-                    },
+                    **figures(concurrency, measured),
                     # Full garbage collections during the run, each a pause every call in flight waits out.
                     "full_gc_passes": {
                         service: {"count": int(count), "mean_ms": round(seconds * 1000 / max(count, 1), 1)}
@@ -77,16 +65,7 @@ def main() -> None:
     traced = f", traced ({spans} spans received)" if args.traced else ""
     run = f"{args.seconds:.0f}s per run, {cpus} CPUs, load from {load_generator()}{traced}"
     print(f"sync generation via Envoy (REST), procedural 64x64, {run}")
-    columns = (
-        f"{'conc':>4} {'gens':>6} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/gen':>11}"
-    )
-    print(columns + "  by process")
-    for r in results:
-        print(
-            f"{r['concurrency']:>4} {r['generations']:>6} {r['errors']:>4} {r['requests_per_s']:>8} "
-            f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['platform_cpu_ms_per_generation']:>11}  "
-            + " ".join(f"{name} {ms}" for name, ms in r["cpu_ms_per_generation"].items())
-        )
+    print_figures(results)
     for r in results:
         passes = ", ".join(
             f"{service} {p['count']} (mean {p['mean_ms']} ms)" for service, p in r["full_gc_passes"].items()

@@ -33,7 +33,7 @@ RETRY_AFTER_SECONDS = 2.0
 async def _configure(conn: psycopg.AsyncConnection) -> None:
     # Statements the driver has prepared keep one generic plan. Left to choose, Postgres planned some
     # again at every call (a custom plan looked cheaper for their arrays and unnest()s: the lock of a
-    # model's servers, 313 us a time; a completion's update, 436 us), a fifth of its CPU under load.
+    # model's servers, 313 us a time; a completion's update, 436 us): about 0.9 ms of its CPU per generation.
     await conn.execute("SET plan_cache_mode = force_generic_plan")
 
 
